@@ -1,0 +1,147 @@
+"""Argument validators shared by every public entry point.
+
+MindSpore's type rules are strict and we keep them: where MindSpore wants a ``float``, a Python ``int``
+(and a ``bool``) is a ``TypeError``; ranges are ``ValueError``; inf/NaN are ``ValueError``.
+
+Every message follows one template::
+
+    {api}: '{name}' must be {rule}, but got {value!r} ({type}). {fix}
+
+so that a user reading it learns which call, which argument, which rule and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "check_bool",
+    "check_float",
+    "check_float_in_range",
+    "check_non_negative_float",
+    "check_non_negative_int",
+    "check_number_as_float",
+    "check_positive_float",
+    "check_positive_int",
+    "describe",
+    "fail",
+]
+
+
+def describe(value: Any) -> str:
+    """``repr(value)`` followed by its type name, as error messages show it."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def fail(api: str, name: str, rule: str, value: Any, fix: str = "", *, exc: type = ValueError):
+    """Raise ``exc`` with the project's message template."""
+    message = f"{api}: '{name}' must be {rule}, but got {describe(value)}."
+    if fix:
+        message += f" {fix}"
+    raise exc(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _float_fix(value: Any) -> str:
+    if _is_int(value):
+        return f"Write it as a float, e.g. {float(value)!r} (MindSpore rejects ints here)."
+    return "Pass a Python float."
+
+
+def check_positive_int(value: Any, name: str, api: str) -> int:
+    """An ``int`` (not ``bool``) ``> 0``."""
+    if not _is_int(value):
+        fail(api, name, "a positive int", value, "Pass a Python int such as 10.", exc=TypeError)
+    if value <= 0:
+        fail(api, name, "a positive int (> 0)", value)
+    return value
+
+
+def check_non_negative_int(value: Any, name: str, api: str) -> int:
+    """An ``int`` (not ``bool``) ``>= 0``."""
+    if not _is_int(value):
+        fail(api, name, "a non-negative int", value, "Pass a Python int such as 0.", exc=TypeError)
+    if value < 0:
+        fail(api, name, "a non-negative int (>= 0)", value)
+    return value
+
+
+def check_float(value: Any, name: str, api: str) -> float:
+    """A finite Python ``float`` (``int`` and ``bool`` are rejected, as in MindSpore)."""
+    if not isinstance(value, float):
+        fail(api, name, "a float", value, _float_fix(value), exc=TypeError)
+    if not math.isfinite(value):
+        fail(api, name, "a finite float", value)
+    return value
+
+
+def check_positive_float(value: Any, name: str, api: str) -> float:
+    """A finite Python ``float`` ``> 0``."""
+    if not isinstance(value, float):
+        fail(api, name, "a positive float", value, _float_fix(value), exc=TypeError)
+    if not math.isfinite(value) or value <= 0:
+        fail(api, name, "a finite float > 0", value)
+    return value
+
+
+def check_non_negative_float(value: Any, name: str, api: str) -> float:
+    """A finite Python ``float`` ``>= 0``."""
+    if not isinstance(value, float):
+        fail(api, name, "a non-negative float", value, _float_fix(value), exc=TypeError)
+    if not math.isfinite(value) or value < 0:
+        fail(api, name, "a finite float >= 0", value)
+    return value
+
+
+def check_number_as_float(value: Any, name: str, api: str, *, minimum: float | None = None) -> float:
+    """An ``int``, ``float`` or ``bool`` converted to float (MindSpore's looser rule), finite.
+
+    Used where MindSpore calls ``float(x)`` itself (``loss_scale``, ``weight_decay``, static lrs).
+    """
+    if not isinstance(value, int | float):
+        fail(api, name, "an int or float", value, "Pass a Python number.", exc=TypeError)
+    result = float(value)
+    if not math.isfinite(result):
+        fail(api, name, "finite", value)
+    if minimum is not None and result < minimum:
+        fail(api, name, f">= {minimum}", value)
+    return result
+
+
+def check_float_in_range(
+    value: Any,
+    name: str,
+    api: str,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = False,
+    high_inclusive: bool = False,
+    allow_int: bool = False,
+) -> float:
+    """A Python ``float`` inside ``(low, high)``, ``[low, high]`` or a mix (MindSpore ``check_float_range``)."""
+    if allow_int and _is_int(value):
+        value = float(value)
+    if not isinstance(value, float):
+        fail(api, name, "a float", value, _float_fix(value), exc=TypeError)
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    above = value >= low if low_inclusive else value > low
+    below = value <= high if high_inclusive else value < high
+    if not (above and below):
+        fail(api, name, f"in the range {left}{low}, {high}{right}", value)
+    return value
+
+
+def check_bool(value: Any, name: str, api: str) -> bool:
+    """A Python ``bool`` (``1``/``0`` are rejected, as in MindSpore)."""
+    if not isinstance(value, bool):
+        fail(api, name, "a bool", value, "Pass True or False.", exc=TypeError)
+    return value

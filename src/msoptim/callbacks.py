@@ -1,0 +1,110 @@
+"""MindSpore's learning-rate callbacks, for plain training loops (Lightning adapters live apart).
+
+``LearningRateScheduler(fn)`` calls ``fn(lr, step)`` at the end of each step and writes the result
+into the optimizer's static lr tensor: the new lr applies from the next step, as in MindSpore.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from msoptim._validate import describe
+from msoptim.errors import UnsupportedLrKindError
+
+__all__ = ["LearningRateScheduler", "printed_float32", "static_lr_of"]
+
+
+def printed_float32(value: float) -> float:
+    """The Python float MindSpore reads back from a float32 lr: its printed value (<= 8 digits).
+
+    MindSpore's callbacks read the lr as ``float(numpy.array2string(lr))``: the shortest decimal that
+    identifies the float32 value, capped at 8 significant digits. Reproducing that keeps
+    ``fn(lr, step)`` bit-compatible (``lr * 0.1`` of 0.1 gives 0.010000000000000002, not the float32
+    0.1's 0.010000000149...).
+    """
+    text = np.format_float_positional(
+        np.float32(value), precision=8, unique=True, fractional=False, trim="-"
+    )
+    return float(text)
+
+
+def static_lr_of(optimizer: Any, api: str) -> torch.Tensor:
+    """The optimizer's single static lr tensor, or a clear error for group / dynamic lrs."""
+    if getattr(optimizer, "is_group_lr", False) or getattr(optimizer, "dynamic_lr", False):
+        kind = "per-group" if optimizer.is_group_lr else "dynamic (table or schedule)"
+        raise UnsupportedLrKindError(
+            f"{api}: the optimizer's learning rate is {kind}; {api} can only change a single "
+            "static learning rate (as in MindSpore, where it fails with AttributeError). Use a "
+            "float learning_rate, or express the change as a LearningRateSchedule."
+        )
+    lr = getattr(optimizer, "learning_rate", None)
+    if not isinstance(lr, torch.Tensor) or lr.ndim != 0:
+        raise UnsupportedLrKindError(
+            f"{api}: expected an msoptim optimizer with a static learning rate, but got "
+            f"{describe(optimizer)}."
+        )
+    return lr
+
+
+class LearningRateScheduler:
+    """Change a static learning rate at each step end with ``fn(lr, step)`` (MindSpore's callback).
+
+    ``step`` is 1-based and counts every step since training began (over epochs). The lr given to
+    ``fn`` is the float32 lr as MindSpore prints it (see :func:`printed_float32`). When the returned
+    value differs (``not math.isclose(lr, new, rel_tol=1e-10)``) it is written into
+    ``optimizer.learning_rate`` and applies from the next step.
+
+    Args:
+        learning_rate_function: ``fn(lr: float, step: int) -> float``.
+
+    Raises:
+        TypeError: ``learning_rate_function`` is not callable.
+
+    Example:
+        >>> import torch, msoptim
+        >>> w = torch.nn.Parameter(torch.ones(1))
+        >>> opt = msoptim.Momentum([("w", w)], learning_rate=0.1, momentum=0.9)
+        >>> scheduler = msoptim.LearningRateScheduler(lambda lr, step: lr * 0.5 if step % 2 == 0 else lr)
+        >>> for step in range(1, 5):
+        ...     scheduler.step_end(opt, step)
+        >>> round(float(opt.learning_rate), 6)
+        0.025
+
+    Note (MindSpore vs torch.optim):
+        Like ``torch.optim.lr_scheduler.LambdaLR`` but the function maps the *current* lr and the
+        global step to the next lr, and it acts at step end.
+    """
+
+    def __init__(self, learning_rate_function: Callable[[float, int], float]) -> None:
+        if not callable(learning_rate_function):
+            raise TypeError(
+                "LearningRateScheduler: 'learning_rate_function' must be callable as "
+                f"fn(lr, step) -> float, but got {describe(learning_rate_function)}."
+            )
+        self.learning_rate_function = learning_rate_function
+
+    def step_end(self, optimizer: Any, step: int) -> None:
+        """Call at the end of step ``step`` (1-based, global over epochs)."""
+        lr_tensor = static_lr_of(optimizer, "LearningRateScheduler")
+        lr = printed_float32(float(lr_tensor))
+        new_lr = self.learning_rate_function(lr, step)
+        if isinstance(new_lr, torch.Tensor):
+            new_lr = float(new_lr)
+        if not isinstance(new_lr, int | float) or isinstance(new_lr, bool):
+            raise TypeError(
+                "LearningRateScheduler: the learning-rate function must return a float, but "
+                f"returned {describe(new_lr)} at step {step}."
+            )
+        if not math.isfinite(new_lr) or new_lr < 0:
+            raise ValueError(
+                "LearningRateScheduler: the learning-rate function returned "
+                f"{new_lr!r} at step {step}; a learning rate must be finite and >= 0."
+            )
+        if not math.isclose(lr, new_lr, rel_tol=1e-10):
+            with torch.no_grad():
+                lr_tensor.fill_(new_lr)

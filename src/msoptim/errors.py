@@ -1,0 +1,45 @@
+"""Exception types that carry two built-in bases, so both MindSpore's and torch's ``except`` clauses work.
+
+Every class here subclasses built-in exceptions only; no project-specific root class.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DuplicateParameterError",
+    "LearningRateTableExhausted",
+    "UnknownGroupKeyError",
+    "UnsupportedLrKindError",
+]
+
+
+class LearningRateTableExhausted(IndexError, RuntimeError):
+    """A dynamic learning-rate table has no entry for the current ``global_step``.
+
+    MindSpore raises ``RuntimeError`` (from its ``Gather`` kernel); Python code expects ``IndexError``
+    for an index past the end. This class is both.
+    """
+
+
+class DuplicateParameterError(ValueError, RuntimeError):
+    """A parameter appears twice (in one group, in two groups, or as two views of one storage).
+
+    MindSpore raises ``RuntimeError`` for a parameter set twice; a bad argument is a ``ValueError``.
+    """
+
+
+class UnknownGroupKeyError(KeyError):
+    """A parameter-group dict has a key the optimizer does not know.
+
+    ``KeyError`` is what MindSpore raises. Its ``str`` normally quotes the message; this one doesn't.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedLrKindError(TypeError, AttributeError):
+    """An operation that needs a static learning rate met a dynamic or per-group one.
+
+    MindSpore's ``LearningRateScheduler`` fails here with ``AttributeError``; ours says why.
+    """

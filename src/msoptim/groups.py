@@ -1,0 +1,413 @@
+"""Turn the user's ``params`` into validated parameter groups, once, at construction.
+
+Accepted forms (``../API.md``): an ``nn.Module``; a list of ``Parameter`` or ``(name, Parameter)``;
+a list of group dicts with keys ``params``, ``lr``, ``weight_decay``, ``grad_centralization``, or a
+dict holding only ``order_params``. Every problem found is collected, then one exception of
+MindSpore's type is raised, listing each problem with the group index, the key or parameter name, and
+the fix. Nothing is mutated before everything is valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from msoptim._validate import describe
+from msoptim.errors import DuplicateParameterError, UnknownGroupKeyError
+from msoptim.lr_sources import LrSpec, parse_lr, parse_weight_decay
+from msoptim.params import is_named_param, trainable_params
+
+__all__ = ["ResolvedGroup", "ResolvedParams", "resolve_params"]
+
+GROUP_KEYS = ("params", "lr", "weight_decay", "grad_centralization", "order_params")
+
+
+@dataclass
+class ResolvedGroup:
+    """One validated group: its parameters and the keys the user gave (None = use the default)."""
+
+    index: int
+    params: list[nn.Parameter]
+    lr: LrSpec | None = None
+    weight_decay: Any = None
+    grad_centralization: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ResolvedParams:
+    """All groups, the final parameter order (MindSpore's ``opt.parameters``) and every name."""
+
+    groups: list[ResolvedGroup]
+    order: list[nn.Parameter]
+    names: dict[int, str]
+    is_group: bool
+    ordered: bool
+
+
+class _Problems:
+    """Collects violations; raises one exception of the first violation's type listing them all."""
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self.items: list[tuple[type[Exception], str]] = []
+
+    def add(self, kind: type[Exception], message: str) -> None:
+        self.items.append((kind, message))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        kind = self.items[0][0]
+        if len(self.items) == 1:
+            message = f"{self.api}: {self.items[0][1]}"
+        else:
+            lines = "\n".join(f"  - {text}" for _, text in self.items)
+            message = f"{self.api}: {len(self.items)} problems in 'params':\n{lines}"
+        raise kind(message)
+
+
+def _param_label(param: Tensor, name: str | None) -> str:
+    shape = tuple(param.shape)
+    return f"'{name}' (shape {shape})" if name else f"a tensor of shape {shape}"
+
+
+def _materialize(value: Any, where: str, problems: _Problems) -> list[Any] | None:
+    """``list(value)`` once (a generator can only be read once), with MindSpore's checks."""
+    if value is None:
+        problems.add(ValueError, f"{where} must not be None. Pass a list of parameters.")
+        return None
+    if isinstance(value, Tensor):
+        problems.add(
+            TypeError,
+            f"{where} must be a list of parameters, but got a single tensor of shape "
+            f"{tuple(value.shape)}. Wrap it in a list: [param].",
+        )
+        return None
+    if isinstance(value, set | frozenset):
+        problems.add(
+            TypeError,
+            f"{where} must be an ordered list, but got a {type(value).__name__}: a set has no "
+            "stable order, so the parameter order (and checkpoints) would change between runs.",
+        )
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        problems.add(
+            TypeError, f"{where} must be an iterable of parameters, but got {describe(value)}."
+        )
+        return None
+    items = list(value)
+    if not items:
+        problems.add(
+            ValueError,
+            f"{where} must not be empty. Remove the empty group, or put parameters in it.",
+        )
+        return None
+    return items
+
+
+def _check_parameters(
+    items: list[Any], where: str, problems: _Problems, names: dict[int, str]
+) -> list[nn.Parameter]:
+    """Each item is a Parameter or (name, Parameter) that requires grad; records given names."""
+    params: list[nn.Parameter] = []
+    for position, item in enumerate(items):
+        name = None
+        tensor = item
+        if is_named_param(item):
+            name, tensor = item
+        if not isinstance(tensor, nn.Parameter):
+            fix = (
+                "Wrap it with torch.nn.Parameter(...), or pass model.parameters()."
+                if isinstance(tensor, Tensor)
+                else "Pass torch.nn.Parameter objects or (name, Parameter) pairs."
+            )
+            problems.add(
+                TypeError,
+                f"{where}[{position}] must be a torch.nn.Parameter, but got "
+                f"{_describe_item(tensor)}. {fix}",
+            )
+            continue
+        if not tensor.requires_grad:
+            problems.add(
+                ValueError,
+                f"parameter {_param_label(tensor, name)} at {where}[{position}] has "
+                "requires_grad=False, so it would never be updated. Leave frozen parameters out "
+                "(msoptim.trainable_params(model) does).",
+            )
+            continue
+        if tensor.is_complex() or not tensor.is_floating_point():
+            problems.add(
+                TypeError,
+                f"parameter {_param_label(tensor, name)} at {where}[{position}] has dtype "
+                f"{tensor.dtype}; MindSpore's optimizers update real floating-point parameters only.",
+            )
+            continue
+        if name is not None:
+            known = names.get(id(tensor))
+            if known is not None and known != name:
+                problems.add(
+                    ValueError,
+                    f"parameter {_param_label(tensor, name)} is also named '{known}'. Give each "
+                    "parameter one name.",
+                )
+            names[id(tensor)] = name
+        params.append(tensor)
+    return params
+
+
+def _describe_item(item: Any) -> str:
+    if isinstance(item, Tensor):
+        return f"a plain tensor of shape {tuple(item.shape)}"
+    return describe(item)
+
+
+def _unknown_key_message(key: Any, where: str, allowed: Iterable[str]) -> str:
+    allowed = list(allowed)
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"{where} has unknown key {key!r}. Allowed keys: {', '.join(allowed)}.{hint}"
+
+
+def _resolve_group(
+    index: int,
+    group: Mapping[str, Any],
+    problems: _Problems,
+    names: dict[int, str],
+    echo_keys: Mapping[str, Any],
+    api: str,
+) -> ResolvedGroup | None:
+    where = f"param_groups[{index}]"
+    unknown = [key for key in group if key not in GROUP_KEYS and key not in echo_keys]
+    for key in unknown:
+        problems.add(
+            UnknownGroupKeyError,
+            _unknown_key_message(key, where, [*GROUP_KEYS, *echo_keys]),
+        )
+    if "params" not in group:
+        problems.add(
+            UnknownGroupKeyError,
+            f"{where} has no 'params' key. Every group needs 'params': [parameters].",
+        )
+        return None
+    items = _materialize(group["params"], f"{where}['params']", problems)
+    if items is None:
+        return None
+    resolved = ResolvedGroup(index, _check_parameters(items, f"{where}['params']", problems, names))
+    if "lr" in group:
+        try:
+            resolved.lr = parse_lr(group["lr"], where=f"{where}['lr']", api=api)
+        except (TypeError, ValueError) as error:
+            problems.add(type(error), _strip_api(str(error), api))
+    if "weight_decay" in group:
+        try:
+            resolved.weight_decay = parse_weight_decay(
+                group["weight_decay"], where=f"{where}['weight_decay']", api=api
+            )
+        except (TypeError, ValueError) as error:
+            problems.add(type(error), _strip_api(str(error), api))
+    if "grad_centralization" in group:
+        flag = group["grad_centralization"]
+        if not isinstance(flag, bool):
+            problems.add(
+                TypeError,
+                f"{where}['grad_centralization'] must be a bool, but got {describe(flag)}.",
+            )
+        resolved.grad_centralization = flag
+    for key, expected in echo_keys.items():
+        if key in group:
+            resolved.extra[key] = group[key]
+            if not _same_value(group[key], expected):
+                problems.add(
+                    ValueError,
+                    f"{where}[{key!r}] is {describe(group[key])} but the optimizer's {key!r} is "
+                    f"{describe(expected)}; MindSpore's optimizers take {key!r} per optimizer, not "
+                    "per group. Remove it from the group.",
+                )
+    return resolved
+
+
+def _same_value(given: Any, expected: Any) -> bool:
+    if isinstance(given, Tensor) or isinstance(expected, Tensor):
+        return given is expected
+    try:
+        return bool(given == expected)
+    except Exception:
+        return False
+
+
+def _strip_api(message: str, api: str) -> str:
+    prefix = f"{api}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _resolve_order(
+    index: int, group: Mapping[str, Any], problems: _Problems, names: dict[int, str]
+) -> list[nn.Parameter] | None:
+    where = f"param_groups[{index}]"
+    others = [key for key in group if key != "order_params"]
+    if others:
+        problems.add(
+            ValueError,
+            f"{where} holds 'order_params' and also {others}: an 'order_params' dict must hold "
+            "only that key. Move the other keys to a group with 'params'.",
+        )
+    value = group["order_params"]
+    if isinstance(value, Tensor) or isinstance(value, str) or not isinstance(value, Iterable):
+        problems.add(
+            TypeError,
+            f"{where}['order_params'] must be a list of parameters, but got {describe(value)}.",
+        )
+        return None
+    return _check_parameters(list(value), f"{where}['order_params']", problems, names)
+
+
+def _check_unique(groups: list[ResolvedGroup], names: dict[int, str], problems: _Problems) -> None:
+    seen: dict[int, int] = {}
+    for group in groups:
+        for param in group.params:
+            first = seen.get(id(param))
+            label = _param_label(param, names.get(id(param)))
+            if first is None:
+                seen[id(param)] = group.index
+            elif first == group.index:
+                problems.add(
+                    DuplicateParameterError,
+                    f"parameter {label} appears twice in param_groups[{first}]. List it once.",
+                )
+            else:
+                problems.add(
+                    DuplicateParameterError,
+                    f"parameter {label} appears in param_groups[{first}] and "
+                    f"param_groups[{group.index}]. Put each parameter in exactly one group.",
+                )
+    by_name: dict[str, int] = {}
+    for group in groups:
+        for param in group.params:
+            name = names.get(id(param))
+            if name is None:
+                continue
+            other = by_name.setdefault(name, id(param))
+            if other != id(param):
+                problems.add(
+                    DuplicateParameterError,
+                    f"two different parameters are both named '{name}'. Names key checkpoints "
+                    "and MindSpore's weight-decay rule: give each parameter its own name.",
+                )
+
+
+def _apply_order(
+    index: int,
+    order: list[nn.Parameter],
+    groups: list[ResolvedGroup],
+    names: dict[int, str],
+    problems: _Problems,
+) -> list[nn.Parameter]:
+    grouped = [param for group in groups for param in group.params]
+    grouped_ids = {id(param) for param in grouped}
+    order_ids = [id(param) for param in order]
+    where = f"param_groups[{index}]['order_params']"
+    strangers = [param for param in order if id(param) not in grouped_ids]
+    missing = [param for param in grouped if id(param) not in set(order_ids)]
+    repeated = {pid for pid in order_ids if order_ids.count(pid) > 1}
+    for param in strangers:
+        problems.add(
+            ValueError,
+            f"{where} lists {_param_label(param, names.get(id(param)))}, which is in no group. "
+            "'order_params' must list exactly the grouped parameters: add it to a group or "
+            "remove it from 'order_params'.",
+        )
+    for param in missing:
+        problems.add(
+            ValueError,
+            f"{where} misses {_param_label(param, names.get(id(param)))}, which is in a group. "
+            "'order_params' must list every grouped parameter (e.g. msoptim.trainable_params(net)).",
+        )
+    for pid in repeated:
+        param = next(p for p in order if id(p) == pid)
+        problems.add(
+            DuplicateParameterError,
+            f"{where} lists {_param_label(param, names.get(pid))} more than once. List it once.",
+        )
+    return order
+
+
+def resolve_params(
+    params: Any, *, api: str, echo_keys: Mapping[str, Any] | None = None
+) -> ResolvedParams:
+    """Validate ``params`` and return groups, order and names; raise one clear error otherwise.
+
+    Args:
+        params: an ``nn.Module``, a list of parameters / ``(name, Parameter)`` pairs, or group dicts.
+        api: the optimizer's name, for messages.
+        echo_keys: optimizer arguments a group dict may repeat with the same value (wrappers such as
+            ``ZeroRedundancyOptimizer`` copy the optimizer's keyword arguments into every group).
+
+    Raises:
+        TypeError, ValueError, KeyError: with every problem listed, see module docstring.
+    """
+    echo_keys = dict(echo_keys or {})
+    problems = _Problems(api)
+    names: dict[int, str] = {}
+    if isinstance(params, nn.Module):
+        params = trainable_params(params)
+    items = _materialize(params, "'params'", problems)
+    problems.raise_if_any()
+    assert items is not None
+    kinds = {isinstance(item, Mapping) for item in items}
+    if len(kinds) > 1:
+        problems.add(
+            TypeError,
+            "'params' must be all parameters (or (name, Parameter) pairs) or all group dicts, not "
+            "a mix. Put loose parameters in a group dict of their own.",
+        )
+        problems.raise_if_any()
+    if not kinds.pop():
+        group = ResolvedGroup(0, _check_parameters(items, "params", problems, names))
+        groups = [group]
+        _check_unique(groups, names, problems)
+        problems.raise_if_any()
+        return ResolvedParams(groups, list(group.params), names, is_group=False, ordered=False)
+
+    groups: list[ResolvedGroup] = []
+    order: list[nn.Parameter] | None = None
+    order_index = -1
+    for index, group in enumerate(items):
+        if "order_params" in group:
+            if order is not None:
+                problems.add(
+                    ValueError,
+                    f"param_groups[{index}] is a second 'order_params' dict (the first is "
+                    f"param_groups[{order_index}]). Give one order.",
+                )
+            order = _resolve_order(index, group, problems, names)
+            order_index = index
+            continue
+        resolved = _resolve_group(index, group, problems, names, echo_keys, api)
+        if resolved is not None:
+            groups.append(resolved)
+    if not groups and not problems.items:
+        problems.add(ValueError, "'params' holds no group with 'params'. Add at least one group.")
+    _check_unique(groups, names, problems)
+    problems.raise_if_any()
+    flat = [param for group in groups for param in group.params]
+    ordered = bool(order)
+    if order:
+        flat = _apply_order(order_index, order, groups, names, problems)
+        problems.raise_if_any()
+    return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered)
+
+
+def default_names(order: list[nn.Parameter], names: dict[int, str]) -> tuple[str, ...]:
+    """Each parameter's name: the given one, else ``params[i]`` (its position in the final order)."""
+    return tuple(names.get(id(param), f"params[{i}]") for i, param in enumerate(order))
+
+
+def devices_of(params: Iterable[Tensor]) -> set[torch.device]:
+    """The set of devices the parameters live on."""
+    return {param.device for param in params}

@@ -1,0 +1,47 @@
+"""MindSpore ``ApplyMomentum``: ``v = momentum * v + g``; ``w -= lr * v`` (Nesterov: ``lr * (g + momentum * v)``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["momentum_foreach", "momentum_reference"]
+
+
+def momentum_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moments: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """Per-tensor loop; every op rounds to the parameter dtype, as MindSpore's float32 kernel does."""
+    for param, grad, moment in zip(params, grads, moments):
+        moment.mul_(momentum).add_(grad)
+        if nesterov:
+            param.sub_((grad + moment * momentum) * lr)
+        else:
+            param.sub_(moment * lr)
+
+
+def momentum_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moments: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """The reference arithmetic with ``torch._foreach_*`` ops (bit-identical)."""
+    torch._foreach_mul_(moments, momentum)
+    torch._foreach_add_(moments, grads)
+    if nesterov:
+        steps = torch._foreach_mul(moments, momentum)
+        torch._foreach_add_(steps, grads)
+        torch._foreach_mul_(steps, lr)
+    else:
+        steps = torch._foreach_mul(moments, lr)
+    torch._foreach_sub_(params, steps)

@@ -1,0 +1,79 @@
+"""MindSpore ``SGD`` kernel: first step ``accum = g``, then ``accum = m * accum + (1 - dampening) * g``.
+
+``d = g + m * accum`` (Nesterov) or ``accum``; ``w -= lr * d``. ``stat`` (1 until the first update)
+marks the first step per element. With ``momentum == 0`` the buffers are never touched.
+
+Precision: MindSpore's CPU kernel evaluates ``(1.0 - dampening) * g`` in double (the C++ literal
+``1.0`` promotes it) and rounds the sum once to float32; the reference does the same.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["sgd_foreach", "sgd_reference"]
+
+
+def _dampened_accum(accum: Tensor, grad: Tensor, momentum: float, dampening: float) -> Tensor:
+    if dampening == 0.0:
+        return accum * momentum + grad
+    scaled = accum * momentum
+    return (scaled.double() + (1.0 - dampening) * grad.double()).to(accum.dtype)
+
+
+def sgd_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    stats: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
+    """Per-tensor loop in the CPU kernel's op order."""
+    for param, grad, accum, stat in zip(params, grads, accums, stats):
+        if momentum > 0:
+            updated = _dampened_accum(accum, grad, momentum, dampening)
+            accum.copy_(torch.where(stat > 0, grad, updated))
+            stat.zero_()
+            direction = grad + accum * momentum if nesterov else accum
+        else:
+            direction = grad
+        param.sub_(direction * lr)
+
+
+def sgd_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    stats: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
+    """Foreach form of :func:`sgd_reference` (bit-identical)."""
+    if momentum > 0:
+        scaled = torch._foreach_mul(accums, momentum)
+        if dampening == 0.0:
+            torch._foreach_add_(scaled, grads)
+        else:
+            scaled = [
+                (s.double() + (1.0 - dampening) * g.double()).to(s.dtype)
+                for s, g in zip(scaled, grads)
+            ]
+        for accum, stat, grad, new in zip(accums, stats, grads, scaled):
+            torch.where(stat > 0, grad, new, out=accum)
+        torch._foreach_zero_(stats)
+        if nesterov:
+            directions = torch._foreach_mul(accums, momentum)
+            torch._foreach_add_(directions, grads)
+        else:
+            directions = accums
+    else:
+        directions = grads
+    torch._foreach_sub_(params, torch._foreach_mul(directions, lr))

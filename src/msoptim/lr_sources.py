@@ -1,0 +1,270 @@
+"""The three kinds of learning rate, parsed once and evaluated on the device.
+
+A user's ``learning_rate`` (or a group's ``lr``, or a ``weight_decay``) is parsed by :func:`parse_lr`
+into an :class:`LrSpec`: *static* (a float32 0-d tensor, re-assignable in place), *table* (a 1-D
+float32 tensor read at ``global_step``) or *schedule* (a :class:`LearningRateSchedule`). The optimizer
+turns tables into :class:`TableLR` and, where MindSpore does, static values into :class:`ConstantLR`;
+both are schedules, so a step evaluates every lr the same way: ``source(global_step)``, tensor ops only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from msoptim._validate import describe
+from msoptim.schedules import LearningRateSchedule
+
+__all__ = ["ConstantLR", "LrSpec", "TableLR", "parse_lr", "parse_weight_decay"]
+
+LrKind = Literal["static", "table", "schedule"]
+
+
+@dataclass(frozen=True)
+class LrSpec:
+    """A validated learning rate: its kind and value (float, 1-D float64 array, or schedule)."""
+
+    kind: LrKind
+    value: Any
+    where: str
+
+    @property
+    def table_length(self) -> int:
+        return len(self.value) if self.kind == "table" else 0
+
+
+class TableLR(LearningRateSchedule):
+    """A dynamic lr given as a table: ``table[global_step]`` (a gather on the device, no host sync).
+
+    The optimizer checks the table length against its host-side step count before every step, so
+    the gather never runs past the end.
+    """
+
+    def __init__(self, table: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("learning_rate", table, persistent=True)
+
+    def __len__(self) -> int:
+        return self.learning_rate.shape[0]
+
+    def forward(self, global_step: Tensor) -> Tensor:  # type: ignore[override]
+        index = torch.as_tensor(global_step, device=self.learning_rate.device).reshape(1)
+        return torch.index_select(self.learning_rate, 0, index).reshape(())
+
+    def extra_repr(self) -> str:
+        return f"length={len(self)}"
+
+
+class ConstantLR(LearningRateSchedule):
+    """A static lr evaluated as ``(lr + 1) - 1`` in float32, as MindSpore does when it must.
+
+    MindSpore wraps every static lr in this form when an optimizer has per-group lrs and at least one
+    dynamic lr (its ``_ConvertToCell``). In float32 the round trip rounds small values: 0.05 becomes
+    0.049999952 and 1e-8 becomes 0.0; MindSpore uses the rounded value for the update and ``get_lr()``,
+    so msoptim does too. ``lr`` is the live static tensor: re-assigning it changes this schedule.
+    """
+
+    def __init__(self, lr: Tensor) -> None:
+        super().__init__()
+        self.lr = lr
+
+    def forward(self, global_step: Tensor) -> Tensor:  # type: ignore[override]
+        return (self.lr + 1.0) - 1.0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _static_from_number(value: Any, where: str, api: str) -> LrSpec:
+    # MindSpore calls float(lr): ints and bools are accepted for a static lr.
+    result = float(value)
+    if not math.isfinite(result) or result < 0:
+        raise ValueError(
+            f"{api}: '{where}' must be a finite float >= 0, but got {describe(value)}. "
+            "Use a non-negative learning rate such as 0.01."
+        )
+    return LrSpec("static", result, where)
+
+
+def _static_from_tensor(value: Tensor, where: str, api: str) -> LrSpec:
+    if value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(
+            f"{api}: '{where}' must be a real-valued tensor, but got dtype {value.dtype}. "
+            "Pass a float32 tensor."
+        )
+    number = float(value.detach().to("cpu", torch.float64))
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(
+            f"{api}: '{where}' must hold a finite value >= 0, but got tensor({number}). "
+            "A negative or non-finite learning rate cannot train."
+        )
+    return LrSpec("static", value, where)
+
+
+def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
+    if values.ndim != 1:
+        raise TypeError(
+            f"{api}: '{where}' must be a flat list of floats (one lr per step), but got a nested "
+            f"list of shape {values.shape}. Flatten it, or give each group its own 'lr'."
+        )
+    if values.size == 0:
+        raise ValueError(
+            f"{api}: '{where}' must not be an empty list. Give one learning rate per step, e.g. "
+            "from msoptim.cosine_decay_lr(...)."
+        )
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"{api}: '{where}' must hold finite values, but entry {bad} is {values[bad]!r}. "
+            "Check the function that built the table."
+        )
+    if values.size < 2:
+        warnings.warn(
+            f"{api}: '{where}' is a dynamic learning rate with a single value: it covers only the "
+            "first step. Pass a float for a constant learning rate.",
+            stacklevel=4,
+        )
+    return LrSpec("table", values.astype(np.float32), where)
+
+
+def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
+    items = list(value)
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            raise TypeError(
+                f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, "
+                f"but item {index} is a dict ({describe(item)}). A parameter group cannot be nested "
+                "as an lr: list it as its own dict in the top-level list."
+            )
+        if isinstance(item, bool) or isinstance(item, str):
+            raise TypeError(
+                f"{api}: '{where}' must be a list of floats, but item {index} is {describe(item)}. "
+                "Write every entry as a float."
+            )
+    try:
+        values = np.asarray(items, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{api}: '{where}' must be a flat list of floats, but it could not be read as numbers "
+            f"({error}). Write every entry as a float."
+        ) from None
+    return _table_from_values(values, where, api)
+
+
+def parse_lr(value: Any, *, where: str, api: str) -> LrSpec:
+    """Validate a learning rate given as a number, tensor, sequence or schedule.
+
+    Args:
+        value: the user's ``learning_rate`` or a group's ``lr``.
+        where: how to name it in messages, e.g. ``"learning_rate"`` or ``"param_groups[1]['lr']"``.
+        api: the calling class, e.g. ``"Momentum"``.
+
+    Returns:
+        The parsed :class:`LrSpec`.
+
+    Raises:
+        TypeError: for a kind MindSpore does not accept (dicts, 0-d numpy arrays, nested lists, ...).
+        ValueError: for a negative or non-finite static lr, an empty table, a string, a 2-D tensor.
+    """
+    if isinstance(value, LearningRateSchedule):
+        return LrSpec("schedule", value, where)
+    if _is_number(value) or isinstance(value, bool):
+        return _static_from_number(value, where, api)
+    if isinstance(value, Tensor):
+        if value.ndim == 0:
+            return _static_from_tensor(value, where, api)
+        if value.ndim == 1:
+            if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+                raise TypeError(
+                    f"{api}: '{where}' must be a float tensor, but got dtype {value.dtype}. "
+                    "Pass a float32 tensor."
+                )
+            array = value.detach().to("cpu", torch.float64).numpy()
+            return _table_from_values(array, where, api)
+        raise ValueError(
+            f"{api}: '{where}' must be a 0-d tensor (static lr) or a 1-D tensor (one lr per step), "
+            f"but got a tensor of shape {tuple(value.shape)}."
+        )
+    if isinstance(value, str):
+        raise ValueError(
+            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"got the string {value!r}. Pass a number, e.g. learning_rate=0.1."
+        )
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        raise TypeError(
+            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"got a 0-d numpy array ({value!r}). Pass float(x) for a static learning rate."
+        )
+    if isinstance(value, dict):
+        raise TypeError(
+            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"got a dict. A parameter group cannot be nested as an lr: list it as its own dict."
+        )
+    if isinstance(value, Iterable):
+        return _table_from_iterable(value, where, api)
+    raise TypeError(
+        f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but got "
+        f"{describe(value)}."
+    )
+
+
+def parse_weight_decay(value: Any, *, where: str, api: str) -> float | LearningRateSchedule:
+    """Validate a weight decay: a number ``>= 0`` (ints and bools convert, as in MindSpore) or a schedule.
+
+    Raises:
+        TypeError: for anything else (numpy arrays and tensors included, as in MindSpore).
+        ValueError: for a negative or non-finite number.
+    """
+    if isinstance(value, LearningRateSchedule):
+        return value
+    if not isinstance(value, int | float):
+        raise TypeError(
+            f"{api}: '{where}' must be a float >= 0 or a LearningRateSchedule, but got "
+            f"{describe(value)}. Pass a Python float such as 1e-4."
+        )
+    result = float(value)
+    if not math.isfinite(result) or result < 0:
+        raise ValueError(
+            f"{api}: '{where}' must be a finite float >= 0, but got {describe(value)}. "
+            "Use 0.0 to switch weight decay off."
+        )
+    return result
+
+
+def assign(target: Tensor, value: float | Tensor) -> Tensor:
+    """Write ``value`` into ``target`` in place (MindSpore's ``ops.assign``), e.g. a static lr.
+
+    The change is seen by the next optimizer step, with no graph or compile invalidation.
+
+    Args:
+        target: the tensor to overwrite, e.g. ``opt.learning_rate``.
+        value: a number, or a tensor broadcastable to ``target``.
+
+    Returns:
+        ``target``.
+
+    Example:
+        >>> import torch
+        >>> lr = torch.tensor(0.1)
+        >>> _ = assign(lr, 0.01)
+        >>> round(float(lr), 6)
+        0.01
+    """
+    if not isinstance(target, Tensor):
+        raise TypeError(f"assign: 'target' must be a tensor, but got {describe(target)}.")
+    if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
+        raise TypeError(f"assign: 'value' must be a number or a tensor, but got {describe(value)}.")
+    with torch.no_grad():
+        if isinstance(value, Tensor):
+            target.copy_(value)
+        else:
+            target.fill_(value)
+    return target

@@ -1,0 +1,872 @@
+"""``msoptim.Optimizer``: MindSpore's ``nn.Optimizer`` as a ``torch.optim.Optimizer``.
+
+One place runs MindSpore's fixed per-call pipeline::
+
+    check dynamic-lr tables → decay_weight → gradients_centralization → scale_grad
+    → lr = source(global_step) per group → kernel → global_step += 1
+
+Each optimizer supplies its state initialization (``_init_state``) and its update (``_update``);
+custom optimizers may instead override ``construct(gradients)`` and use the same building blocks,
+as in MindSpore's tutorial.
+
+Storage (what torch tools see): one ``param_groups`` entry per MindSpore group (one in total without
+groups). ``group["lr"]`` is always a 0-d float32 tensor: the live static value (re-assignable in
+place, so ``torch.optim.lr_scheduler`` works), or, for a dynamic lr, the value used by the most
+recent step (a mirror for monitors such as Lightning's ``LearningRateMonitor``). A dynamic lr's source
+is ``group["lr_schedule"]`` (a ``LearningRateSchedule``: a user schedule, a ``TableLR`` or a
+``ConstantLR``). ``group["global_step"]`` is the optimizer's one int32 ``(1,)`` step tensor.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from msoptim._validate import describe
+from msoptim.errors import LearningRateTableExhausted
+from msoptim.groups import ResolvedParams, default_names, resolve_params
+from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
+from msoptim.schedules import LearningRateSchedule
+
+__all__ = ["Optimizer"]
+
+Gradients = list[Tensor | None]
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to float32, as MindSpore stores its scalar hyper-parameters."""
+    return float(np.float32(value))
+
+
+def _check_loss_scale(value: Any, api: str) -> float:
+    # MindSpore converts ints (and bools) to float, then requires a finite value > 0.
+    if not isinstance(value, int | float):
+        raise TypeError(
+            f"{api}: 'loss_scale' must be a float > 0, but got {describe(value)}. "
+            "Pass a Python float such as 1024.0."
+        )
+    result = float(value)
+    if not math.isfinite(result) or result <= 0:
+        raise ValueError(
+            f"{api}: 'loss_scale' must be a finite float > 0, but got {describe(value)}. "
+            "Use 1.0 for no loss scaling."
+        )
+    return result
+
+
+def schedule_config(schedule: nn.Module) -> dict[str, Any]:
+    """The frozen scalar arguments of a schedule, for checkpoints and comparisons."""
+    return {
+        key: value
+        for key, value in vars(schedule).items()
+        if not key.startswith("_") and key != "training" and isinstance(value, int | float | str)
+    }
+
+
+def _describe_source(source: nn.Module | None) -> dict[str, Any]:
+    """A checkpoint-friendly (``torch.load(weights_only=True)``) description of an lr source."""
+    if source is None:
+        return {"kind": "static"}
+    if isinstance(source, TableLR):
+        return {"kind": "table", "table": source.learning_rate.detach().clone()}
+    if isinstance(source, ConstantLR):
+        return {"kind": "constant"}
+    return {
+        "kind": "schedule",
+        "class": type(source).__qualname__,
+        "config": schedule_config(source),
+    }
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of every msoptim optimizer: MindSpore's ``nn.Optimizer`` on ``torch.optim``.
+
+    Subclasses implement ``_init_state(param, state, group)`` (called once per parameter, at
+    construction, so the state exists before the first step as in MindSpore) and
+    ``_update(group, params, grads, states, lr)`` (the kernel for one group, after the pipeline).
+    A custom optimizer may instead override :meth:`construct` and use :meth:`decay_weight`,
+    :meth:`gradients_centralization`, :meth:`scale_grad`, :meth:`get_lr` and :meth:`clone_state`.
+
+    Args:
+        learning_rate: float, 0-d tensor (static), list/tuple/1-D tensor (one lr per step) or a
+            :class:`~msoptim.LearningRateSchedule`.
+        parameters: an ``nn.Module``, a list of ``Parameter`` or ``(name, Parameter)``, or group dicts.
+        weight_decay: float ``>= 0`` or a ``LearningRateSchedule`` (added as ``wd * w`` to the grad).
+        loss_scale: the static loss scale the gradients carry; they are divided by it.
+        defaults: the optimizer's own hyper-parameters, stored in every group (torch convention).
+
+    Example:
+        >>> import torch, msoptim
+        >>> class PlainSGD(msoptim.Optimizer):
+        ...     def __init__(self, params, learning_rate=0.1):
+        ...         super().__init__(learning_rate, params)
+        ...     def construct(self, gradients):
+        ...         gradients = self.scale_grad(self.decay_weight(gradients))
+        ...         lr = self.get_lr()
+        ...         for param, grad in zip(self.parameters, gradients):
+        ...             param.sub_(grad * lr)
+        >>> w = torch.nn.Parameter(torch.ones(2))
+        >>> opt = PlainSGD([("w", w)])
+        >>> opt((torch.ones(2),))
+        >>> w.tolist(), int(opt.global_step)
+        ([0.8999999761581421, 0.8999999761581421], 1)
+    """
+
+    #: Which of MindSpore's grad pre-processing steps this optimizer's ``construct`` runs.
+    _pipeline: ClassVar[tuple[str, ...]] = ("decay", "centralize", "scale")
+    #: State key -> MindSpore checkpoint name; ``{name}`` is the parameter's name. Keys without
+    #: ``{name}`` are optimizer-wide scalars (stored per parameter; the first one is exported).
+    _ms_names: ClassVar[dict[str, str]] = {}
+    #: Group keys a wrapper may repeat in group dicts with the optimizer's own value.
+    _echo_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        learning_rate: Any,
+        parameters: Any,
+        weight_decay: Any = 0.0,
+        loss_scale: float = 1.0,
+        *,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        api = type(self).__name__
+        self._api = api
+        defaults = dict(defaults or {})
+        loss_scale = _check_loss_scale(loss_scale, api)
+        top_lr = parse_lr(learning_rate, where="learning_rate", api=api)
+        top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)
+        echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
+        echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
+        resolved = resolve_params(parameters, api=api, echo_keys=echo)
+        self._check_lr_lengths(top_lr, resolved)
+        devices = {param.device for param in resolved.order}
+        if len(devices) > 1:
+            raise ValueError(
+                f"{api}: all parameters must be on one device, but they are on "
+                f"{sorted(str(d) for d in devices)}. Build one optimizer per device, or move the "
+                "model first (model.to(device))."
+            )
+        device = devices.pop()
+
+        self.loss_scale = loss_scale
+        self.need_scale = loss_scale != 1.0
+        self.reciprocal_scale = torch.tensor(1.0 / loss_scale, dtype=torch.float32)
+        self.is_group = resolved.is_group
+        self.is_group_lr = any(group.lr is not None for group in resolved.groups)
+        self.is_group_params_ordered = resolved.ordered
+        group_specs = [group.lr for group in resolved.groups if group.lr is not None]
+        self.dynamic_lr = any(spec.kind != "static" for spec in [top_lr, *group_specs])
+        self.global_step = torch.zeros(1, dtype=torch.int32, device=device)
+        self._host_step = 0
+        self._device = device
+        self._parameters = tuple(resolved.order)
+        self._names = default_names(resolved.order, resolved.names)
+        self._name_of = dict(zip(map(id, self._parameters), self._names))
+        self._index_of = {id(param): i for i, param in enumerate(self._parameters)}
+        if top_wd != 0.0 and not resolved.names and not resolved.is_group:
+            warnings.warn(
+                f"{api}: weight decay is on but the parameters have no names, so MindSpore's rule "
+                "'skip names containing beta or gamma' cannot apply and every parameter decays. "
+                "Pass (name, Parameter) pairs, e.g. msoptim.trainable_params(model).",
+                stacklevel=3,
+            )
+
+        groups = self._build_groups(resolved, top_lr, top_wd, defaults)
+        self._building = True
+        super().__init__(groups, defaults)
+        self._building = False
+        self._refresh_param_info()
+        for param in self._parameters:
+            self._init_state(param, self.state[param], self._group_of(param))
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _check_lr_lengths(self, top: LrSpec, resolved: ResolvedParams) -> None:
+        """MindSpore requires every table lr (top-level and per group) to have the same length."""
+        lengths = [(top.where, top.table_length)] if top.kind == "table" else []
+        lengths += [
+            (group.lr.where, group.lr.table_length)
+            for group in resolved.groups
+            if group.lr is not None and group.lr.kind == "table"
+        ]
+        if len({length for _, length in lengths}) > 1:
+            listing = ", ".join(f"{where}: {length}" for where, length in lengths)
+            raise ValueError(
+                f"{self._api}: every dynamic learning-rate table must have the same length "
+                f"(one entry per step), but got {listing}. Build them for the same total_step."
+            )
+
+    def _make_lr_storage(self, spec: LrSpec) -> tuple[Tensor, nn.Module | None]:
+        """(group['lr'] tensor, lr source or None) for one parsed lr on this optimizer's device."""
+        if spec.kind == "static":
+            value = spec.value
+            if isinstance(value, Tensor):
+                lr = value.detach().to(self._device, torch.float32).clone().reshape(())
+            else:
+                lr = torch.tensor(value, dtype=torch.float32, device=self._device)
+            if self.is_group_lr and self.dynamic_lr:
+                return lr, ConstantLR(lr)
+            return lr, None
+        if spec.kind == "table":
+            table = torch.as_tensor(spec.value, dtype=torch.float32, device=self._device)
+            source: nn.Module = TableLR(table)
+        else:
+            source = spec.value.to(self._device)
+        mirror = (
+            torch.as_tensor(
+                source(torch.zeros(1, dtype=torch.int32, device=self._device)), dtype=torch.float32
+            )
+            .detach()
+            .reshape(())
+            .clone()
+        )
+        self._check_finite_source(spec, mirror)
+        return mirror, source
+
+    def _check_finite_source(self, spec: LrSpec, first: Tensor) -> None:
+        if spec.kind == "schedule" and not math.isfinite(float(first)):
+            raise ValueError(
+                f"{self._api}: '{spec.where}' ({type(spec.value).__name__}) returns {float(first)} "
+                "at step 0. A learning rate must be finite: check the schedule's arguments."
+            )
+
+    def _build_groups(
+        self,
+        resolved: ResolvedParams,
+        top_lr: LrSpec,
+        top_wd: Any,
+        defaults: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        default_lr, default_source = self._make_lr_storage(top_lr)
+        self._default_lr = default_lr
+        groups = []
+        for group in resolved.groups:
+            if group.lr is None:
+                lr, source, lr_name = default_lr, default_source, "learning_rate"
+            else:
+                lr, source = self._make_lr_storage(group.lr)
+                lr_name = f"learning_rate_group_{group.index}"
+            weight_decay = top_wd if group.weight_decay is None else group.weight_decay
+            if isinstance(weight_decay, nn.Module):
+                weight_decay = weight_decay.to(self._device)
+            groups.append(
+                {
+                    "params": list(group.params),
+                    "lr": lr,
+                    "lr_schedule": source,
+                    "lr_name": lr_name,
+                    "weight_decay": weight_decay,
+                    "grad_centralization": bool(group.grad_centralization or False),
+                    "global_step": self.global_step,
+                    **defaults,
+                }
+            )
+        return groups
+
+    def _refresh_param_info(self) -> None:
+        """Per-parameter flags (decay, centralization) and the group each parameter is in."""
+        self._group_index = {}
+        for index, group in enumerate(self.param_groups):
+            for param in group["params"]:
+                self._group_index[id(param)] = index
+        decay, centralize = [], []
+        for param in self._parameters:
+            group = self._group_of(param)
+            decay.append(self._decay_filter(param, group))
+            centralize.append(self.is_group and group["grad_centralization"])
+        self.decay_flags = tuple(decay)
+        self.grad_centralization_flags = tuple(centralize)
+        self.dynamic_weight_decay = any(
+            isinstance(group["weight_decay"], nn.Module) for group in self.param_groups
+        )
+        self.exec_weight_decay = self.dynamic_weight_decay or any(
+            group["weight_decay"] > 0 for group in self.param_groups
+        )
+
+    def _decay_filter(self, param: Tensor, group: dict[str, Any]) -> bool:
+        """MindSpore's decay flag: by name without groups, by the group's weight decay with them."""
+        if self.is_group:
+            wd = group["weight_decay"]
+            return isinstance(wd, nn.Module) or wd > 0
+        name = self._name_of[id(param)]
+        return "beta" not in name and "gamma" not in name
+
+    def _group_of(self, param: Tensor) -> dict[str, Any]:
+        return self.param_groups[self._group_index[id(param)]]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group after construction; validated like the constructor's groups.
+
+        The new group must not change the optimizer's lr mode (static/dynamic, grouped or not).
+        """
+        if getattr(self, "_building", False):
+            super().add_param_group(param_group)
+            return
+        if not isinstance(param_group, dict):
+            raise TypeError(
+                f"{self._api}.add_param_group: 'param_group' must be a dict, but got "
+                f"{describe(param_group)}."
+            )
+        echo = {key: self.defaults[key] for key in self.defaults}
+        resolved = resolve_params([param_group], api=self._api, echo_keys=echo)
+        new = resolved.groups[0]
+        clash = [p for p in new.params if id(p) in self._index_of]
+        if clash:
+            name = self._name_of[id(clash[0])]
+            raise ValueError(
+                f"{self._api}.add_param_group: parameter '{name}' is already in this optimizer "
+                f"(param_groups[{self._group_index[id(clash[0])]}]). Put each parameter in one group."
+            )
+        if new.lr is not None and (new.lr.kind != "static") != self.dynamic_lr:
+            raise ValueError(
+                f"{self._api}.add_param_group: the new group's lr kind ({new.lr.kind}) would change "
+                "how every other group's lr is computed. Build the optimizer with all groups."
+            )
+        new.index = len(self.param_groups)
+        top = LrSpec("static", 0.0, "learning_rate")
+        (group,) = self._build_groups(
+            ResolvedParams([new], list(new.params), resolved.names, True, False),
+            top,
+            self.param_groups[0]["weight_decay"],
+            {key: self.defaults[key] for key in self.defaults},
+        )
+        if new.lr is None:
+            first = self.param_groups[0]
+            group.update(lr=first["lr"], lr_schedule=first["lr_schedule"], lr_name=first["lr_name"])
+        self._building = True
+        try:
+            super().add_param_group(group)
+        finally:
+            self._building = False
+        start = len(self._parameters)
+        self._parameters = self._parameters + tuple(new.params)
+        names = [
+            resolved.names.get(id(p), f"params[{start + i}]") for i, p in enumerate(new.params)
+        ]
+        self._names = self._names + tuple(names)
+        self._name_of.update(zip(map(id, new.params), names))
+        self._index_of = {id(param): i for i, param in enumerate(self._parameters)}
+        self.is_group = True
+        self._refresh_param_info()
+        for param in new.params:
+            self._init_state(param, self.state[param], group)
+
+    # ------------------------------------------------------------------ public MindSpore surface
+
+    @property
+    def parameters(self) -> tuple[nn.Parameter, ...]:
+        """The parameters in MindSpore order (after ``order_params``)."""
+        return self._parameters
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Each parameter's name, aligned with :attr:`parameters`."""
+        return self._names
+
+    @property
+    def learning_rate(self) -> Any:
+        """The lr storage, as MindSpore exposes it.
+
+        Without group lrs: the static 0-d float32 tensor (``opt.learning_rate.fill_(0.01)`` changes
+        the next step's lr), or the dynamic source (table or schedule). With group lrs: a tuple with
+        one entry per parameter (the group's static tensor or dynamic source).
+        """
+        if not self.is_group_lr:
+            group = self.param_groups[0]
+            source = group["lr_schedule"]
+            return group["lr"] if source is None or isinstance(source, ConstantLR) else source
+        return tuple(self._lr_storage(self._group_of(p)) for p in self._parameters)
+
+    @staticmethod
+    def _lr_storage(group: dict[str, Any]) -> Any:
+        source = group["lr_schedule"]
+        return group["lr"] if source is None or isinstance(source, ConstantLR) else source
+
+    @property
+    def weight_decay(self) -> Any:
+        """The stored weight decay (``wd * loss_scale``): a float32 tensor, or one per parameter."""
+
+        def stored(group: dict[str, Any]) -> Any:
+            wd = group["weight_decay"]
+            if isinstance(wd, nn.Module):
+                return wd
+            return torch.tensor(wd * self.loss_scale, dtype=torch.float32)
+
+        if not self.is_group:
+            return stored(self.param_groups[0])
+        return tuple(stored(self._group_of(p)) for p in self._parameters)
+
+    def get_weight_decay(self) -> Tensor | tuple[Tensor, ...]:
+        """The weight decay the next step applies (``wd * loss_scale``; schedules evaluated)."""
+        values = [self._weight_decay_value(group) for group in self.param_groups]
+        if not self.is_group:
+            return torch.as_tensor(values[0], dtype=torch.float32)
+        return tuple(
+            torch.as_tensor(values[self._group_index[id(p)]], dtype=torch.float32)
+            for p in self._parameters
+        )
+
+    def get_lr(self) -> Tensor | tuple[Tensor, ...]:
+        """The learning rate the next step uses (pure: no side effect).
+
+        Returns:
+            A 0-d float32 tensor, or with group lrs a tuple with one per parameter (in
+            :attr:`parameters` order).
+
+        Raises:
+            LearningRateTableExhausted: (an ``IndexError`` and ``RuntimeError``) past the end of a
+                dynamic lr table, as MindSpore's ``get_lr()`` does.
+        """
+        self._check_tables()
+        lrs = self._group_lrs(update_mirrors=False)
+        if not self.is_group_lr:
+            return lrs[0]
+        return tuple(lrs[self._group_index[id(p)]] for p in self._parameters)
+
+    def get_lr_parameter(self, param: Any) -> Any:
+        """The lr storage of ``param`` (a Parameter) or of each item of ``param`` (a list).
+
+        Static lrs give the live 0-d tensor (the exact value, even where MindSpore's ``+1-1``
+        rounding applies to the update), tables give the 1-D table, schedules the schedule.
+        """
+        if isinstance(param, list):
+            return [self._lr_parameter_of(item) for item in param]
+        if isinstance(param, nn.Parameter):
+            return self._lr_parameter_of(param)
+        raise TypeError(
+            f"{self._api}.get_lr_parameter: 'param' must be a Parameter or a list of Parameters, "
+            f"but got {describe(param)}."
+        )
+
+    def _lr_parameter_of(self, param: Any) -> Any:
+        if not isinstance(param, nn.Parameter):
+            raise TypeError(
+                f"{self._api}.get_lr_parameter: every item must be a Parameter, but got "
+                f"{describe(param)}."
+            )
+        if id(param) not in self._index_of:
+            raise ValueError(
+                f"{self._api}.get_lr_parameter: the parameter of shape {tuple(param.shape)} is not "
+                "in this optimizer."
+            )
+        storage = self._lr_storage(self._group_of(param))
+        return storage.learning_rate if isinstance(storage, TableLR) else storage
+
+    # ------------------------------------------------------------------ building blocks
+
+    def clone_state(self, prefix: str, init: str | float = "zeros") -> tuple[Tensor, ...]:
+        """Create one buffer per parameter under ``state[p][prefix]`` (MindSpore ``clone``).
+
+        Args:
+            prefix: the state key and MindSpore checkpoint prefix (``moments`` → ``moments.<name>``).
+            init: ``"zeros"``, ``"ones"`` or a float fill value.
+
+        Returns:
+            The buffers, aligned with :attr:`parameters`.
+        """
+        fill = {"zeros": 0.0, "ones": 1.0}.get(init, init) if isinstance(init, str) else init
+        if not isinstance(fill, int | float):
+            raise ValueError(f"{self._api}.clone_state: unknown init {init!r}.")
+        buffers = []
+        for param in self._parameters:
+            state = self.state[param]
+            if prefix not in state:
+                state[prefix] = torch.full_like(
+                    param, float(fill), memory_format=torch.preserve_format
+                )
+            buffers.append(state[prefix])
+        if prefix not in self._ms_names:
+            # Instance-level names, so a custom optimizer's buffers appear in ms_state_dict().
+            self._ms_names = {**self._ms_names, prefix: prefix + ".{name}"}
+        return tuple(buffers)
+
+    def decay_weight(self, gradients: Sequence[Tensor | None]) -> Gradients:
+        """Add ``wd * loss_scale * w`` to the (still loss-scaled) gradient of each decayed parameter."""
+        result = list(gradients)
+        if not self.exec_weight_decay:
+            return result
+        for group in self.param_groups:
+            wd = self._weight_decay_value(group)
+            if not isinstance(wd, Tensor) and wd == 0.0:
+                continue
+            indices = [
+                i
+                for i in (self._index_of[id(p)] for p in group["params"])
+                if self.decay_flags[i] and result[i] is not None
+            ]
+            if not indices:
+                continue
+            params = [self._parameters[i] for i in indices]
+            terms = torch._foreach_mul(params, wd)
+            decayed = torch._foreach_add([result[i] for i in indices], terms)
+            for i, grad in zip(indices, decayed):
+                result[i] = grad
+        return result
+
+    def _weight_decay_value(self, group: dict[str, Any]) -> float | Tensor:
+        wd = group["weight_decay"]
+        if isinstance(wd, nn.Module):
+            return wd(self.global_step).reshape(()) * self.loss_scale
+        return _float32(wd * self.loss_scale)
+
+    def gradients_centralization(self, gradients: Sequence[Tensor | None]) -> Gradients:
+        """Centralize flagged gradients with ndim >= 2 and shape[1] % 16 == 0 (groups only).
+
+        ``g - mean(g, dims=1..ndim-1, keepdim=True)``: the mean over every axis but the first.
+        """
+        result = list(gradients)
+        if not self.is_group:
+            return result
+        for i, grad in enumerate(result):
+            if grad is None or not self.grad_centralization_flags[i]:
+                continue
+            if grad.ndim >= 2 and grad.shape[1] % 16 == 0:
+                result[i] = grad - grad.mean(dim=tuple(range(1, grad.ndim)), keepdim=True)
+        return result
+
+    def scale_grad(self, gradients: Sequence[Tensor | None]) -> Gradients:
+        """Multiply every gradient by ``1 / loss_scale`` (a float32 constant), if ``loss_scale != 1``."""
+        result = list(gradients)
+        if not self.need_scale:
+            return result
+        indices = [i for i, grad in enumerate(result) if grad is not None]
+        scale = _float32(1.0 / self.loss_scale)
+        for i, grad in zip(indices, torch._foreach_mul([result[i] for i in indices], scale)):
+            result[i] = grad
+        return result
+
+    # ------------------------------------------------------------------ the step
+
+    def construct(self, gradients: Gradients) -> None:
+        """One update from ``gradients`` (aligned with :attr:`parameters`; ``None`` = skip).
+
+        The standard pipeline; ``global_step`` is advanced by the caller afterwards.
+        """
+        if "decay" in self._pipeline:
+            gradients = self.decay_weight(gradients)
+        if "centralize" in self._pipeline:
+            gradients = self.gradients_centralization(gradients)
+        if "scale" in self._pipeline:
+            gradients = self.scale_grad(gradients)
+        lrs = self._group_lrs(update_mirrors=True)
+        for group, lr in zip(self.param_groups, lrs):
+            params, grads, states = [], [], []
+            for param in group["params"]:
+                grad = gradients[self._index_of[id(param)]]
+                if grad is not None:
+                    params.append(param)
+                    grads.append(grad)
+                    states.append(self.state[param])
+            if params:
+                self._update(group, params, grads, states, lr)
+
+    def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Create ``param``'s state buffers (called once, at construction)."""
+
+    def _update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        lr: Tensor,
+    ) -> None:
+        raise NotImplementedError(
+            f"{self._api} must implement _update(group, params, grads, states, lr) or construct()."
+        )
+
+    def _group_lrs(self, *, update_mirrors: bool) -> list[Tensor]:
+        """Each group's lr for the current ``global_step``; shared sources are evaluated once."""
+        cache: dict[int, Tensor] = {}
+        lrs = []
+        for group in self.param_groups:
+            source = group["lr_schedule"]
+            if source is None:
+                lrs.append(group["lr"])
+                continue
+            key = id(source)
+            if key not in cache:
+                value = source(self.global_step).reshape(()).to(torch.float32)
+                cache[key] = value
+                if update_mirrors and not isinstance(source, ConstantLR):
+                    group["lr"].copy_(value)
+            lrs.append(cache[key])
+        return lrs
+
+    def _check_tables(self) -> None:
+        """Past the end of a dynamic lr table: raise before anything changes (host-side count)."""
+        for index, group in enumerate(self.param_groups):
+            source = group["lr_schedule"]
+            if isinstance(source, TableLR) and self._host_step >= len(source):
+                where = (
+                    "learning_rate"
+                    if group["lr_name"] == "learning_rate"
+                    else (f"the 'lr' of param_groups[{group['lr_name'].rsplit('_', 1)[-1]}]")
+                )
+                raise LearningRateTableExhausted(
+                    f"{self._api}: the dynamic learning rate ({where}) is a table of "
+                    f"{len(source)} values, valid for global_step 0..{len(source) - 1}, but this "
+                    f"step has global_step {self._host_step} (group {index}). Nothing was updated. "
+                    "Build the table for the whole run (total_step = epochs * steps_per_epoch), or "
+                    "stop training here."
+                )
+
+    @torch.no_grad()
+    def _apply(self, gradients: Gradients) -> None:
+        self._check_tables()
+        self.construct(gradients)
+        self.global_step.add_(1)
+        self._host_step += 1
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One update from each parameter's ``.grad`` (parameters without a grad are skipped).
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss (torch convention).
+
+        Returns:
+            The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        gradients: Gradients = []
+        for name, param in zip(self._names, self._parameters):
+            grad = param.grad
+            if grad is not None and grad.is_sparse:
+                raise TypeError(
+                    f"{self._api}: parameter '{name}' has a sparse gradient; msoptim updates dense "
+                    "gradients only. Use a dense embedding (sparse=False)."
+                )
+            gradients.append(grad)
+        self._apply(gradients)
+        return loss
+
+    def __call__(self, gradients: Sequence[Tensor]) -> None:
+        """MindSpore call style: ``opt(grads)`` with one gradient per parameter, in order."""
+        if isinstance(gradients, Tensor) or not isinstance(gradients, tuple | list):
+            raise TypeError(
+                f"{self._api}: gradients must be a tuple with one tensor per parameter, but got "
+                f"{describe(gradients)}."
+            )
+        if len(gradients) != len(self._parameters):
+            raise ValueError(
+                f"{self._api}: got {len(gradients)} gradients for {len(self._parameters)} "
+                "parameters. Pass one gradient per parameter, in opt.parameters order."
+            )
+        checked: Gradients = []
+        for name, param, grad in zip(self._names, self._parameters, gradients):
+            checked.append(self._check_gradient(name, param, grad))
+        self._apply(checked)
+
+    def _check_gradient(self, name: str, param: Tensor, grad: Any) -> Tensor | None:
+        if grad is None:
+            return None
+        if not isinstance(grad, Tensor):
+            raise TypeError(
+                f"{self._api}: the gradient of '{name}' must be a tensor, but got {describe(grad)}."
+            )
+        if grad.shape != param.shape:
+            raise ValueError(
+                f"{self._api}: the gradient of '{name}' has shape {tuple(grad.shape)} but the "
+                f"parameter has shape {tuple(param.shape)}. Check the gradient order "
+                "(opt.parameter_names)."
+            )
+        if grad.dtype != param.dtype or grad.device != param.device:
+            raise TypeError(
+                f"{self._api}: the gradient of '{name}' is {grad.dtype} on {grad.device} but the "
+                f"parameter is {param.dtype} on {param.device}. Cast or move the gradient."
+            )
+        if grad.is_sparse:
+            raise TypeError(
+                f"{self._api}: the gradient of '{name}' is sparse; msoptim updates dense "
+                "gradients only."
+            )
+        return grad
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict plus lr sources and ``global_step``; loadable with ``weights_only``."""
+        packed = super().state_dict()
+        for group in packed["param_groups"]:
+            group["lr_schedule"] = _describe_source(group["lr_schedule"])
+            if isinstance(group["weight_decay"], nn.Module):
+                group["weight_decay"] = _describe_source(group["weight_decay"])
+            group["global_step"] = group["global_step"].detach().clone()
+            group["lr"] = group["lr"].detach().clone()
+        packed["msoptim"] = {
+            "version": 1,
+            "param_names": [
+                [self._name_of[id(p)] for p in group["params"]] for group in self.param_groups
+            ],
+        }
+        return packed
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a checkpoint from :meth:`state_dict`; a different layout raises and changes nothing."""
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict:
+            raise TypeError(
+                f"{self._api}.load_state_dict: expected a dict from opt.state_dict(), but got "
+                f"{describe(state_dict)}."
+            )
+        saved_groups = state_dict["param_groups"]
+        self._check_layout(state_dict)
+        sources = [self._check_group_source(i, g) for i, g in enumerate(saved_groups)]
+        live = [
+            (group["lr"], group["lr_schedule"], group["weight_decay"], group["global_step"])
+            for group in self.param_groups
+        ]
+        inner = dict(state_dict)
+        inner.pop("msoptim", None)
+        super().load_state_dict(inner)
+        for group, saved, (lr, source, wd, step), table in zip(
+            self.param_groups, saved_groups, live, sources
+        ):
+            lr.copy_(saved["lr"])
+            if table is not None:
+                source.learning_rate.copy_(table)
+            step.copy_(saved["global_step"])
+            group.update(lr=lr, lr_schedule=source, global_step=step)
+            if isinstance(wd, nn.Module):
+                group["weight_decay"] = wd
+        self._host_step = int(self.global_step.item())
+        self._refresh_param_info()
+
+    def _check_layout(self, state_dict: dict[str, Any]) -> None:
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{self._api}.load_state_dict: the checkpoint has {len(saved_groups)} parameter "
+                f"groups, this optimizer has {len(self.param_groups)}. Build the optimizer with the "
+                "same groups as the run that saved it."
+            )
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{self._api}.load_state_dict: param_groups[{index}] has "
+                    f"{len(saved['params'])} parameters in the checkpoint and "
+                    f"{len(group['params'])} here. Build the optimizer with the same groups."
+                )
+        names = state_dict.get("msoptim", {}).get("param_names")
+        if names is None:
+            return
+        for index, (saved_names, group) in enumerate(zip(names, self.param_groups)):
+            here = [self._name_of[id(p)] for p in group["params"]]
+            for position, (old, new) in enumerate(zip(saved_names, here)):
+                if old != new:
+                    raise ValueError(
+                        f"{self._api}.load_state_dict: param_groups[{index}]['params'][{position}] "
+                        f"is '{old}' in the checkpoint but '{new}' here. The groups differ: build "
+                        "the optimizer with the same groups and order as the run that saved it."
+                    )
+
+    def _check_group_source(self, index: int, saved: dict[str, Any]) -> Tensor | None:
+        """Check a saved group's lr source against ours; return a table to copy in, if any."""
+        ours = _describe_source(self.param_groups[index]["lr_schedule"])
+        theirs = saved.get("lr_schedule", {"kind": "static"})
+        where = f"{self._api}.load_state_dict: param_groups[{index}]"
+        if not isinstance(theirs, dict) or theirs.get("kind") != ours["kind"]:
+            kind = theirs.get("kind") if isinstance(theirs, dict) else theirs
+            raise ValueError(
+                f"{where} has a {kind} learning rate in the checkpoint but a {ours['kind']} one "
+                "here. Build the optimizer with the same kind of learning rate."
+            )
+        if ours["kind"] == "table":
+            table = theirs["table"]
+            if table.shape != ours["table"].shape:
+                raise ValueError(
+                    f"{where}: the checkpoint's lr table has {table.shape[0]} values, this one "
+                    f"{ours['table'].shape[0]}. Build the table for the same total_step."
+                )
+            return table
+        if ours["kind"] == "schedule" and (
+            theirs.get("class") != ours["class"] or theirs.get("config") != ours["config"]
+        ):
+            raise ValueError(
+                f"{where}: the checkpoint's schedule is {theirs.get('class')}"
+                f"({theirs.get('config')}) but this optimizer's is {ours['class']}"
+                f"({ours['config']}). Build the optimizer with the same schedule."
+            )
+        return None
+
+    def ms_state_dict(self) -> dict[str, Tensor]:
+        """The optimizer's state under MindSpore's checkpoint names.
+
+        ``global_step``, ``learning_rate`` / ``learning_rate_group_<i>`` (static values or tables),
+        the optimizer's constants (e.g. ``momentum``) and every state buffer (``moments.<param>``,
+        ``beta1_power``, ...), exactly as MindSpore names them.
+        """
+        result: dict[str, Tensor] = {"global_step": self.global_step}
+        for group in self.param_groups:
+            storage = self._lr_storage(group)
+            if isinstance(storage, TableLR):
+                result[group["lr_name"]] = storage.learning_rate
+            elif isinstance(storage, Tensor):
+                result[group["lr_name"]] = storage
+        result.update(self._ms_constants())
+        for name, param in zip(self._names, self._parameters):
+            state = self.state[param]
+            for key, template in self._ms_names.items():
+                if key not in state:
+                    continue
+                ms_name = template.format(name=name)
+                if "{name}" in template or ms_name not in result:
+                    result[ms_name] = state[key]
+        return result
+
+    def _ms_constants(self) -> dict[str, Tensor]:
+        """Hyper-parameters MindSpore keeps as Parameters (e.g. Momentum's ``momentum``)."""
+        return {}
+
+    @torch.no_grad()
+    def load_ms_state_dict(self, state: dict[str, Any]) -> None:
+        """Load state saved under MindSpore's names (see :meth:`ms_state_dict`).
+
+        Every name must be known and every shape must match; nothing changes otherwise.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{self._api}.load_ms_state_dict: expected a dict of name -> array, but got "
+                f"{describe(state)}."
+            )
+        ours = self.ms_state_dict()
+        unknown = sorted(set(state) - set(ours))
+        if unknown:
+            raise ValueError(
+                f"{self._api}.load_ms_state_dict: unknown names {unknown[:5]}; this optimizer's "
+                f"names are {sorted(ours)[:8]}... Check the parameter names (trainable_params)."
+            )
+        missing = sorted(name for name in ours if name not in state and "power" not in name)
+        missing = [name for name in missing if not name.startswith("learning_rate")]
+        if missing:
+            raise ValueError(
+                f"{self._api}.load_ms_state_dict: missing names {missing[:5]}. A MindSpore "
+                "checkpoint of this optimizer holds every state buffer."
+            )
+        values = {}
+        for name, value in state.items():
+            tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
+            target = ours[name]
+            if tensor.numel() != target.numel():
+                raise ValueError(
+                    f"{self._api}.load_ms_state_dict: '{name}' has shape {tuple(tensor.shape)} but "
+                    f"this optimizer's has shape {tuple(target.shape)}."
+                )
+            values[name] = tensor.reshape(target.shape)
+        shared = {template for template in self._ms_names.values() if "{name}" not in template}
+        for name, tensor in values.items():
+            ours[name].copy_(tensor)
+            if name in shared:
+                key = next(k for k, t in self._ms_names.items() if t == name)
+                for param in self._parameters:
+                    if key in self.state[param]:
+                        self.state[param][key].copy_(tensor.reshape(self.state[param][key].shape))
+        self._host_step = int(self.global_step.item())

@@ -1,0 +1,1 @@
+"""One module per optimizer: constructor validation, state layout, and which kernel runs."""

@@ -1,0 +1,97 @@
+"""MindSpore ``nn.Momentum``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from msoptim._validate import check_bool, check_non_negative_float
+from msoptim.kernels import use_foreach
+from msoptim.kernels.momentum import momentum_foreach, momentum_reference
+from msoptim.optimizer import Optimizer
+
+__all__ = ["Momentum"]
+
+
+class Momentum(Optimizer):
+    r"""Momentum SGD, exactly as MindSpore's ``nn.Momentum``.
+
+    .. math::
+        v \leftarrow \mu v + g, \qquad
+        w \leftarrow w - \eta v \quad\text{or, with Nesterov,}\quad w \leftarrow w - \eta (g + \mu v)
+
+    where ``g`` is the gradient after MindSpore's pipeline (weight decay ``+ wd·w`` on decayed
+    parameters, gradient centralization for flagged groups, ``/ loss_scale``) and ``η`` the lr of
+    the current ``global_step``. State: ``moments`` (zeros), checkpoint names ``moments.<param>``;
+    the constant ``momentum`` is exported as MindSpore's 0-d ``momentum`` Parameter.
+
+    Args:
+        params: an ``nn.Module``, ``(name, Parameter)`` pairs, Parameters, or group dicts.
+        learning_rate: float / 0-d tensor (static), list / 1-D tensor (per step) or a schedule.
+            Required, as in MindSpore.
+        momentum: float ``>= 0`` (an int such as 0 is a ``TypeError``, as in MindSpore). Required.
+        weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
+        loss_scale: the static loss scale carried by the gradients.
+        use_nesterov: Nesterov momentum.
+        foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+
+    Example:
+        >>> import torch, msoptim
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> opt = msoptim.Momentum([("w", w)], learning_rate=0.1, momentum=0.9)
+        >>> for _ in range(2):
+        ...     opt((torch.tensor([0.5, 0.5]),))
+        >>> [round(x, 4) for x in w.tolist()], int(opt.global_step)
+        ([0.855, -2.145], 2)
+
+    Note (MindSpore vs torch.optim):
+        The same update as ``torch.optim.SGD(momentum=μ, dampening=0)``. Differences: no dampening
+        argument; without groups, parameters whose names contain ``beta`` or ``gamma`` are not
+        weight-decayed (biases are); the lr has no default.
+
+    References:
+        https://www.mindspore.cn/docs/en/r2.3/api_python/nn/mindspore.nn.Momentum.html
+    """
+
+    _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}"}
+
+    def __init__(
+        self,
+        params: Any,
+        learning_rate: Any,
+        momentum: float,
+        weight_decay: Any = 0.0,
+        loss_scale: float = 1.0,
+        use_nesterov: bool = False,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        check_non_negative_float(momentum, "momentum", "Momentum")
+        check_bool(use_nesterov, "use_nesterov", "Momentum")
+        super().__init__(
+            learning_rate,
+            params,
+            weight_decay,
+            loss_scale,
+            defaults={"momentum": momentum, "use_nesterov": use_nesterov, "foreach": foreach},
+        )
+
+    def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["moments"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _ms_constants(self) -> dict[str, Tensor]:
+        momentum = self.param_groups[0]["momentum"]
+        return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
+
+    def _update(self, group, params, grads, states, lr) -> None:
+        kernel = momentum_foreach if use_foreach(group["foreach"], params) else momentum_reference
+        kernel(
+            params,
+            grads,
+            [state["moments"] for state in states],
+            lr=lr,
+            momentum=group["momentum"],
+            nesterov=group["use_nesterov"],
+        )
