@@ -8,7 +8,7 @@ from __future__ import annotations
 from msoptim.callbacks import LearningRateScheduler
 from msoptim.errors import (
     DuplicateParameterError,
-    LearningRateTableExhausted,
+    LearningRateTableExhaustedError,
     UnknownGroupKeyError,
     UnsupportedLrKindError,
 )
@@ -46,7 +46,7 @@ __all__ = [
     "InverseDecayLR",
     "LearningRateSchedule",
     "LearningRateScheduler",
-    "LearningRateTableExhausted",
+    "LearningRateTableExhaustedError",
     "Momentum",
     "NaturalExpDecayLR",
     "Optimizer",

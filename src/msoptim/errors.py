@@ -7,13 +7,13 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateParameterError",
-    "LearningRateTableExhausted",
+    "LearningRateTableExhaustedError",
     "UnknownGroupKeyError",
     "UnsupportedLrKindError",
 ]
 
 
-class LearningRateTableExhausted(IndexError, RuntimeError):
+class LearningRateTableExhaustedError(IndexError, RuntimeError):
     """A dynamic learning-rate table has no entry for the current ``global_step``.
 
     MindSpore raises ``RuntimeError`` (from its ``Gather`` kernel); Python code expects ``IndexError``

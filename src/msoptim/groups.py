@@ -258,7 +258,7 @@ def _resolve_order(
             "only that key. Move the other keys to a group with 'params'.",
         )
     value = group["order_params"]
-    if isinstance(value, Tensor) or isinstance(value, str) or not isinstance(value, Iterable):
+    if isinstance(value, (Tensor, str)) or not isinstance(value, Iterable):
         problems.add(
             TypeError,
             f"{where}['order_params'] must be a list of parameters, but got {describe(value)}.",

@@ -79,6 +79,11 @@ class ConstantLR(LearningRateSchedule):
         return (self.lr + 1.0) - 1.0
 
 
+def _label(where: str) -> str:
+    """``'learning_rate'`` for an argument name; ``param_groups[1]['lr']`` as is."""
+    return where if "[" in where else f"'{where}'"
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -88,7 +93,7 @@ def _static_from_number(value: Any, where: str, api: str) -> LrSpec:
     result = float(value)
     if not math.isfinite(result) or result < 0:
         raise ValueError(
-            f"{api}: '{where}' must be a finite float >= 0, but got {describe(value)}. "
+            f"{api}: {_label(where)} must be a finite float >= 0, but got {describe(value)}. "
             "Use a non-negative learning rate such as 0.01."
         )
     return LrSpec("static", result, where)
@@ -97,13 +102,13 @@ def _static_from_number(value: Any, where: str, api: str) -> LrSpec:
 def _static_from_tensor(value: Tensor, where: str, api: str) -> LrSpec:
     if value.is_complex() or value.dtype == torch.bool:
         raise TypeError(
-            f"{api}: '{where}' must be a real-valued tensor, but got dtype {value.dtype}. "
+            f"{api}: {_label(where)} must be a real-valued tensor, but got dtype {value.dtype}. "
             "Pass a float32 tensor."
         )
     number = float(value.detach().to("cpu", torch.float64))
     if not math.isfinite(number) or number < 0:
         raise ValueError(
-            f"{api}: '{where}' must hold a finite value >= 0, but got tensor({number}). "
+            f"{api}: {_label(where)} must hold a finite value >= 0, but got tensor({number}). "
             "A negative or non-finite learning rate cannot train."
         )
     return LrSpec("static", value, where)
@@ -112,23 +117,23 @@ def _static_from_tensor(value: Tensor, where: str, api: str) -> LrSpec:
 def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
     if values.ndim != 1:
         raise TypeError(
-            f"{api}: '{where}' must be a flat list of floats (one lr per step), but got a nested "
+            f"{api}: {_label(where)} must be a flat list of floats (one lr per step), but got a nested "
             f"list of shape {values.shape}. Flatten it, or give each group its own 'lr'."
         )
     if values.size == 0:
         raise ValueError(
-            f"{api}: '{where}' must not be an empty list. Give one learning rate per step, e.g. "
+            f"{api}: {_label(where)} must not be an empty list. Give one learning rate per step, e.g. "
             "from msoptim.cosine_decay_lr(...)."
         )
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
-            f"{api}: '{where}' must hold finite values, but entry {bad} is {values[bad]!r}. "
+            f"{api}: {_label(where)} must hold finite values, but entry {bad} is {values[bad]!r}. "
             "Check the function that built the table."
         )
     if values.size < 2:
         warnings.warn(
-            f"{api}: '{where}' is a dynamic learning rate with a single value: it covers only the "
+            f"{api}: {_label(where)} is a dynamic learning rate with a single value: it covers only the "
             "first step. Pass a float for a constant learning rate.",
             stacklevel=4,
         )
@@ -140,20 +145,20 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
     for index, item in enumerate(items):
         if isinstance(item, dict):
             raise TypeError(
-                f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, "
-                f"but item {index} is a dict ({describe(item)}). A parameter group cannot be nested "
+                f"{api}: {_label(where)} must be a float, list of floats, tensor or LearningRateSchedule, "
+                f"but item {index} is a dict with keys {sorted(map(str, item))}. A parameter group cannot be nested "
                 "as an lr: list it as its own dict in the top-level list."
             )
-        if isinstance(item, bool) or isinstance(item, str):
+        if isinstance(item, (bool, str)):
             raise TypeError(
-                f"{api}: '{where}' must be a list of floats, but item {index} is {describe(item)}. "
+                f"{api}: {_label(where)} must be a list of floats, but item {index} is {describe(item)}. "
                 "Write every entry as a float."
             )
     try:
         values = np.asarray(items, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"{api}: '{where}' must be a flat list of floats, but it could not be read as numbers "
+            f"{api}: {_label(where)} must be a flat list of floats, but it could not be read as numbers "
             f"({error}). Write every entry as a float."
         ) from None
     return _table_from_values(values, where, api)
@@ -184,34 +189,34 @@ def parse_lr(value: Any, *, where: str, api: str) -> LrSpec:
         if value.ndim == 1:
             if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
                 raise TypeError(
-                    f"{api}: '{where}' must be a float tensor, but got dtype {value.dtype}. "
+                    f"{api}: {_label(where)} must be a float tensor, but got dtype {value.dtype}. "
                     "Pass a float32 tensor."
                 )
             array = value.detach().to("cpu", torch.float64).numpy()
             return _table_from_values(array, where, api)
         raise ValueError(
-            f"{api}: '{where}' must be a 0-d tensor (static lr) or a 1-D tensor (one lr per step), "
+            f"{api}: {_label(where)} must be a 0-d tensor (static lr) or a 1-D tensor (one lr per step), "
             f"but got a tensor of shape {tuple(value.shape)}."
         )
     if isinstance(value, str):
         raise ValueError(
-            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"{api}: {_label(where)} must be a float, list of floats, tensor or LearningRateSchedule, but "
             f"got the string {value!r}. Pass a number, e.g. learning_rate=0.1."
         )
     if isinstance(value, np.ndarray) and value.ndim == 0:
         raise TypeError(
-            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"{api}: {_label(where)} must be a float, list of floats, tensor or LearningRateSchedule, but "
             f"got a 0-d numpy array ({value!r}). Pass float(x) for a static learning rate."
         )
     if isinstance(value, dict):
         raise TypeError(
-            f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but "
+            f"{api}: {_label(where)} must be a float, list of floats, tensor or LearningRateSchedule, but "
             f"got a dict. A parameter group cannot be nested as an lr: list it as its own dict."
         )
     if isinstance(value, Iterable):
         return _table_from_iterable(value, where, api)
     raise TypeError(
-        f"{api}: '{where}' must be a float, list of floats, tensor or LearningRateSchedule, but got "
+        f"{api}: {_label(where)} must be a float, list of floats, tensor or LearningRateSchedule, but got "
         f"{describe(value)}."
     )
 
@@ -227,13 +232,13 @@ def parse_weight_decay(value: Any, *, where: str, api: str) -> float | LearningR
         return value
     if not isinstance(value, int | float):
         raise TypeError(
-            f"{api}: '{where}' must be a float >= 0 or a LearningRateSchedule, but got "
+            f"{api}: {_label(where)} must be a float >= 0 or a LearningRateSchedule, but got "
             f"{describe(value)}. Pass a Python float such as 1e-4."
         )
     result = float(value)
     if not math.isfinite(result) or result < 0:
         raise ValueError(
-            f"{api}: '{where}' must be a finite float >= 0, but got {describe(value)}. "
+            f"{api}: {_label(where)} must be a finite float >= 0, but got {describe(value)}. "
             "Use 0.0 to switch weight decay off."
         )
     return result

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,10 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import describe
-from msoptim.errors import LearningRateTableExhausted
+from msoptim.errors import LearningRateTableExhaustedError
 from msoptim.groups import ResolvedParams, default_names, resolve_params
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
-from msoptim.schedules import LearningRateSchedule
 
 __all__ = ["Optimizer"]
 
@@ -232,7 +231,7 @@ class Optimizer(torch.optim.Optimizer):
     def _check_finite_source(self, spec: LrSpec, first: Tensor) -> None:
         if spec.kind == "schedule" and not math.isfinite(float(first)):
             raise ValueError(
-                f"{self._api}: '{spec.where}' ({type(spec.value).__name__}) returns {float(first)} "
+                f"{self._api}: {spec.where} ({type(spec.value).__name__}) returns {float(first)} "
                 "at step 0. A learning rate must be finite: check the schedule's arguments."
             )
 
@@ -420,7 +419,7 @@ class Optimizer(torch.optim.Optimizer):
             :attr:`parameters` order).
 
         Raises:
-            LearningRateTableExhausted: (an ``IndexError`` and ``RuntimeError``) past the end of a
+            LearningRateTableExhaustedError: (an ``IndexError`` and ``RuntimeError``) past the end of a
                 dynamic lr table, as MindSpore's ``get_lr()`` does.
         """
         self._check_tables()
@@ -609,10 +608,10 @@ class Optimizer(torch.optim.Optimizer):
                     if group["lr_name"] == "learning_rate"
                     else (f"the 'lr' of param_groups[{group['lr_name'].rsplit('_', 1)[-1]}]")
                 )
-                raise LearningRateTableExhausted(
+                raise LearningRateTableExhaustedError(
                     f"{self._api}: the dynamic learning rate ({where}) is a table of "
-                    f"{len(source)} values, valid for global_step 0..{len(source) - 1}, but this "
-                    f"step has global_step {self._host_step} (group {index}). Nothing was updated. "
+                    f"{len(source)} values, valid for global_step 0..{len(source) - 1}, but "
+                    f"global_step is {self._host_step} (param_groups[{index}]). Nothing was updated. "
                     "Build the table for the whole run (total_step = epochs * steps_per_epoch), or "
                     "stop training here."
                 )
