@@ -47,8 +47,16 @@ LR_KINDS = {
 def grouped(params, lr_kind: str):
     p = dict(params)
     return [
-        {"params": [("conv.weight", p["conv.weight"])], "lr": LR_KINDS[lr_kind](), "weight_decay": 1e-4},
-        {"params": [("bn.gamma", p["bn.gamma"]), ("bn.beta", p["bn.beta"])], "lr": 0.01, "weight_decay": 0.0},
+        {
+            "params": [("conv.weight", p["conv.weight"])],
+            "lr": LR_KINDS[lr_kind](),
+            "weight_decay": 1e-4,
+        },
+        {
+            "params": [("bn.gamma", p["bn.gamma"]), ("bn.beta", p["bn.beta"])],
+            "lr": 0.01,
+            "weight_decay": 0.0,
+        },
         {"params": [("fc.weight", p["fc.weight"])], "lr": 0.02, "weight_decay": 1e-5},
         {"params": [("fc.bias", p["fc.bias"])]},
         {"order_params": params},
@@ -58,7 +66,9 @@ def grouped(params, lr_kind: str):
 def build(lr_kind: str, layout: str, seed: int = 0, cls=msoptim.Momentum):
     params = named(seed)
     spec = grouped(params, lr_kind) if layout == "groups" else params
-    opt = cls(spec, learning_rate=LR_KINDS[lr_kind](), momentum=0.9, weight_decay=1e-4, loss_scale=4.0)
+    opt = cls(
+        spec, learning_rate=LR_KINDS[lr_kind](), momentum=0.9, weight_decay=1e-4, loss_scale=4.0
+    )
     return params, opt
 
 
@@ -144,7 +154,9 @@ def test_past_the_end_of_a_table_raises_and_changes_nothing():
     opt = msoptim.Momentum(params, learning_rate=[0.1, 0.2, 0.3], momentum=0.9)
     run(opt, params, 0, 3)
     before = snapshot(params, opt)
-    with pytest.raises(msoptim.LearningRateTableExhaustedError, match=r"table of 3 values.*global_step is 3") as info:
+    with pytest.raises(
+        msoptim.LearningRateTableExhaustedError, match=r"table of 3 values.*global_step is 3"
+    ) as info:
         run(opt, params, 3, 4)
     assert isinstance(info.value, IndexError) and isinstance(info.value, RuntimeError)
     with pytest.raises(IndexError):
@@ -215,7 +227,9 @@ def test_parameters_without_grad_are_skipped():
 def test_weight_decay_and_loss_scale_compose_as_in_mindspore():
     """Effective gradient g/ls + wd*w: with ls a power of two, equal to ls=1 with unscaled grads."""
     params_a = named()
-    a = msoptim.Momentum(params_a, learning_rate=0.1, momentum=0.9, weight_decay=0.01, loss_scale=8.0)
+    a = msoptim.Momentum(
+        params_a, learning_rate=0.1, momentum=0.9, weight_decay=0.01, loss_scale=8.0
+    )
     params_b = named()
     b = msoptim.Momentum(params_b, learning_rate=0.1, momentum=0.9, weight_decay=0.01)
     for step in range(3):
@@ -285,7 +299,9 @@ def test_ms_state_dict_round_trip():
     params, opt = build("static", "groups")
     run(opt, params, 0, 3)
     exported = {k: v.clone() for k, v in opt.ms_state_dict().items()}
-    assert {"global_step", "momentum", "moments.fc.weight", "learning_rate_group_0"} <= set(exported)
+    assert {"global_step", "momentum", "moments.fc.weight", "learning_rate_group_0"} <= set(
+        exported
+    )
     _, fresh = build("static", "groups", seed=5)
     fresh.load_ms_state_dict(exported)
     for name, value in fresh.ms_state_dict().items():
