@@ -178,9 +178,9 @@ def test_all_problems_are_listed_at_once():
         msoptim.Momentum(groups, learning_rate=0.1, momentum=0.9)
     message = str(info.value)
     assert "3 problems" in message
-    assert (
-        "weight_decy" in message and "param_groups[1]" in message and "param_groups[2]" in message
-    )
+    assert "weight_decy" in message
+    assert "param_groups[1]" in message
+    assert "param_groups[2]" in message
 
 
 def test_failed_add_param_group_changes_nothing():
@@ -191,7 +191,8 @@ def test_failed_add_param_group_changes_nothing():
         opt.add_param_group({"params": pairs(p, "fc.weight")})
     with pytest.raises(KeyError, match=r"Did you mean 'weight_decay'"):
         opt.add_param_group({"params": pairs(p, "fc.bias"), "weight_decai": 0.1})
-    assert len(opt.param_groups) == 1 and len(opt.parameters) == 1
+    assert len(opt.param_groups) == 1
+    assert len(opt.parameters) == 1
     assert opt.state_dict()["param_groups"][0]["lr"] == state["param_groups"][0]["lr"]
 
 
@@ -219,7 +220,10 @@ def test_order_params_fixes_the_order_and_group_defaults_apply():
     assert opt.parameter_names == ("conv.weight", "bn.gamma", "bn.beta", "fc.weight", "fc.bias")
     assert opt.decay_flags == (True, False, False, True, True)
     assert opt.grad_centralization_flags == (True, False, False, False, False)
-    assert opt.is_group and opt.is_group_lr and not opt.dynamic_lr and opt.is_group_params_ordered
+    assert opt.is_group
+    assert opt.is_group_lr
+    assert not opt.dynamic_lr
+    assert opt.is_group_params_ordered
     lrs = [round(float(x), 6) for x in opt.get_lr()]
     assert lrs == [0.1, 0.1, 0.1, 0.5, 0.5]
     assert opt.param_groups[0]["lr_name"] == "learning_rate_group_0"

@@ -128,7 +128,8 @@ def test_load_state_dict_from_another_layout_raises_and_changes_nothing():
 def test_static_lr_is_the_group_tensor_and_reassignable():
     params, opt = build("static", "flat")
     assert opt.learning_rate is opt.param_groups[0]["lr"]
-    assert opt.learning_rate.dtype == torch.float32 and opt.learning_rate.ndim == 0
+    assert opt.learning_rate.dtype == torch.float32
+    assert opt.learning_rate.ndim == 0
     opt.learning_rate.fill_(0.0)
     before = [p.detach().clone() for _, p in params]
     run(opt, params, 0, 1)
@@ -158,7 +159,8 @@ def test_past_the_end_of_a_table_raises_and_changes_nothing():
         msoptim.LearningRateTableExhaustedError, match=r"table of 3 values.*global_step is 3"
     ) as info:
         run(opt, params, 3, 4)
-    assert isinstance(info.value, IndexError) and isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, IndexError)
+    assert isinstance(info.value, RuntimeError)
     with pytest.raises(IndexError):
         opt.get_lr()
     assert int(opt.global_step) == 3
@@ -175,17 +177,20 @@ def test_get_lr_is_pure_and_reads_the_current_step():
         assert float(opt.get_lr()) == pytest.approx(expected)
         assert int(opt.global_step) == step
         run(opt, params, step, step + 1)
-    assert opt.global_step.dtype == torch.int32 and opt.global_step.shape == (1,)
+    assert opt.global_step.dtype == torch.int32
+    assert opt.global_step.shape == (1,)
     assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.4)  # mirror of the last used lr
 
 
 def test_static_group_lr_mixed_with_dynamic_uses_mindspores_float32_rounding():
     params, opt = build("table", "groups")
     lrs = opt.get_lr()
-    assert isinstance(lrs, tuple) and len(lrs) == 5
+    assert isinstance(lrs, tuple)
+    assert len(lrs) == 5
     # fc.weight's static 0.02 goes through (lr + 1) - 1 in float32; its stored value stays exact.
     expected = (torch.tensor(0.02) + 1.0) - 1.0
-    assert torch.equal(lrs[3], expected) and float(lrs[3]) != pytest.approx(0.02, abs=0)
+    assert torch.equal(lrs[3], expected)
+    assert float(lrs[3]) != pytest.approx(0.02, abs=0)
     assert torch.equal(opt.get_lr_parameter(dict(params)["fc.weight"]), torch.tensor(0.02))
     table = opt.get_lr_parameter(dict(params)["conv.weight"])
     assert table.shape == (STEPS,)

@@ -100,7 +100,9 @@ def check_non_negative_float(value: Any, name: str, api: str) -> float:
     return value
 
 
-def check_number_as_float(value: Any, name: str, api: str, *, minimum: float | None = None) -> float:
+def check_number_as_float(
+    value: Any, name: str, api: str, *, minimum: float | None = None
+) -> float:
     """An ``int``, ``float`` or ``bool`` converted to float (MindSpore's looser rule), finite.
 
     Used where MindSpore calls ``float(x)`` itself (``loss_scale``, ``weight_decay``, static lrs).
