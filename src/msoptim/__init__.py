@@ -23,7 +23,20 @@ from msoptim.lr_functions import (
 )
 from msoptim.lr_sources import assign
 from msoptim.optimizer import Optimizer
+from msoptim.optimizers.adadelta import Adadelta
+from msoptim.optimizers.adafactor import AdaFactor
+from msoptim.optimizers.adagrad import Adagrad
+from msoptim.optimizers.adam import Adam, AdamOffload, LazyAdam
+from msoptim.optimizers.adam_weight_decay import AdamWeightDecay
+from msoptim.optimizers.adamax import AdaMax
+from msoptim.optimizers.asgd import ASGD
+from msoptim.optimizers.ftrl import FTRL
+from msoptim.optimizers.lamb import Lamb
+from msoptim.optimizers.lars import LARS
 from msoptim.optimizers.momentum import Momentum
+from msoptim.optimizers.proximal_adagrad import ProximalAdagrad
+from msoptim.optimizers.rmsprop import RMSProp
+from msoptim.optimizers.rprop import Rprop
 from msoptim.optimizers.sgd import SGD
 from msoptim.params import trainable_params
 from msoptim.schedules import (
@@ -39,11 +52,23 @@ from msoptim.schedules import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGD",
+    "FTRL",
+    "LARS",
     "SGD",
+    "AdaFactor",
+    "AdaMax",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamOffload",
+    "AdamWeightDecay",
     "CosineDecayLR",
     "DuplicateParameterError",
     "ExponentialDecayLR",
     "InverseDecayLR",
+    "Lamb",
+    "LazyAdam",
     "LearningRateSchedule",
     "LearningRateScheduler",
     "LearningRateTableExhaustedError",
@@ -51,6 +76,9 @@ __all__ = [
     "NaturalExpDecayLR",
     "Optimizer",
     "PolynomialDecayLR",
+    "ProximalAdagrad",
+    "RMSProp",
+    "Rprop",
     "UnknownGroupKeyError",
     "UnsupportedLrKindError",
     "WarmUpLR",

@@ -1,0 +1,86 @@
+"""MindSpore ``ApplyAdadelta``::
+
+    acc     = rho * acc + (1 - rho) * g*g
+    delta   = sqrt(acc_upd + eps) * (g / sqrt(acc + eps))
+    acc_upd = rho * acc_upd + (1 - rho) * delta*delta
+    w      -= lr * delta
+
+Precision (bit for bit against the MindSpore 2.10 CPU recordings): the kernel's ``1.0 - rho`` is a
+C++ double, so each accumulator update ``float(rho * acc) + (1.0 - rho) * float(g * g)`` is evaluated
+in double and rounded to float32 once; everything else is float32, one rounding per operation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["adadelta_foreach", "adadelta_reference"]
+
+
+def _sqrt(x: Tensor) -> Tensor:
+    """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
+    square root rounded to ``x``'s dtype is (CPU and CUDA alike)."""
+    return torch.sqrt(x.double()).to(x.dtype)
+
+
+def _foreach_sqrt(xs: list[Tensor]) -> list[Tensor]:
+    return [_sqrt(x) for x in xs]
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _decayed(old: Tensor, square: Tensor, rho: float, rate: float) -> Tensor:
+    """``float(rho * old) + rate * float(square)`` in double, rounded once to ``old``'s dtype."""
+    return ((old * rho).double() + square.double() * rate).to(old.dtype)
+
+
+def adadelta_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    accum_updates: list[Tensor],
+    *,
+    lr: Tensor,
+    rho: float,
+    epsilon: float,
+) -> None:
+    """Per-tensor loop in MindSpore's CPU op order (the ground truth)."""
+    rho, epsilon = _f32(rho), _f32(epsilon)
+    rate = 1.0 - rho
+    for param, grad, accum, accum_update in zip(params, grads, accums, accum_updates):
+        accum.copy_(_decayed(accum, grad * grad, rho, rate))
+        delta = _sqrt(accum_update + epsilon) * (grad / _sqrt(accum + epsilon))
+        accum_update.copy_(_decayed(accum_update, delta * delta, rho, rate))
+        param.sub_(delta * lr.to(delta.dtype))
+
+
+def adadelta_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    accum_updates: list[Tensor],
+    *,
+    lr: Tensor,
+    rho: float,
+    epsilon: float,
+) -> None:
+    """:func:`adadelta_reference` with ``torch._foreach_*`` ops (bit-identical)."""
+    rho, epsilon = _f32(rho), _f32(epsilon)
+    rate = 1.0 - rho
+
+    def decay_(olds: list[Tensor], squares: list[Tensor]) -> None:
+        kept = [t.double() for t in torch._foreach_mul(olds, rho)]
+        torch._foreach_add_(kept, torch._foreach_mul([s.double() for s in squares], rate))
+        for old, value in zip(olds, kept):
+            old.copy_(value)
+
+    decay_(accums, torch._foreach_mul(grads, grads))
+    deltas = torch._foreach_div(grads, _foreach_sqrt(torch._foreach_add(accums, epsilon)))
+    scales = _foreach_sqrt(torch._foreach_add(accum_updates, epsilon))
+    deltas = torch._foreach_mul(scales, deltas)
+    decay_(accum_updates, torch._foreach_mul(deltas, deltas))
+    torch._foreach_sub_(params, torch._foreach_mul(deltas, [lr.to(d.dtype) for d in deltas]))

@@ -1,0 +1,107 @@
+"""MindSpore ``nn.ASGD`` update, per parameter (``t`` = ``global_step`` after the increment)::
+
+    eta = lr                                  if t == 1
+    w   = w * (1 - lambd * eta) - eta * g
+    ax  = ax + (w - ax) * mu   if mu != 1,   else ax = w
+    eta = lr / (1 + lambd * lr * t) ** alpha
+    mu  = 1 / max(1, t - t0)
+
+MindSpore writes this with float32 tensor ops (one rounding each; float16/bfloat16 parameters are
+computed in float32 and cast back, ``ax`` is accumulated in its own dtype); the power is correctly
+rounded (computed in float64 and rounded once), which matches the MindSpore 2.10 CPU recordings bit
+for bit. Both branches are tensor ops (``torch.where``), so a step has no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["asgd_foreach", "asgd_reference"]
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _compute(t: Tensor) -> Tensor:
+    """MindSpore's ``cast(x, float32)`` for half types; float32 (and float64) stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _schedules(
+    lr: Tensor, step: Tensor, lambd: float, alpha: float, t0: float
+) -> tuple[Tensor, Tensor]:
+    """This step's new ``eta`` and ``mu`` (the same for every parameter of a group)."""
+    t = step.to(lr.dtype)
+    base = (lr * lambd) * t + 1.0
+    eta = lr / torch.pow(base.double(), alpha).to(lr.dtype)
+    mu = torch.reciprocal(torch.clamp_min(t - t0, 1.0))
+    return eta, mu
+
+
+def asgd_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    mus: list[Tensor],
+    etas: list[Tensor],
+    axs: list[Tensor],
+    *,
+    lr: Tensor,
+    step: Tensor,
+    lambd: float,
+    alpha: float,
+    t0: float,
+) -> None:
+    """Per-tensor loop in MindSpore's float32 op order (the ground truth).
+
+    ``step`` is the 0-d integer ``global_step`` after this step's increment.
+    """
+    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    first = step == 1
+    new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
+    for param, grad, mu, eta, ax in zip(params, grads, mus, etas, axs):
+        eta.copy_(torch.where(first, lr, eta))
+        value = _compute(param) * (1.0 - lambd * eta) - eta * _compute(grad)
+        param.copy_(value)
+        averaged = ax + ((value - _compute(ax)) * mu).to(ax.dtype)
+        ax.copy_(torch.where(mu != 1.0, averaged, param))
+        eta.copy_(new_eta)
+        mu.copy_(new_mu)
+
+
+def asgd_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    mus: list[Tensor],
+    etas: list[Tensor],
+    axs: list[Tensor],
+    *,
+    lr: Tensor,
+    step: Tensor,
+    lambd: float,
+    alpha: float,
+    t0: float,
+) -> None:
+    """:func:`asgd_reference` with ``torch._foreach_*`` ops (bit-identical)."""
+    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    first = step == 1
+    new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
+    for eta in etas:
+        eta.copy_(torch.where(first, lr, eta))
+    keeps = torch._foreach_mul(etas, lambd)
+    torch._foreach_neg_(keeps)
+    torch._foreach_add_(keeps, 1.0)
+    values = torch._foreach_mul([_compute(p) for p in params], keeps)
+    torch._foreach_sub_(values, torch._foreach_mul(etas, [_compute(g) for g in grads]))
+    for param, value in zip(params, values):
+        param.copy_(value)
+    averaged = torch._foreach_sub(values, [_compute(ax) for ax in axs])
+    torch._foreach_mul_(averaged, mus)
+    averaged = torch._foreach_add(axs, [a.to(ax.dtype) for a, ax in zip(averaged, axs)])
+    for ax, mu, param, value in zip(axs, mus, params, averaged):
+        ax.copy_(torch.where(mu != 1.0, value, param))
+    for eta, mu in zip(etas, mus):
+        eta.copy_(new_eta)
+        mu.copy_(new_mu)
