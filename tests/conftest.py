@@ -1,0 +1,31 @@
+"""Shared pytest set-up: the golden-case directory and the import path of the replay helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # `import golden_replay` under any --import-mode
+    sys.path.insert(0, str(TESTS_DIR))
+
+GOLDEN_DIR_ENV = "MSOPTIM_GOLDEN_DIR"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--golden-dir",
+        default=None,
+        help=f"directory of golden *.json cases (default: ${GOLDEN_DIR_ENV} or tests/golden)",
+    )
+
+
+def pytest_configure(config):
+    golden_dir = config.getoption("--golden-dir")
+    if golden_dir:
+        os.environ[GOLDEN_DIR_ENV] = str(Path(golden_dir).resolve())
+
+
+def pytest_report_header(config):
+    return f"golden cases: {os.environ.get(GOLDEN_DIR_ENV) or TESTS_DIR / 'golden'}"
