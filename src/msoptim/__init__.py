@@ -6,6 +6,12 @@ Everything public is importable from here; names and argument orders are MindSpo
 from __future__ import annotations
 
 from msoptim.callbacks import LearningRateScheduler
+from msoptim.checkpoint import (
+    load_mindspore_checkpoint,
+    mindspore_to_torch,
+    save_mindspore_checkpoint,
+    torch_to_mindspore,
+)
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
@@ -39,6 +45,7 @@ from msoptim.optimizers.rmsprop import RMSProp
 from msoptim.optimizers.rprop import Rprop
 from msoptim.optimizers.sgd import SGD
 from msoptim.params import trainable_params
+from msoptim.plateau import ReduceLROnPlateau
 from msoptim.schedules import (
     CosineDecayLR,
     ExponentialDecayLR,
@@ -78,6 +85,7 @@ __all__ = [
     "PolynomialDecayLR",
     "ProximalAdagrad",
     "RMSProp",
+    "ReduceLROnPlateau",
     "Rprop",
     "UnknownGroupKeyError",
     "UnsupportedLrKindError",
@@ -87,9 +95,13 @@ __all__ = [
     "cosine_decay_lr",
     "exponential_decay_lr",
     "inverse_decay_lr",
+    "load_mindspore_checkpoint",
+    "mindspore_to_torch",
     "natural_exp_decay_lr",
     "piecewise_constant_lr",
     "polynomial_decay_lr",
+    "save_mindspore_checkpoint",
+    "torch_to_mindspore",
     "trainable_params",
     "warmup_lr",
 ]

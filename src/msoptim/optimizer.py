@@ -29,13 +29,30 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import describe
-from msoptim.errors import LearningRateTableExhaustedError
-from msoptim.groups import ResolvedParams, default_names, resolve_params
+from msoptim.errors import (
+    DuplicateParameterError,
+    LearningRateTableExhaustedError,
+    UnsupportedLrKindError,
+)
+from msoptim.groups import (
+    ResolvedParams,
+    default_names,
+    overlapping_parameters,
+    resolve_params,
+)
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
 
 __all__ = ["Optimizer"]
 
 Gradients = list[Tensor | None]
+
+
+#: The largest ``global_step``: MindSpore's step counter is an int32 tensor.
+_INT32_MAX = 2**31 - 1
+
+
+def _is_integer(tensor: Tensor) -> bool:
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 
 
 def _float32(value: float) -> float:
@@ -57,6 +74,11 @@ def _check_loss_scale(value: Any, api: str) -> float:
             "Use 1.0 for no loss scaling."
         )
     return result
+
+
+def _is_dtensor(tensor: Tensor) -> bool:
+    """True for a ``torch.distributed.tensor.DTensor`` (without importing torch.distributed)."""
+    return any(cls.__name__ == "DTensor" for cls in type(tensor).__mro__)
 
 
 def schedule_config(schedule: nn.Module) -> dict[str, Any]:
@@ -124,6 +146,9 @@ class Optimizer(torch.optim.Optimizer):
     _ms_names: ClassVar[dict[str, str]] = {}
     #: Group keys a wrapper may repeat in group dicts with the optimizer's own value.
     _echo_keys: ClassVar[tuple[str, ...]] = ()
+    #: Why this optimizer cannot update DTensor parameters (FSDP2 ``fully_shard``, tensor
+    #: parallel), or "" if it can: construction on DTensor parameters then raises, naming it.
+    _dtensor_limitation: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -151,7 +176,15 @@ class Optimizer(torch.optim.Optimizer):
                 f"{sorted(str(d) for d in devices)}. Build one optimizer per device, or move the "
                 "model first (model.to(device))."
             )
-        device = devices.pop()
+        # A wrapper's rank may own no parameter at all (ZeroRedundancyOptimizer with more ranks than
+        # parameters): its optimizer then only counts steps, on the CPU.
+        device = devices.pop() if devices else torch.device("cpu")
+        if self._dtensor_limitation and any(map(_is_dtensor, resolved.order)):
+            raise TypeError(
+                f"{api} cannot update DTensor parameters (FSDP2 fully_shard, tensor parallel): "
+                f"{self._dtensor_limitation} Use it with DistributedDataParallel or "
+                "ZeroRedundancyOptimizer instead."
+            )
 
         self.loss_scale = loss_scale
         self.need_scale = loss_scale != 1.0
@@ -175,14 +208,40 @@ class Optimizer(torch.optim.Optimizer):
                 "Pass (name, Parameter) pairs, e.g. msoptim.trainable_params(model).",
                 stacklevel=3,
             )
+        if top_wd != 0.0 and not resolved.names and any(g.extra for g in resolved.groups):
+            warnings.warn(
+                f"{api}: the parameter groups repeat this optimizer's arguments, as "
+                "ZeroRedundancyOptimizer passes them, and weight_decay is on: the parameters come "
+                "without names, so MindSpore's rule 'skip names containing beta or gamma' cannot "
+                "apply and every parameter of a group without its own 'weight_decay' decays. Give "
+                "each group an explicit 'weight_decay' (0.0 for gamma/beta) and leave weight_decay "
+                "out of the wrapper's arguments.",
+                stacklevel=3,
+            )
 
         groups = self._build_groups(resolved, top_lr, top_wd, defaults)
         self._building = True
         super().__init__(groups, defaults)
         self._building = False
+        self._live_groups = [self._live_values(group) for group in self.param_groups]
         self._refresh_param_info()
         for param in self._parameters:
             self._init_state(param, self.state[param], self._group_of(param))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch keeps only defaults, state and param_groups, which would lose the names, flags and
+        # lr storage this class keeps beside them; pickling and deepcopy need all of it.
+        state = dict(self.__dict__)
+        for lookup in ("_name_of", "_index_of", "_group_index"):
+            state.pop(lookup, None)  # keyed by id(): rebuilt for the copied parameters
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_parameters" in state:
+            self._name_of = dict(zip(map(id, self._parameters), self._names))
+            self._index_of = {id(param): i for i, param in enumerate(self._parameters)}
+            self._refresh_param_info()
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -217,23 +276,26 @@ class Optimizer(torch.optim.Optimizer):
             source: nn.Module = TableLR(table)
         else:
             source = spec.value.to(self._device)
-        mirror = (
-            torch.as_tensor(
-                source(torch.zeros(1, dtype=torch.int32, device=self._device)), dtype=torch.float32
-            )
-            .detach()
-            .reshape(())
-            .clone()
-        )
-        self._check_finite_source(spec, mirror)
-        return mirror, source
+        first = self._first_value(spec.where, source, "learning rate")
+        return first.reshape(()).clone(), source
 
-    def _check_finite_source(self, spec: LrSpec, first: Tensor) -> None:
-        if spec.kind == "schedule" and not math.isfinite(float(first)):
+    def _first_value(self, where: str, source: nn.Module, what: str) -> Tensor:
+        """``source(0)``, checked to be one finite number, so a bad schedule fails at construction."""
+        step = torch.zeros(1, dtype=torch.int32, device=self._device)
+        first = torch.as_tensor(source(step), dtype=torch.float32).detach()
+        label = where if "[" in where else f"'{where}'"
+        if first.numel() != 1:
             raise ValueError(
-                f"{self._api}: {spec.where} ({type(spec.value).__name__}) returns {float(first)} "
-                "at step 0. A learning rate must be finite: check the schedule's arguments."
+                f"{self._api}: {label} ({type(source).__name__}) returns a tensor of shape "
+                f"{tuple(first.shape)} at step 0, but a {what} is one number: return a 0-d tensor "
+                "from forward()."
             )
+        if first.device.type != "meta" and not math.isfinite(float(first)):
+            raise ValueError(
+                f"{self._api}: {label} ({type(source).__name__}) returns {float(first)} at step 0. "
+                f"A {what} must be finite: check the schedule's arguments."
+            )
+        return first
 
     def _build_groups(
         self,
@@ -254,6 +316,12 @@ class Optimizer(torch.optim.Optimizer):
             weight_decay = top_wd if group.weight_decay is None else group.weight_decay
             if isinstance(weight_decay, nn.Module):
                 weight_decay = weight_decay.to(self._device)
+                where = (
+                    "weight_decay"
+                    if group.weight_decay is None
+                    else f"param_groups[{group.index}]['weight_decay']"
+                )
+                self._first_value(where, weight_decay, "weight decay")
             groups.append(
                 {
                     "params": list(group.params),
@@ -267,6 +335,49 @@ class Optimizer(torch.optim.Optimizer):
                 }
             )
         return groups
+
+    @staticmethod
+    def _live_values(group: dict[str, Any]) -> tuple[Tensor, Any, Any]:
+        return group["lr"], group["lr_schedule"], group["weight_decay"]
+
+    def _adopt_group_values(self) -> None:
+        """Take back this optimizer's own objects where a wrapper replaced them in ``param_groups``.
+
+        ``ZeroRedundancyOptimizer.load_state_dict`` never calls :meth:`load_state_dict`: it copies
+        every key of the checkpoint's groups into this optimizer's groups, so ``global_step``, ``lr``
+        and the lr source arrive as the checkpoint's objects (for an in-memory checkpoint, another
+        optimizer's live tensors). Their values are copied into ours and ours put back, so the step
+        counts on from the restored step and no two optimizers share a tensor. A plain value
+        assigned to a static ``group["lr"]`` (torch style) is taken over the same way. Identity
+        checks only: free, and no host sync unless something was replaced.
+
+        Such a wrapper also replaces each parameter's state dict wholesale, which undoes what a
+        subclass's ``load_state_dict`` re-establishes (a buffer shared by all parameters, a storage
+        dtype): after a replaced ``global_step`` the optimizer therefore reloads its own state once
+        through :meth:`load_state_dict`, a round trip that changes no value.
+        """
+        replaced = False
+        for group, (lr, source, weight_decay) in zip(self.param_groups, self._live_groups):
+            step = group["global_step"]
+            if step is not self.global_step:
+                self.global_step.copy_(torch.as_tensor(step).reshape(self.global_step.shape))
+                self._host_step = int(self.global_step.item())
+                group["global_step"] = self.global_step
+                replaced = True
+            if group["lr"] is not lr:
+                lr.copy_(torch.as_tensor(group["lr"]).reshape(()))
+                group["lr"] = lr
+                self._mirror_versions = {}
+            saved = group["lr_schedule"]
+            if saved is not source:
+                if isinstance(source, TableLR):
+                    table = saved.learning_rate if isinstance(saved, TableLR) else saved["table"]
+                    source.learning_rate.copy_(table)
+                group["lr_schedule"] = source
+            if isinstance(weight_decay, nn.Module):
+                group["weight_decay"] = weight_decay
+        if replaced:
+            self.load_state_dict(self.state_dict())
 
     def _refresh_param_info(self) -> None:
         """Per-parameter flags (decay, centralization) and the group each parameter is in."""
@@ -312,6 +423,11 @@ class Optimizer(torch.optim.Optimizer):
                 f"{self._api}.add_param_group: 'param_group' must be a dict, but got "
                 f"{describe(param_group)}."
             )
+        if "order_params" in param_group:
+            raise ValueError(
+                f"{self._api}.add_param_group: 'order_params' fixes the order of all parameters "
+                "at construction and cannot be added later. Pass a group with 'params'."
+            )
         echo = {key: self.defaults[key] for key in self.defaults}
         resolved = resolve_params([param_group], api=self._api, echo_keys=echo)
         new = resolved.groups[0]
@@ -327,6 +443,7 @@ class Optimizer(torch.optim.Optimizer):
                 f"{self._api}.add_param_group: the new group's lr kind ({new.lr.kind}) would change "
                 "how every other group's lr is computed. Build the optimizer with all groups."
             )
+        self._check_new_group(new, resolved.names)
         new.index = len(self.param_groups)
         top = LrSpec("static", 0.0, "learning_rate")
         (group,) = self._build_groups(
@@ -343,6 +460,7 @@ class Optimizer(torch.optim.Optimizer):
             super().add_param_group(group)
         finally:
             self._building = False
+        self._live_groups.append(self._live_values(group))
         start = len(self._parameters)
         self._parameters = self._parameters + tuple(new.params)
         names = [
@@ -352,9 +470,49 @@ class Optimizer(torch.optim.Optimizer):
         self._name_of.update(zip(map(id, new.params), names))
         self._index_of = {id(param): i for i, param in enumerate(self._parameters)}
         self.is_group = True
+        self.is_group_lr = self.is_group_lr or new.lr is not None
         self._refresh_param_info()
         for param in new.params:
             self._init_state(param, self.state[param], group)
+
+    def _check_new_group(self, new: Any, names: dict[int, str]) -> None:
+        """What the constructor checks across groups, for a group added later (before any change)."""
+        where = f"{self._api}.add_param_group"
+        for param in new.params:
+            if param.device != self._device:
+                raise ValueError(
+                    f"{where}: all parameters must be on this optimizer's device ({self._device}), "
+                    f"but '{names.get(id(param), 'a new parameter')}' is on {param.device}. Move it "
+                    "first, or build one optimizer per device."
+                )
+            name = names.get(id(param))
+            if name is not None and name in self._names:
+                raise DuplicateParameterError(
+                    f"{where}: a different parameter is already named '{name}' in this "
+                    "optimizer. Names key checkpoints and MindSpore's weight-decay rule: give each "
+                    "parameter its own name."
+                )
+        new_ids = {id(param) for param in new.params}
+        for first, second in overlapping_parameters([*self._parameters, *new.params]):
+            if id(first) in new_ids or id(second) in new_ids:
+                label = {**self._name_of, **names}
+                raise DuplicateParameterError(
+                    f"{where}: parameters '{label.get(id(first), 'new')}' and "
+                    f"'{label.get(id(second), 'new')}' share memory, so a step would update those "
+                    "elements twice. Give the new parameter its own storage (tensor.clone())."
+                )
+        if new.lr is not None and new.lr.kind == "table":
+            lengths = {
+                len(group["lr_schedule"])
+                for group in self.param_groups
+                if isinstance(group["lr_schedule"], TableLR)
+            }
+            if lengths and lengths != {new.lr.table_length}:
+                raise ValueError(
+                    f"{where}: the new group's lr table has {new.lr.table_length} values but this "
+                    f"optimizer's tables have {sorted(lengths)[0]}: every dynamic learning-rate "
+                    "table must have the same length (one entry per step)."
+                )
 
     # ------------------------------------------------------------------ public MindSpore surface
 
@@ -422,6 +580,7 @@ class Optimizer(torch.optim.Optimizer):
             LearningRateTableExhaustedError: (an ``IndexError`` and ``RuntimeError``) past the end of a
                 dynamic lr table, as MindSpore's ``get_lr()`` does.
         """
+        self._adopt_group_values()
         self._check_tables()
         lrs = self._group_lrs(update_mirrors=False)
         if not self.is_group_lr:
@@ -616,12 +775,61 @@ class Optimizer(torch.optim.Optimizer):
                     "stop training here."
                 )
 
+    def _check_step_limit(self) -> None:
+        """Refuse the step that would take the int32 ``global_step`` past 2**31 - 1.
+
+        MindSpore's counter would wrap to -2**31 there (and a table lr or schedule would then be
+        read at a negative step); msoptim raises instead, before anything changes. The check reads
+        the host-side step count, so it costs no device sync.
+        """
+        if self._host_step >= _INT32_MAX:
+            raise OverflowError(
+                f"{self._api}: global_step is {self._host_step}, the largest value of its int32 "
+                "counter (MindSpore's type), so one more step would wrap it to a negative number. "
+                "Nothing was updated. Save a checkpoint and start a new optimizer, with the "
+                "learning rate the schedule has reached, to train further."
+            )
+
+    def _check_lr_not_driven(self) -> None:
+        """Refuse a torch lr scheduler (or any in-place write) on a dynamic group's ``lr`` mirror.
+
+        For a table or schedule group, ``group["lr"]`` only mirrors the lr of the last step: a torch
+        ``LRScheduler`` (which adds ``initial_lr`` to every group) or ``ReduceLROnPlateau`` writing
+        into it would be overwritten by this step without effect. Host-side checks only (a dict key
+        and the tensor's version counter), so no device sync.
+        """
+        seen = getattr(self, "_mirror_versions", {})
+        for index, group in enumerate(self.param_groups):
+            source = group["lr_schedule"]
+            if source is None or isinstance(source, ConstantLR):
+                continue
+            lr, (mirror, version) = group["lr"], seen.get(index, (None, 0))
+            written = lr is mirror and lr._version != version
+            if "initial_lr" in group or written or not isinstance(lr, Tensor):
+                raise UnsupportedLrKindError(
+                    f"{self._api}: param_groups[{index}]['lr'] is being driven from outside (a "
+                    "torch.optim.lr_scheduler such as StepLR, OneCycleLR or ReduceLROnPlateau, or "
+                    "an in-place write), but this group's learning rate is dynamic "
+                    f"({type(source).__name__}, evaluated from global_step at every step), so the "
+                    "change would be silently overwritten. Nothing was updated. Use a static "
+                    "learning_rate (a float) with torch lr schedulers, or express the schedule as a "
+                    "list of lrs or an msoptim.LearningRateSchedule."
+                )
+
     @torch.no_grad()
     def _apply(self, gradients: Gradients) -> None:
+        self._check_lr_not_driven()
+        self._adopt_group_values()
         self._check_tables()
+        self._check_step_limit()
         self.construct(gradients)
         self.global_step.add_(1)
         self._host_step += 1
+        self._mirror_versions = {
+            index: (group["lr"], group["lr"]._version)
+            for index, group in enumerate(self.param_groups)
+            if group["lr_schedule"] is not None
+        }
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One update from each parameter's ``.grad`` (parameters without a grad are skipped).
@@ -694,6 +902,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict plus lr sources and ``global_step``; loadable with ``weights_only``."""
+        self._adopt_group_values()
         packed = super().state_dict()
         for group in packed["param_groups"]:
             group["lr_schedule"] = _describe_source(group["lr_schedule"])
@@ -716,8 +925,11 @@ class Optimizer(torch.optim.Optimizer):
                 f"{self._api}.load_state_dict: expected a dict from opt.state_dict(), but got "
                 f"{describe(state_dict)}."
             )
+        self._adopt_group_values()
         saved_groups = state_dict["param_groups"]
+        self._check_saved_groups(saved_groups)
         self._check_layout(state_dict)
+        self._check_state_keys(state_dict)
         sources = [self._check_group_source(i, g) for i, g in enumerate(saved_groups)]
         live = [
             (group["lr"], group["lr_schedule"], group["weight_decay"], group["global_step"])
@@ -725,11 +937,17 @@ class Optimizer(torch.optim.Optimizer):
         ]
         inner = dict(state_dict)
         inner.pop("msoptim", None)
+        # A key an older checkpoint lacks (a hyper-parameter added since) keeps this optimizer's
+        # value, as torch optimizers' ``__setstate__`` fills it in.
+        inner["param_groups"] = [
+            {**{key: value for key, value in group.items() if key != "params"}, **saved}
+            for group, saved in zip(self.param_groups, saved_groups)
+        ]
         super().load_state_dict(inner)
         for group, saved, (lr, source, wd, step), table in zip(
             self.param_groups, saved_groups, live, sources
         ):
-            lr.copy_(saved["lr"])
+            lr.copy_(torch.as_tensor(saved["lr"]).reshape(()))
             if table is not None:
                 source.learning_rate.copy_(table)
             step.copy_(saved["global_step"])
@@ -737,7 +955,76 @@ class Optimizer(torch.optim.Optimizer):
             if isinstance(wd, nn.Module):
                 group["weight_decay"] = wd
         self._host_step = int(self.global_step.item())
+        self._mirror_versions = {}
         self._refresh_param_info()
+
+    def _check_saved_groups(self, saved_groups: Any) -> None:
+        """Refuse, before anything changes, groups that no msoptim ``state_dict()`` produces."""
+        where = f"{self._api}.load_state_dict"
+        if not isinstance(saved_groups, list | tuple) or not all(
+            isinstance(group, dict) for group in saved_groups
+        ):
+            raise TypeError(
+                f"{where}: 'param_groups' must be a list of dicts, but got "
+                f"{describe(saved_groups)}. Pass the dict from opt.state_dict()."
+            )
+        for index, saved in enumerate(saved_groups):
+            missing = [key for key in ("params", "lr", "global_step") if key not in saved]
+            if missing:
+                raise ValueError(
+                    f"{where}: param_groups[{index}] has no {', '.join(map(repr, missing))}, so "
+                    "it is not a checkpoint of an msoptim optimizer (a torch.optim state_dict "
+                    "has no 'global_step'). Save it with an msoptim optimizer's state_dict()."
+                )
+            step = saved["global_step"]
+            value = torch.as_tensor(step) if isinstance(step, Tensor | int) else None
+            if (
+                value is None
+                or isinstance(step, bool)
+                or value.numel() != 1
+                or value.is_floating_point()
+                or value.is_complex()
+                or value.dtype == torch.bool
+                or not 0 <= int(value.reshape(())) <= _INT32_MAX
+            ):
+                raise ValueError(
+                    f"{where}: param_groups[{index}]['global_step'] must be one integer in "
+                    f"[0, {_INT32_MAX}] (MindSpore's int32 step counter), but got "
+                    f"{describe(step)}. The checkpoint is damaged."
+                )
+            lr = saved["lr"]
+            value = torch.as_tensor(lr) if isinstance(lr, Tensor | float | int) else None
+            if (
+                value is None
+                or isinstance(lr, bool)
+                or value.numel() != 1
+                or value.is_complex()
+                or not math.isfinite(float(value.reshape(())))
+            ):
+                raise ValueError(
+                    f"{where}: param_groups[{index}]['lr'] must be one finite number, but got "
+                    f"{describe(lr)}. The checkpoint is damaged."
+                )
+
+    def _check_state_keys(self, state_dict: dict[str, Any]) -> None:
+        """Each parameter's saved state has this optimizer's keys (not another optimizer's)."""
+        saved_state = state_dict.get("state", {})
+        if not isinstance(saved_state, dict):
+            raise TypeError(
+                f"{self._api}.load_state_dict: 'state' must be a dict, but got "
+                f"{describe(saved_state)}."
+            )
+        for index, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
+            for position, (key, param) in enumerate(zip(saved["params"], group["params"])):
+                ours, theirs = set(self.state[param]), set(saved_state.get(key, {}))
+                if ours != theirs:
+                    raise ValueError(
+                        f"{self._api}.load_state_dict: param_groups[{index}]['params'][{position}] "
+                        f"('{self._name_of[id(param)]}') has state {sorted(theirs)} in the "
+                        f"checkpoint but {sorted(ours)} here: the checkpoint is of another "
+                        "optimizer or configuration (e.g. use_amsgrad). Build the same optimizer "
+                        "as the run that saved it."
+                    )
 
     def _check_layout(self, state_dict: dict[str, Any]) -> None:
         saved_groups = state_dict["param_groups"]
@@ -754,6 +1041,20 @@ class Optimizer(torch.optim.Optimizer):
                     f"{len(saved['params'])} parameters in the checkpoint and "
                     f"{len(group['params'])} here. Build the optimizer with the same groups."
                 )
+        saved_state = state_dict.get("state", {})
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            for position, (key, param) in enumerate(zip(saved["params"], group["params"])):
+                for name, value in saved_state.get(key, {}).items():
+                    ours = self.state[param].get(name)
+                    tensors = isinstance(value, Tensor) and isinstance(ours, Tensor)
+                    if tensors and value.shape != ours.shape:
+                        raise ValueError(
+                            f"{self._api}.load_state_dict: param_groups[{index}]['params']"
+                            f"[{position}] has state '{name}' of shape {tuple(value.shape)} in "
+                            f"the checkpoint but {tuple(ours.shape)} here. The parameters "
+                            "differ: build the optimizer over the same parameters, in the "
+                            "same order, as the run that saved it."
+                        )
         names = state_dict.get("msoptim", {}).get("param_names")
         if names is None:
             return
@@ -803,6 +1104,7 @@ class Optimizer(torch.optim.Optimizer):
         the optimizer's constants (e.g. ``momentum``) and every state buffer (``moments.<param>``,
         ``beta1_power``, ...), exactly as MindSpore names them.
         """
+        self._adopt_group_values()
         result: dict[str, Tensor] = {"global_step": self.global_step}
         for group in self.param_groups:
             storage = self._lr_storage(group)
@@ -852,7 +1154,26 @@ class Optimizer(torch.optim.Optimizer):
             )
         values = {}
         for name, value in state.items():
-            tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
+            try:
+                tensor = torch.as_tensor(
+                    np.asarray(value) if not isinstance(value, Tensor) else value
+                )
+            except (TypeError, ValueError, RuntimeError):
+                tensor = None
+            if tensor is None or not (tensor.is_floating_point() or _is_integer(tensor)):
+                raise TypeError(
+                    f"{self._api}.load_ms_state_dict: '{name}' must be a real numeric array or "
+                    f"tensor, but got {describe(value)}."
+                )
+            if name == "global_step" and not (
+                _is_integer(tensor)
+                and tensor.numel() == 1
+                and 0 <= int(tensor.reshape(())) <= _INT32_MAX
+            ):
+                raise ValueError(
+                    f"{self._api}.load_ms_state_dict: 'global_step' must be one integer in "
+                    f"[0, {_INT32_MAX}] (MindSpore's int32 counter), but got {describe(value)}."
+                )
             target = ours[name]
             if tensor.numel() != target.numel():
                 raise ValueError(

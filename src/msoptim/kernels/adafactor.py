@@ -1,0 +1,327 @@
+"""MindSpore ``FusedAdaFactor`` (the CPU kernel ``nn.AdaFactor`` runs on CPU), one step.
+
+Per parameter, with ``upd = g*g + eps1`` and ``b = beta2t`` (``1 - step^-decay_rate``)::
+
+    ndim >= 2 (factored; row = mean over the last axis, col = mean over the second-to-last):
+        row <- row*b + mean(upd, -1)*(1 - b)
+        col <- max(col*b + mean(upd, -2)*(1 - b), 1e-30)
+        u = g / max(sqrt(row / max(mean(row, -1), 1e-30))[..., :, None] * sqrt(col)[..., None, :], 1e-30)
+    ndim < 2:
+        v <- max(v*b + upd*(1 - b), 1e-30);        u = g / sqrt(v)
+    lr_eff = lr * max(eps2, RMS(w))   (scale_parameter)   else lr
+    u = u * (lr_eff / max(RMS(u) / clip_threshold, 1))
+    beta1 > 0:  u = exp_avg*beta1 + u*(1 - beta1);  exp_avg <- u
+    w <- w - (u + w*weight_decay*lr_eff)   (weight_decay > 0)   else   w - u
+
+``RMS(x) = sqrt(sum(x*x) / numel)`` over the whole tensor. The op order is the CPU kernel's; it
+differs from MindSpore's Python (Ascend) path only in rounding (``g / sqrt(v)`` there is
+``(1/sqrt(v)) * g``, the clip is ``u / coef * lr_eff``, and it has no ``1e-30`` floors).
+
+Precision: bit-exact on the golden case (every step, parameters and state) for CPU tensors. Two
+things matter. (1) MindSpore sums in sequence, in float32 (one loop per row/column mean, one loop
+per block of 1000 elements for an RMS); for plain CPU tensors the sums here are the same
+sequential sums (NumPy's ``cumsum`` accumulates in order). An RMS over more than 1000 elements
+(split across as many threads as the recording machine had), other devices, DTensors and traced
+tensors use ``torch.sum``, whose order moves a mean or an RMS by an ulp now and then: measured on
+the golden case, at most 2 ulp in the parameters over 10 steps and 2 ulp of the tensor's scale in
+``exp_avg``. (2) torch's vectorized float32 CPU ``sqrt`` is not correctly rounded; every square
+root here is the float64 one rounded once (exact). 16-bit parameters are computed in float32 and
+rounded once, as the kernel does. Reductions are ``sum`` / ``numel`` on the tensors themselves, so
+a DTensor parameter gets the global RMS (a ``Partial`` sum that the next op reduces).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["adafactor_foreach", "adafactor_reference"]
+
+#: The kernel's floor for second moments and normalizers (``constexpr float kEps = 1e-30``).
+FLOOR = 1e-30
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _sqrt(x: Tensor) -> Tensor:
+    """Correctly rounded square root: torch's vectorized CPU float32 ``sqrt`` is up to 1 ulp off
+    (measured: 17% of random inputs), MindSpore's kernels use the exact C one. The float64 root
+    rounded once to float32 is exact (CUDA's float32 ``sqrt`` already is)."""
+    if x.dtype == torch.float32 and x.device.type == "cpu":
+        return torch.sqrt(x.to(torch.float64)).to(torch.float32)
+    return torch.sqrt(x)
+
+
+def _compute_dtype(param: Tensor) -> torch.dtype:
+    return torch.float32 if param.dtype in _LOW_PRECISION else param.dtype
+
+
+#: The kernel's ``CalcRMS`` sums up to this many elements in one sequential loop.
+RMS_BLOCK = 1000
+
+
+def _sequential(x: Tensor) -> bool:
+    """A plain CPU float tensor: the kernel's sequential sums can be reproduced exactly."""
+    return (
+        type(x) is Tensor
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and x.numel() > 0
+    )
+
+
+def _sum_along(x: Tensor, dim: int, *, keepdim: bool = False) -> Tensor:
+    """Sum over ``dim`` (-1 or -2), in sequence on the CPU (the kernel's loop), else ``torch.sum``.
+
+    NumPy's ``cumsum`` accumulates in order. For an axis that is not the innermost in memory,
+    ``np.add.reduce`` also does (it adds whole rows; it sums pairwise only along the innermost
+    axis) and needs no temporary, so it is used there; ``test_sequential_sums`` pins both.
+    """
+    if not _sequential(x):
+        return torch.sum(x, dim=dim, keepdim=keepdim)
+    array = x.detach().numpy()
+    if dim != -1 and array.shape[-1] > 1 and array.flags.c_contiguous:
+        total = np.add.reduce(array, axis=dim, keepdims=True)
+    else:
+        total = np.take(np.cumsum(array, axis=dim, dtype=array.dtype), [-1], axis=dim)
+    result = torch.from_numpy(total)
+    return result if keepdim else result.squeeze(dim)
+
+
+def _sum_all(x: Tensor) -> Tensor:
+    """Sum of every element: in sequence on the CPU up to one ``CalcRMS`` block, else ``torch.sum``."""
+    if not _sequential(x) or x.numel() > RMS_BLOCK:
+        return torch.sum(x)
+    flat = x.detach().reshape(-1).numpy()
+    return torch.from_numpy(np.cumsum(flat, dtype=flat.dtype)[-1:]).reshape(())
+
+
+def _rms(x: Tensor) -> Tensor:
+    """``sqrt(sum(x^2) / numel)``, the kernel's ``CalcRMS`` (global for a DTensor)."""
+    return _sqrt(_sum_all(x * x) / x.numel())
+
+
+def _factored_direction(
+    grad: Tensor, upd: Tensor, row: Tensor, col: Tensor, beta2t: Tensor, one_minus: Tensor
+) -> Tensor:
+    """Update ``row``/``col`` in place; return ``g / (r x c)``, the factored normalized gradient."""
+    dtype = grad.dtype
+    row_mean = _sum_along(upd, -1) / upd.shape[-1]
+    row.copy_(row.to(dtype) * beta2t + row_mean * one_minus)
+    stored_row = row.to(dtype)
+    row_norm = torch.clamp(
+        _sum_along(stored_row, -1, keepdim=True) / stored_row.shape[-1], min=FLOOR
+    )
+    r_factor = _sqrt(stored_row / row_norm)
+    col_mean = _sum_along(upd, -2) / upd.shape[-2]
+    new_col = torch.clamp(col.to(dtype) * beta2t + col_mean * one_minus, min=FLOOR)
+    col.copy_(new_col)
+    # The kernel takes sqrt of the float value before it is stored in the parameter's dtype.
+    c_factor = _sqrt(new_col)
+    return grad / torch.clamp(r_factor.unsqueeze(-1) * c_factor.unsqueeze(-2), min=FLOOR)
+
+
+def _read_second_moment(sq: Tensor, new: Tensor) -> Tensor:
+    """The second moment used for the update: the stored value (float16 under ``compression``)."""
+    if sq.dtype == new.dtype:
+        return new
+    # compression: read back the float16 copy; the floor keeps an underflowed 0 from dividing.
+    return torch.clamp(sq.to(new.dtype), min=FLOOR)
+
+
+def _finish(
+    param: Tensor,
+    direction: Tensor,
+    exp_avg: Tensor | None,
+    *,
+    lr: Tensor,
+    eps2: float,
+    clip_threshold: float,
+    beta1: float,
+    one_minus_beta1: float,
+    weight_decay: float,
+    scale_parameter: bool,
+) -> None:
+    """Clip by RMS, scale by the (relative) lr, first moment, weight decay, write the parameter."""
+    dtype = direction.dtype
+    weight = param.to(dtype)
+    lr_eff = lr * torch.clamp(_rms(weight), min=eps2) if scale_parameter else lr
+    coefficient = lr_eff / torch.clamp(_rms(direction) / clip_threshold, min=1.0)
+    update = direction * coefficient
+    if exp_avg is not None:
+        update = exp_avg.to(dtype) * beta1 + update * one_minus_beta1
+        exp_avg.copy_(update)
+    if weight_decay != 0.0:
+        update = update + weight * weight_decay * lr_eff
+    param.copy_(weight - update)
+
+
+def _one_minus(value: float) -> float:
+    # ``1 - beta1`` evaluated in float32, as the C++ kernel does.
+    return float(np.float32(1.0) - np.float32(value))
+
+
+def adafactor_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor] | None,
+    exp_avg_sq_rows: list[Tensor],
+    exp_avg_sq_cols: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    lr: Tensor,
+    beta2t: Tensor,
+    eps: tuple[float, float],
+    clip_threshold: float,
+    beta1: float,
+    weight_decay: float,
+    scale_parameter: bool,
+) -> None:
+    """Per-tensor loop in the CPU kernel's op order (see the module docstring).
+
+    Args:
+        params, grads: the parameters and their gradients (no loss-scale handling: AdaFactor's
+            pipeline has none).
+        exp_avgs: first moments, or None when ``beta1 == 0``.
+        exp_avg_sq_rows, exp_avg_sq_cols: factored second moments (dummies of shape ``(1,)`` for
+            parameters with ``ndim < 2``).
+        exp_avg_sqs: full second moments (a dummy ``(1,)`` for ``ndim >= 2``); float16 under
+            ``compression``.
+        lr: 0-d float32 tensor, the relative step size or the group's lr.
+        beta2t: 0-d float32 tensor, ``1 - step^-decay_rate``.
+        eps: ``(eps1, eps2)``, float32 values.
+        clip_threshold, beta1, weight_decay: float32 values.
+        scale_parameter: multiply the lr by ``max(eps2, RMS(w))``.
+    """
+    eps1, eps2 = eps
+    one_minus_beta2t = 1.0 - beta2t
+    one_minus_beta1 = _one_minus(beta1)
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        dtype = _compute_dtype(param)
+        grad = grad.to(dtype)
+        upd = grad * grad + eps1
+        if param.ndim >= 2:
+            direction = _factored_direction(
+                grad,
+                upd,
+                exp_avg_sq_rows[index],
+                exp_avg_sq_cols[index],
+                beta2t,
+                one_minus_beta2t,
+            )
+        else:
+            sq = exp_avg_sqs[index]
+            new = torch.clamp(sq.to(dtype) * beta2t + upd * one_minus_beta2t, min=FLOOR)
+            sq.copy_(new)
+            direction = grad / _sqrt(_read_second_moment(sq, new))
+        _finish(
+            param,
+            direction,
+            None if exp_avgs is None else exp_avgs[index],
+            lr=lr,
+            eps2=eps2,
+            clip_threshold=clip_threshold,
+            beta1=beta1,
+            one_minus_beta1=one_minus_beta1,
+            weight_decay=weight_decay,
+            scale_parameter=scale_parameter,
+        )
+
+
+def adafactor_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor] | None,
+    exp_avg_sq_rows: list[Tensor],
+    exp_avg_sq_cols: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    lr: Tensor,
+    beta2t: Tensor,
+    eps: tuple[float, float],
+    clip_threshold: float,
+    beta1: float,
+    weight_decay: float,
+    scale_parameter: bool,
+) -> None:
+    """:func:`adafactor_reference` with the element-wise work batched by ``torch._foreach_*``.
+
+    The reductions (row/column means, RMS) stay per tensor; the arithmetic and its order are the
+    reference's, so the results are bit-identical. 16-bit parameters take the reference path.
+    """
+    low = [i for i, p in enumerate(params) if p.dtype in _LOW_PRECISION]
+    if low:
+        adafactor_reference(
+            [params[i] for i in low],
+            [grads[i] for i in low],
+            None if exp_avgs is None else [exp_avgs[i] for i in low],
+            [exp_avg_sq_rows[i] for i in low],
+            [exp_avg_sq_cols[i] for i in low],
+            [exp_avg_sqs[i] for i in low],
+            lr=lr,
+            beta2t=beta2t,
+            eps=eps,
+            clip_threshold=clip_threshold,
+            beta1=beta1,
+            weight_decay=weight_decay,
+            scale_parameter=scale_parameter,
+        )
+        keep = [i for i in range(len(params)) if i not in set(low)]
+        params = [params[i] for i in keep]
+        grads = [grads[i] for i in keep]
+        exp_avgs = None if exp_avgs is None else [exp_avgs[i] for i in keep]
+        exp_avg_sq_rows = [exp_avg_sq_rows[i] for i in keep]
+        exp_avg_sq_cols = [exp_avg_sq_cols[i] for i in keep]
+        exp_avg_sqs = [exp_avg_sqs[i] for i in keep]
+    if not params:
+        return
+    eps1, eps2 = eps
+    one_minus_beta2t = 1.0 - beta2t
+    one_minus_beta1 = _one_minus(beta1)
+
+    upds = torch._foreach_mul(grads, grads)
+    torch._foreach_add_(upds, eps1)
+
+    directions: list[Tensor | None] = [None] * len(params)
+    flat = [i for i, p in enumerate(params) if p.ndim < 2]
+    for i, param in enumerate(params):
+        if param.ndim >= 2:
+            directions[i] = _factored_direction(
+                grads[i], upds[i], exp_avg_sq_rows[i], exp_avg_sq_cols[i], beta2t, one_minus_beta2t
+            )
+    if flat:
+        sqs = [exp_avg_sqs[i] for i in flat]
+        weighted = torch._foreach_mul([upds[i] for i in flat], one_minus_beta2t)
+        if all(sq.dtype == params[i].dtype for sq, i in zip(sqs, flat)):
+            torch._foreach_mul_(sqs, beta2t)
+            torch._foreach_add_(sqs, weighted)
+            torch._foreach_clamp_min_(sqs, FLOOR)
+            reads = sqs
+        else:  # compression: the float16 copies are computed in float32 and stored rounded
+            news = torch._foreach_mul([sq.to(params[i].dtype) for sq, i in zip(sqs, flat)], beta2t)
+            torch._foreach_add_(news, weighted)
+            torch._foreach_clamp_min_(news, FLOOR)
+            for sq, new in zip(sqs, news):
+                sq.copy_(new)
+            reads = [_read_second_moment(sq, new) for sq, new in zip(sqs, news)]
+        quotients = torch._foreach_div([grads[i] for i in flat], [_sqrt(r) for r in reads])
+        for i, quotient in zip(flat, quotients):
+            directions[i] = quotient
+    updates: list[Tensor] = [d for d in directions if d is not None]
+
+    lr_effs: list[Tensor] = []
+    coefficients: list[Tensor] = []
+    for param, direction in zip(params, updates):
+        lr_eff = lr * torch.clamp(_rms(param), min=eps2) if scale_parameter else lr
+        lr_effs.append(lr_eff)
+        coefficients.append(lr_eff / torch.clamp(_rms(direction) / clip_threshold, min=1.0))
+    torch._foreach_mul_(updates, coefficients)
+    if exp_avgs is not None:
+        torch._foreach_mul_(exp_avgs, beta1)
+        torch._foreach_add_(exp_avgs, torch._foreach_mul(updates, one_minus_beta1))
+        updates = exp_avgs
+    if weight_decay != 0.0:
+        decays = torch._foreach_mul(params, weight_decay)
+        torch._foreach_mul_(decays, lr_effs)
+        updates = torch._foreach_add(updates, decays)
+    torch._foreach_sub_(params, updates)

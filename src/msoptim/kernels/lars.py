@@ -1,0 +1,107 @@
+"""MindSpore ``LARSUpdate``: the layer-wise rescaled gradient that ``nn.LARS`` feeds its optimizer.
+
+Per parameter (``wd`` is 0 when the parameter's decay flag is off)::
+
+    coeff = coefficient * ||w|| / ((wd * ||w|| + ||g||) + epsilon)
+    use_clip:  coeff = max(min(coeff / lr, 1), 0)
+    g_new = (w * wd + g) * coeff
+
+in the op order of the Ascend kernel (``LarsV2Update``: ``vmul``/``vadd``/``vadds``/``vdiv``, then
+``vmins``/``vmaxs`` for the clip). MindSpore 2.10 has no CPU or GPU kernel for it, and its docstring
+never says where ``epsilon`` goes; the placement above is the Ascend kernel's and the one the older
+MindSpore docstring gives. Unlike the update kernels, these functions return the new gradients (the
+inputs are left untouched: they are the user's ``.grad`` tensors). Norms are over the whole tensor
+(``torch.linalg.vector_norm`` / ``torch._foreach_norm``: the same bits on CPU, the global norm for a
+DTensor).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["lars_foreach", "lars_reference"]
+
+
+def _coefficient(
+    weight_norm: Tensor,
+    grad_norm: Tensor,
+    weight_decay: float | Tensor,
+    lr: Tensor | None,
+    *,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+) -> Tensor:
+    local = (weight_norm * coefficient) / ((weight_norm * weight_decay + grad_norm) + epsilon)
+    if use_clip:
+        assert lr is not None
+        local = torch.clamp(torch.clamp(local / lr, max=1.0), min=0.0)
+    return local
+
+
+def lars_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    *,
+    weight_decays: list[float] | list[Tensor],
+    lrs: list[Tensor] | None,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+) -> list[Tensor]:
+    """Per-tensor loop; returns the new gradients, aligned with ``grads``.
+
+    Args:
+        params, grads: the LARS-flagged parameters and their (already unscaled) gradients.
+        weight_decays: per parameter, the weight decay (0.0 where the decay flag is off).
+        lrs: per parameter, the lr of this step (only read with ``use_clip``).
+        epsilon, coefficient, use_clip: LARS's arguments.
+    """
+    result = []
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        weight_decay = weight_decays[index]
+        local = _coefficient(
+            torch.linalg.vector_norm(param),
+            torch.linalg.vector_norm(grad),
+            weight_decay,
+            None if lrs is None else lrs[index],
+            epsilon=epsilon,
+            coefficient=coefficient,
+            use_clip=use_clip,
+        )
+        result.append((param * weight_decay + grad) * local)
+    return result
+
+
+def lars_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    *,
+    weight_decays: list[float] | list[Tensor],
+    lrs: list[Tensor] | None,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+) -> list[Tensor]:
+    """:func:`lars_reference` with ``torch._foreach_*`` ops (bit-identical on CPU)."""
+    if not params:
+        return []
+    weight_norms = torch._foreach_norm(params)
+    grad_norms = torch._foreach_norm(grads)
+    locals_ = [
+        _coefficient(
+            weight_norm,
+            grad_norm,
+            weight_decays[index],
+            None if lrs is None else lrs[index],
+            epsilon=epsilon,
+            coefficient=coefficient,
+            use_clip=use_clip,
+        )
+        for index, (weight_norm, grad_norm) in enumerate(zip(weight_norms, grad_norms))
+    ]
+    result = torch._foreach_mul(params, weight_decays)
+    torch._foreach_add_(result, grads)
+    torch._foreach_mul_(result, locals_)
+    return result
