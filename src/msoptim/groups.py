@@ -22,7 +22,7 @@ from msoptim.errors import DuplicateParameterError, UnknownGroupKeyError
 from msoptim.lr_sources import LrSpec, parse_lr, parse_weight_decay
 from msoptim.params import is_named_param, trainable_params
 
-__all__ = ["ResolvedGroup", "ResolvedParams", "resolve_params"]
+__all__ = ["ResolvedGroup", "ResolvedParams", "overlapping_parameters", "resolve_params"]
 
 GROUP_KEYS = ("params", "lr", "weight_decay", "grad_centralization", "order_params")
 
@@ -77,7 +77,9 @@ def _param_label(param: Tensor, name: str | None) -> str:
     return f"'{name}' (shape {shape})" if name else f"a tensor of shape {shape}"
 
 
-def _materialize(value: Any, where: str, problems: _Problems) -> list[Any] | None:
+def _materialize(
+    value: Any, where: str, problems: _Problems, *, allow_empty: bool = False
+) -> list[Any] | None:
     """``list(value)`` once (a generator can only be read once), with MindSpore's checks."""
     if value is None:
         problems.add(ValueError, f"{where} must not be None. Pass a list of parameters.")
@@ -102,7 +104,7 @@ def _materialize(value: Any, where: str, problems: _Problems) -> list[Any] | Non
         )
         return None
     items = list(value)
-    if not items:
+    if not items and not allow_empty:
         problems.add(
             ValueError,
             f"{where} must not be empty. Remove the empty group, or put parameters in it.",
@@ -133,6 +135,23 @@ def _check_parameters(
                 f"{_describe_item(tensor)}. {fix}",
             )
             continue
+        # The dtype first: an integer parameter cannot require grad at all, so its dtype is the
+        # problem to report, not its requires_grad.
+        if tensor.is_complex() or not tensor.is_floating_point():
+            problems.add(
+                TypeError,
+                f"parameter {_param_label(tensor, name)} at {where}[{position}] has dtype "
+                f"{tensor.dtype}; MindSpore's optimizers update real floating-point parameters only.",
+            )
+            continue
+        if tensor.layout != torch.strided:
+            problems.add(
+                TypeError,
+                f"parameter {_param_label(tensor, name)} at {where}[{position}] has layout "
+                f"{tensor.layout}; msoptim updates dense (strided) parameters only. Pass a dense "
+                "tensor (tensor.to_dense()).",
+            )
+            continue
         if not tensor.requires_grad:
             problems.add(
                 ValueError,
@@ -141,11 +160,13 @@ def _check_parameters(
                 "(msoptim.trainable_params(model) does).",
             )
             continue
-        if tensor.is_complex() or not tensor.is_floating_point():
+        if any(size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride())):
             problems.add(
-                TypeError,
-                f"parameter {_param_label(tensor, name)} at {where}[{position}] has dtype "
-                f"{tensor.dtype}; MindSpore's optimizers update real floating-point parameters only.",
+                ValueError,
+                f"parameter {_param_label(tensor, name)} at {where}[{position}] is an expanded "
+                f"view (stride {tuple(tensor.stride())}): several of its elements share one memory "
+                "location, so an in-place update cannot be applied. Pass "
+                "nn.Parameter(tensor.clone()).",
             )
             continue
         if name is not None:
@@ -195,7 +216,13 @@ def _resolve_group(
             f"{where} has no 'params' key. Every group needs 'params': [parameters].",
         )
         return None
-    items = _materialize(group["params"], f"{where}['params']", problems)
+    # A wrapper that copies the optimizer's keyword arguments into every group dict (torch's
+    # ZeroRedundancyOptimizer) hands a rank the groups that hold none of its parameters. Such a group
+    # repeats an optimizer argument (an echo key, checked below to carry the optimizer's own value),
+    # which a hand-written group has no reason to do: an empty group is accepted exactly then, and
+    # updates nothing. A user's empty group without echo keys still raises.
+    from_wrapper = any(key in echo_keys for key in group)
+    items = _materialize(group["params"], f"{where}['params']", problems, allow_empty=from_wrapper)
     if items is None:
         return None
     resolved = ResolvedGroup(index, _check_parameters(items, f"{where}['params']", problems, names))
@@ -299,6 +326,65 @@ def _check_unique(groups: list[ResolvedGroup], names: dict[int, str], problems: 
                     f"two different parameters are both named '{name}'. Names key checkpoints "
                     "and MindSpore's weight-decay rule: give each parameter its own name.",
                 )
+    unique = list({id(param): param for group in groups for param in group.params}.values())
+    for first, second in overlapping_parameters(unique):
+        problems.add(DuplicateParameterError, _overlap_message(first, second, names))
+
+
+def _memory_span(param: Tensor) -> tuple[tuple[Any, int], int, int] | None:
+    """(storage key, first byte, end byte) of a dense tensor's elements; None if it has no memory.
+
+    Tensors on the meta device, empty ones and wrapper subclasses (DTensor, whose storage cannot
+    be read) are left out: they cannot alias another parameter's memory.
+    """
+    if param.layout != torch.strided or param.device.type == "meta" or param.numel() == 0:
+        return None
+    try:
+        pointer = param.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return None
+    if pointer == 0:
+        return None
+    size = param.element_size()
+    extent = 1 + sum((dim - 1) * abs(stride) for dim, stride in zip(param.shape, param.stride()))
+    start = param.storage_offset() * size
+    return (param.device, pointer), start, start + extent * size
+
+
+def overlapping_parameters(params: Iterable[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """Pairs of distinct parameters whose memory overlaps (views of one tensor, or one tensor twice).
+
+    Two parameters that alias each other would be updated twice per step, each update reading the
+    other's half-done result. Disjoint views of one flat buffer (contiguous-memory parameters, as
+    MindSpore's ``flatten_gradients`` hook supports) do not overlap and are accepted. The test
+    compares each tensor's byte range in its storage, so two interleaved strided views (``x[0::2]``
+    and ``x[1::2]``) count as overlapping.
+    """
+    spans: dict[Any, list[tuple[int, int, Tensor]]] = {}
+    for param in params:
+        span = _memory_span(param)
+        if span is not None:
+            key, start, end = span
+            spans.setdefault(key, []).append((start, end, param))
+    pairs = []
+    for items in spans.values():
+        items.sort(key=lambda item: (item[0], item[1]))
+        reach_end, reach_param = -1, None
+        for start, end, param in items:
+            if reach_param is not None and start < reach_end:
+                pairs.append((reach_param, param))
+            if end > reach_end:
+                reach_end, reach_param = end, param
+    return pairs
+
+
+def _overlap_message(first: Tensor, second: Tensor, names: Mapping[int, str]) -> str:
+    return (
+        f"parameters {_param_label(first, names.get(id(first)))} and "
+        f"{_param_label(second, names.get(id(second)))} share memory (one is a view of the other, "
+        "or both view one tensor), so a step would update those elements twice. Give each its own "
+        "storage (nn.Parameter(tensor.clone())), or tie them as one Parameter used twice in the model."
+    )
 
 
 def _apply_order(
@@ -356,6 +442,13 @@ def resolve_params(
     names: dict[int, str] = {}
     if isinstance(params, nn.Module):
         params = trainable_params(params)
+    if isinstance(params, Mapping):
+        problems.add(
+            TypeError,
+            f"'params' must be a list, but got a single dict with keys {sorted(map(str, params))}. "
+            "Wrap the group in a list: [group].",
+        )
+        problems.raise_if_any()
     items = _materialize(params, "'params'", problems)
     problems.raise_if_any()
     assert items is not None

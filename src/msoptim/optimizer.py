@@ -927,7 +927,7 @@ class Optimizer(torch.optim.Optimizer):
             )
         self._adopt_group_values()
         saved_groups = state_dict["param_groups"]
-        self._check_saved_groups(saved_groups)
+        self._check_saved_groups(state_dict)
         self._check_layout(state_dict)
         self._check_state_keys(state_dict)
         sources = [self._check_group_source(i, g) for i, g in enumerate(saved_groups)]
@@ -958,9 +958,15 @@ class Optimizer(torch.optim.Optimizer):
         self._mirror_versions = {}
         self._refresh_param_info()
 
-    def _check_saved_groups(self, saved_groups: Any) -> None:
+    def _check_saved_groups(self, state_dict: dict[str, Any]) -> None:
         """Refuse, before anything changes, groups that no msoptim ``state_dict()`` produces."""
         where = f"{self._api}.load_state_dict"
+        if not isinstance(state_dict.get("state", {}), dict):
+            raise TypeError(
+                f"{where}: 'state' must be a dict, but got {describe(state_dict['state'])}. "
+                "Pass the dict from opt.state_dict()."
+            )
+        saved_groups = state_dict["param_groups"]
         if not isinstance(saved_groups, list | tuple) or not all(
             isinstance(group, dict) for group in saved_groups
         ):
@@ -1009,11 +1015,6 @@ class Optimizer(torch.optim.Optimizer):
     def _check_state_keys(self, state_dict: dict[str, Any]) -> None:
         """Each parameter's saved state has this optimizer's keys (not another optimizer's)."""
         saved_state = state_dict.get("state", {})
-        if not isinstance(saved_state, dict):
-            raise TypeError(
-                f"{self._api}.load_state_dict: 'state' must be a dict, but got "
-                f"{describe(saved_state)}."
-            )
         for index, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
             for position, (key, param) in enumerate(zip(saved["params"], group["params"])):
                 ours, theirs = set(self.state[param]), set(saved_state.get(key, {}))
