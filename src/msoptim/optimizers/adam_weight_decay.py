@@ -1,0 +1,130 @@
+"""MindSpore ``nn.AdamWeightDecay``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from msoptim.kernels import use_foreach
+from msoptim.kernels.adam_weight_decay import (
+    adam_weight_decay_foreach,
+    adam_weight_decay_reference,
+)
+from msoptim.optimizer import Optimizer
+from msoptim.optimizers.adam import check_betas_and_eps
+
+__all__ = ["AdamWeightDecay"]
+
+
+def _float32(value: float) -> float:
+    return float(np.float32(value))
+
+
+class AdamWeightDecay(Optimizer):
+    r"""Adam with decoupled weight decay and **no** bias correction, as MindSpore's ``nn.AdamWeightDecay``.
+
+    .. math::
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
+        w \leftarrow w - \eta \left(\frac{m}{\sqrt{v} + \epsilon} + \lambda w\right)
+
+    where ``λ`` is the weight decay of the parameter's group, applied only to parameters whose
+    decay flag is on: without groups, names containing neither ``beta`` nor ``gamma`` (biases do
+    decay); with groups, the groups whose weight decay is a schedule or ``> 0``. ``λ`` may be a
+    ``LearningRateSchedule`` (evaluated at the step's ``global_step``). The gradient is used as
+    given: no pipeline decay, no gradient centralization, no loss scale. The float32 arithmetic is
+    that of MindSpore's CPU kernel (fused multiply-adds for ``m`` and ``v``, the update in float64
+    rounded once; see :mod:`msoptim.kernels.adam_weight_decay`).
+
+    State (MindSpore checkpoint names): ``adam_m.<param>``, ``adam_v.<param>`` (zeros).
+
+    Args:
+        params: an ``nn.Module``, ``(name, Parameter)`` pairs, Parameters, or group dicts.
+        learning_rate: default 1e-3; float / 0-d tensor (static), list / 1-D tensor (per step) or a
+            schedule.
+        beta1: float in the open interval (0, 1). Default 0.9.
+        beta2: float in the open interval (0, 1). Default 0.999.
+        eps: float ``> 0``, added to :math:`\sqrt{v}`. Default 1e-6.
+        weight_decay: float ``>= 0`` or a ``LearningRateSchedule``. Default 0.0.
+        foreach: ``None`` (multi-tensor kernel on CUDA, the reference loop elsewhere), True or
+            False.
+
+    Example:
+        >>> import torch
+        >>> from msoptim.optimizers.adam_weight_decay import AdamWeightDecay
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> opt = AdamWeightDecay([("w", w)], learning_rate=0.1, weight_decay=0.01)
+        >>> for _ in range(2):
+        ...     opt((torch.tensor([0.5, -0.25]),))
+        >>> [round(x, 4) for x in w.tolist()], int(opt.global_step)
+        ([0.2572, -1.2552], 2)
+
+    Note (MindSpore vs torch.optim):
+        Not a drop-in for ``torch.optim.AdamW``: there is no bias correction, so the adaptive
+        step is AdamW's times ``(1 - β1ᵗ) / sqrt(1 - β2ᵗ)`` (with the default betas 3.2 at
+        t = 1, up to 6.6 near t = 12, tending to 1); the defaults are eps 1e-6 and weight decay
+        0.0 (AdamW: 1e-8 and 1e-2); without groups ``beta``/``gamma`` names are not decayed. The
+        decay itself is AdamW's: ``w -= lr·λ·w`` from the old ``w``, outside the adaptive step.
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+        https://www.mindspore.cn/docs/en/r2.3/api_python/nn/mindspore.nn.AdamWeightDecay.html
+    """
+
+    _pipeline: ClassVar[tuple[str, ...]] = ()
+    _ms_names: ClassVar[dict[str, str]] = {"adam_m": "adam_m.{name}", "adam_v": "adam_v.{name}"}
+
+    def __init__(
+        self,
+        params: Any,
+        learning_rate: Any = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-6,
+        weight_decay: Any = 0.0,
+        *,
+        foreach: bool | None = None,
+    ) -> None:
+        check_betas_and_eps(beta1, beta2, eps, "AdamWeightDecay")
+        super().__init__(
+            learning_rate,
+            params,
+            weight_decay,
+            1.0,
+            defaults={"beta1": beta1, "beta2": beta2, "eps": eps, "foreach": foreach},
+        )
+
+    def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["adam_m"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["adam_v"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _update(self, group, params, grads, states, lr) -> None:
+        kernel = (
+            adam_weight_decay_foreach
+            if use_foreach(group["foreach"], params)
+            else adam_weight_decay_reference
+        )
+        weight_decay = self._weight_decay_value(group)
+        hyper = {
+            "lr": lr,
+            "beta1": _float32(group["beta1"]),
+            "beta2": _float32(group["beta2"]),
+            "eps": _float32(group["eps"]),
+        }
+        split: dict[bool, list[int]] = {True: [], False: []}
+        for i, param in enumerate(params):
+            split[self.decay_flags[self._index_of[id(param)]]].append(i)
+        for decays, indices in split.items():
+            if not indices:
+                continue
+            kernel(
+                [params[i] for i in indices],
+                [grads[i] for i in indices],
+                [states[i]["adam_m"] for i in indices],
+                [states[i]["adam_v"] for i in indices],
+                **hyper,
+                weight_decay=weight_decay if decays else 0.0,
+            )
