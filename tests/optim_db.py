@@ -114,6 +114,12 @@ OPTIMIZER_CASES: tuple[OptimizerCase, ...] = (
                 ValueError,
                 r"'dampening'",
             ),
+            ErrorInput(
+                "infinite momentum",
+                {"momentum": float("inf")},
+                ValueError,
+                r"'momentum' must be a finite float",
+            ),
         ),
     ),
     OptimizerCase(
@@ -211,14 +217,25 @@ OPTIMIZER_CASES: tuple[OptimizerCase, ...] = (
         _configs(
             ("plain", {"learning_rate": 0.1}),
         ),
-        (ErrorInput("int t0", {"t0": 1000000}, TypeError, r"'t0'"),),
+        (
+            ErrorInput("int t0", {"t0": 1000000}, TypeError, r"'t0'"),
+            ErrorInput("NaN lambd", {"lambd": float("nan")}, ValueError, r"'lambd'"),
+        ),
     ),
     OptimizerCase(
         "Rprop",
         _configs(
             ("plain", {"learning_rate": 0.01}),
         ),
-        (ErrorInput("etas as list", {"etas": [0.5, 1.2]}, TypeError, r"'etas'"),),
+        (
+            ErrorInput("etas as list", {"etas": [0.5, 1.2]}, TypeError, r"'etas'"),
+            ErrorInput(
+                "NaN step size",
+                {"step_sizes": (float("nan"), 50.0)},
+                ValueError,
+                r"'min_step_sizes'",
+            ),
+        ),
     ),
     OptimizerCase(
         "AdaFactor",

@@ -7,6 +7,7 @@ into the optimizer's static lr tensor: the new lr applies from the next step, as
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -91,15 +92,22 @@ class LearningRateScheduler:
     def step_end(self, optimizer: Any, step: int) -> None:
         """Call at the end of step ``step`` (1-based, global over epochs)."""
         lr_tensor = static_lr_of(optimizer, "LearningRateScheduler")
+        if isinstance(step, bool) or not hasattr(type(step), "__index__"):
+            raise TypeError(
+                f"LearningRateScheduler: 'step' must be an int (the 1-based global step), but got "
+                f"{describe(step)}."
+            )
         lr = printed_float32(float(lr_tensor))
         new_lr = self.learning_rate_function(lr, step)
-        if isinstance(new_lr, torch.Tensor):
-            new_lr = float(new_lr)
-        if not isinstance(new_lr, int | float) or isinstance(new_lr, bool):
+        if isinstance(new_lr, torch.Tensor) and new_lr.numel() == 1:
+            new_lr = new_lr.item()
+        # Any real number, numpy's float32 included (MindSpore builds a Tensor from it).
+        if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool | np.bool_):
             raise TypeError(
                 "LearningRateScheduler: the learning-rate function must return a float, but "
                 f"returned {describe(new_lr)} at step {step}."
             )
+        new_lr = float(new_lr)
         if not math.isfinite(new_lr) or new_lr < 0:
             raise ValueError(
                 "LearningRateScheduler: the learning-rate function returned "

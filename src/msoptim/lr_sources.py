@@ -128,7 +128,7 @@ def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
-            f"{api}: {_label(where)} must hold finite values, but entry {bad} is {values[bad]!r}. "
+            f"{api}: {_label(where)} must hold finite values, but entry {bad} is {float(values[bad])!r}. "
             "Check the function that built the table."
         )
     if values.size < 2:
@@ -149,7 +149,7 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
                 f"but item {index} is a dict with keys {sorted(map(str, item))}. A parameter group cannot be nested "
                 "as an lr: list it as its own dict in the top-level list."
             )
-        if isinstance(item, (bool, str)):
+        if item is None or isinstance(item, (bool, str)):
             raise TypeError(
                 f"{api}: {_label(where)} must be a list of floats, but item {index} is {describe(item)}. "
                 "Write every entry as a float."
@@ -184,6 +184,12 @@ def parse_lr(value: Any, *, where: str, api: str) -> LrSpec:
     if _is_number(value) or isinstance(value, bool):
         return _static_from_number(value, where, api)
     if isinstance(value, Tensor):
+        if value.device.type == "meta":
+            raise ValueError(
+                f"{api}: {_label(where)} must hold learning-rate values, but got a tensor on the "
+                "'meta' device, which has a shape and no data. Create it on a real device, e.g. "
+                "torch.tensor(0.01)."
+            )
         if value.ndim == 0:
             return _static_from_tensor(value, where, api)
         if value.ndim == 1:
@@ -267,6 +273,22 @@ def assign(target: Tensor, value: float | Tensor) -> Tensor:
         raise TypeError(f"assign: 'target' must be a tensor, but got {describe(target)}.")
     if isinstance(value, bool) or not isinstance(value, int | float | Tensor):
         raise TypeError(f"assign: 'value' must be a number or a tensor, but got {describe(value)}.")
+    if isinstance(value, Tensor):
+        if value.is_complex() and not target.is_complex():
+            raise TypeError(
+                f"assign: 'value' is a {value.dtype} tensor but 'target' is {target.dtype}: the "
+                "imaginary part would be dropped. Pass a real tensor."
+            )
+        try:
+            fits = torch.broadcast_shapes(value.shape, target.shape) == target.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"assign: 'value' of shape {tuple(value.shape)} cannot be written into 'target' of "
+                f"shape {tuple(target.shape)}. Pass a tensor of the target's shape (a 0-d tensor "
+                "for a learning rate)."
+            )
     with torch.no_grad():
         if isinstance(value, Tensor):
             target.copy_(value)

@@ -222,7 +222,16 @@ def as_step_tensor(global_step: int | Tensor, *, api: str = "LearningRateSchedul
             "Pass the step number, e.g. 0 for the first update.",
             exc=TypeError,
         )
-    return torch.tensor(operator.index(global_step), dtype=torch.int64)
+    step = operator.index(global_step)
+    if not -(2**63) <= step < 2**63:
+        fail(
+            api,
+            "global_step",
+            "an int that fits in int64",
+            global_step,
+            "Steps count updates; an optimizer's global_step is an int32.",
+        )
+    return torch.tensor(step, dtype=torch.int64)
 
 
 class LearningRateSchedule(torch.nn.Module):
