@@ -1,16 +1,32 @@
 """Update kernels: pure functions over tensor lists, one module per optimizer.
 
-Each module has ``<optimizer>_reference`` (a per-tensor loop in MindSpore's float32 op order: the
-ground truth) and, where it pays, ``<optimizer>_foreach`` (the same arithmetic with ``torch._foreach_*``
-ops; tests compare the two bit for bit, state included). Kernels mutate in place and return None.
+Each module has ``<optimizer>_update`` (one tensor's update, in MindSpore's float32 op order),
+``<optimizer>_reference`` (a loop calling it eagerly: the ground truth) and, where it pays,
+``<optimizer>_foreach`` (the same arithmetic with ``torch._foreach_*`` ops) and
+``<optimizer>_fused`` (``<optimizer>_update`` compiled by Inductor, see
+:mod:`msoptim.kernels._fused`). Tests compare every path with the reference bit for bit, state
+included. Kernels mutate in place and return None.
+
+Which path a step takes (:func:`select_kernel`), per parameter group:
+
+* ``fused=True``: the compiled kernels (opt-in: the first step compiles, 10-16 s with an empty
+  Inductor cache on 2 CPU cores, about 3 s with it warm; then the fastest path on CPU, see
+  ``bench/RESULTS.md``);
+* else ``foreach=True``, or ``foreach=None`` on CUDA: the foreach kernels;
+* else the reference loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["use_foreach"]
+from msoptim._validate import describe
+
+__all__ = ["check_impl", "select_kernel", "use_foreach"]
 
 
 def use_foreach(foreach: bool | None, tensors: list[Tensor]) -> bool:
@@ -18,3 +34,35 @@ def use_foreach(foreach: bool | None, tensors: list[Tensor]) -> bool:
     if foreach is not None:
         return foreach
     return bool(tensors) and all(t.is_cuda for t in tensors) and not torch.jit.is_scripting()
+
+
+def check_impl(foreach: Any, fused: Any, api: str) -> None:
+    """Validate the ``foreach`` / ``fused`` keyword arguments of an optimizer (as torch does)."""
+    for name, value in (("foreach", foreach), ("fused", fused)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(
+                f"{api}: '{name}' must be None, True or False, but got {describe(value)}."
+            )
+    if foreach and fused:
+        raise ValueError(
+            f"{api}: 'foreach' and 'fused' cannot both be True. Pick one: fused=True compiles "
+            "the kernels (fastest after the first step), foreach=True uses torch._foreach_* ops."
+        )
+
+
+def select_kernel(
+    group: dict[str, Any],
+    params: list[Tensor],
+    reference: Callable[..., None],
+    foreach: Callable[..., None] | None = None,
+    fused: Callable[..., None] | None = None,
+) -> Callable[..., None]:
+    """The kernel a group's step runs: fused if asked for, else foreach/reference as torch picks.
+
+    ``group.get`` keeps checkpoints saved before the ``fused`` option loadable.
+    """
+    if fused is not None and group.get("fused"):
+        return fused
+    if foreach is not None and use_foreach(group.get("foreach"), params):
+        return foreach
+    return reference

@@ -16,12 +16,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["adadelta_foreach", "adadelta_reference"]
+from msoptim.kernels._fused import fused_apply, in_fused_kernel
+
+__all__ = ["adadelta_foreach", "adadelta_fused", "adadelta_reference", "adadelta_update"]
 
 
 def _sqrt(x: Tensor) -> Tensor:
     """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike)."""
+    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
+    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
+    if x.dtype == torch.float32 and in_fused_kernel():
+        return torch.sqrt(x)
     return torch.sqrt(x.double()).to(x.dtype)
 
 
@@ -38,6 +43,29 @@ def _decayed(old: Tensor, square: Tensor, rho: float, rate: float) -> Tensor:
     return ((old * rho).double() + square.double() * rate).to(old.dtype)
 
 
+def adadelta_update(
+    param: Tensor,
+    grad: Tensor,
+    accum: Tensor,
+    accum_update: Tensor,
+    lr: Tensor,
+    *,
+    rho: float,
+    rate: float,
+    epsilon: float,
+) -> None:
+    """One tensor's update in MindSpore's op order (``rho``, ``epsilon`` float32; ``rate = 1 - rho``)."""
+    accum.copy_(_decayed(accum, grad * grad, rho, rate))
+    delta = _sqrt(accum_update + epsilon) * (grad / _sqrt(accum + epsilon))
+    accum_update.copy_(_decayed(accum_update, delta * delta, rho, rate))
+    param.sub_(delta * lr.to(delta.dtype))
+
+
+def _constants(rho: float, epsilon: float) -> dict[str, float]:
+    rho = _f32(rho)
+    return {"rho": rho, "rate": 1.0 - rho, "epsilon": _f32(epsilon)}
+
+
 def adadelta_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -48,14 +76,25 @@ def adadelta_reference(
     rho: float,
     epsilon: float,
 ) -> None:
-    """Per-tensor loop in MindSpore's CPU op order (the ground truth)."""
-    rho, epsilon = _f32(rho), _f32(epsilon)
-    rate = 1.0 - rho
+    """Per-tensor loop of :func:`adadelta_update` (the ground truth)."""
+    constants = _constants(rho, epsilon)
     for param, grad, accum, accum_update in zip(params, grads, accums, accum_updates):
-        accum.copy_(_decayed(accum, grad * grad, rho, rate))
-        delta = _sqrt(accum_update + epsilon) * (grad / _sqrt(accum + epsilon))
-        accum_update.copy_(_decayed(accum_update, delta * delta, rho, rate))
-        param.sub_(delta * lr.to(delta.dtype))
+        adadelta_update(param, grad, accum, accum_update, lr, **constants)
+
+
+def adadelta_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    accum_updates: list[Tensor],
+    *,
+    lr: Tensor,
+    rho: float,
+    epsilon: float,
+) -> None:
+    """:func:`adadelta_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    constants = _constants(rho, epsilon)
+    fused_apply(adadelta_update, (params, grads, accums, accum_updates), (lr,), **constants)
 
 
 def adadelta_foreach(

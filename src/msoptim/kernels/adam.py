@@ -55,14 +55,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._fused import fused_apply, in_fused_kernel
+
 __all__ = [
     "VECTOR_WIDTH",
     "adam_amsgrad_foreach",
     "adam_amsgrad_reference",
     "adam_foreach",
+    "adam_fused",
     "adam_offload_foreach",
     "adam_offload_reference",
     "adam_reference",
+    "adam_update",
     "bias_corrected_lr",
     "correctly_rounded_sqrt",
     "fused_multiply_add",
@@ -125,6 +129,11 @@ def fused_multiply_add(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
     dtype = a.dtype
     if dtype == torch.float64:
         return a * b + c
+    if dtype == torch.float32 and torch.compiler.is_compiling():
+        # In a compiled kernel (fused=True): one hardware FMA, see msoptim.kernels._fused.fma.
+        if not isinstance(b, Tensor):
+            b = torch.full((), b, dtype=dtype, device=a.device)
+        return torch.ops.msoptim.fma(a, b, c)
     wide = a.double()
     product = wide * (wide if b is a else b.double() if isinstance(b, Tensor) else b)
     addend = c.double()
@@ -189,8 +198,8 @@ def correctly_rounded_sqrt(x: Tensor) -> Tensor:
     boundary, so rounding it to float32 gives the correctly rounded result. float64 inputs get
     ``torch.sqrt`` as is (faithful on the CPU, correctly rounded on CUDA).
     """
-    if x.dtype == torch.float64:
-        return torch.sqrt(x)
+    if x.dtype == torch.float64 or (x.dtype == torch.float32 and in_fused_kernel()):
+        return torch.sqrt(x)  # in a fused=True kernel Inductor's float32 sqrt is IEEE already
     return _narrow(torch.sqrt(x.double()), x.dtype)
 
 
@@ -492,6 +501,98 @@ def adam_foreach(
         lambda bucket: (_pick(params, bucket), _pick(moment1, bucket), _pick(moment2, bucket)),
         with_tail=True,
     )
+
+
+def adam_update(
+    param: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    v: Tensor,
+    beta1_power: Tensor,
+    beta2_power: Tensor,
+    lr: Tensor,
+    *,
+    beta1: float,
+    beta2: float,
+    beta1c: float,
+    beta2c: float,
+    eps: float,
+    nesterov: bool,
+    scalar_tail: bool,
+) -> None:
+    """One parameter's MindSpore ``Adam`` step, branch-free: the form :func:`adam_fused` compiles.
+
+    The arithmetic of :func:`_adam_math` (which :func:`adam_reference` runs), with two changes of
+    form only, so that one compiled graph serves every tensor length: the scalar remainder (the
+    last ``numel % 8`` elements) is selected with a mask instead of a slice (both results are
+    computed, the mask picks), and the powers are advanced here rather than in a separate pass.
+    ``beta1c``/``beta2c`` are ``1 − β`` in float32 (:func:`_constants`). ``scalar_tail=False``
+    skips the remainder's arithmetic; it is for tensors with ``numel % 8 == 0`` only (no
+    remainder: the same result, without a float64 division per element). ``tests/test_fast_path``
+    compares the compiled form with :func:`adam_reference`, bit for bit.
+    """
+    beta1_power.mul_(beta1)
+    beta2_power.mul_(beta2)
+    lr_t = bias_corrected_lr(lr, beta1_power, beta2_power).to(param.dtype)
+    w, g, old_m, old_v = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
+    new_m = fused_multiply_add(g - old_m, beta1c, old_m)
+    new_v = fused_multiply_add(fused_multiply_add(g, g, -old_v), beta2c, old_v)
+    numerator = fused_multiply_add(new_m, beta1, g * beta1c) if nesterov else new_m
+    scaled = lr_t * numerator
+    new_w = w - scaled / (correctly_rounded_sqrt(new_v) + eps)
+    if scalar_tail:
+        scalar = (w.double() - scaled.double() / (torch.sqrt(new_v.double()) + eps)).to(w.dtype)
+        numel = w.numel()
+        tail = torch.arange(numel, device=w.device) >= numel - numel % VECTOR_WIDTH
+        new_w = torch.where(tail, scalar, new_w)
+    m.copy_(new_m.view(m.shape))
+    v.copy_(new_v.view(v.shape))
+    param.copy_(new_w.view(param.shape))
+
+
+def adam_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moment1: list[Tensor],
+    moment2: list[Tensor],
+    beta1_powers: list[Tensor],
+    beta2_powers: list[Tensor],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    nesterov: bool,
+) -> None:
+    """:func:`adam_update` compiled (see :mod:`msoptim.kernels._fused`); equals
+    :func:`adam_reference`."""
+    params, grads, moment1, moment2, beta1_powers, beta2_powers = _locals(
+        params, grads, moment1, moment2, beta1_powers, beta2_powers
+    )
+    beta1c, beta2c = _constants(beta1, beta2)
+    lists = (params, grads, moment1, moment2, beta1_powers, beta2_powers)
+    # Tensors without a scalar remainder (numel % 8 == 0: nearly every tensor of real models)
+    # get the cheaper kernel; the others the one that also computes the remainder.
+    split: dict[bool, list[int]] = {False: [], True: []}
+    for index, param in enumerate(params):
+        split[param.numel() % VECTOR_WIDTH != 0].append(index)
+    for scalar_tail, indices in split.items():
+        if not indices:
+            continue
+        picked = [[items[i] for i in indices] for items in lists]
+        fused_apply(
+            adam_update,
+            picked[:4],
+            (lr,),
+            per_parameter=picked[4:],
+            beta1=beta1,
+            beta2=beta2,
+            beta1c=beta1c,
+            beta2c=beta2c,
+            eps=eps,
+            nesterov=nesterov,
+            scalar_tail=scalar_tail,
+        )
 
 
 # ------------------------------------------------------------------ AdamOffload

@@ -30,9 +30,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
-__all__ = ["adam_weight_decay_foreach", "adam_weight_decay_reference"]
+__all__ = [
+    "adam_weight_decay_foreach",
+    "adam_weight_decay_fused",
+    "adam_weight_decay_reference",
+    "adam_weight_decay_update",
+]
 
 
 def _one_minus(beta: float) -> float:
@@ -64,6 +70,35 @@ def _math(
     return (w64 - lr.double() * update).to(w.dtype), m, v
 
 
+def adam_weight_decay_update(
+    param: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    v: Tensor,
+    lr: Tensor,
+    weight_decay: Tensor | float,
+    *,
+    beta1c: float,
+    beta2c: float,
+    eps: float,
+) -> None:
+    """One parameter's step (``beta1c``/``beta2c``: ``1 − β`` in float32)."""
+    new_w, new_m, new_v = _math(
+        param.reshape(-1),
+        grad.reshape(-1),
+        m.reshape(-1),
+        v.reshape(-1),
+        lr=lr,
+        beta1c=beta1c,
+        beta2c=beta2c,
+        eps=eps,
+        weight_decay=weight_decay,
+    )
+    m.copy_(new_m.view(m.shape))
+    v.copy_(new_v.view(v.shape))
+    param.copy_(new_w.view(param.shape))
+
+
 def adam_weight_decay_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -76,7 +111,7 @@ def adam_weight_decay_reference(
     eps: float,
     weight_decay: Tensor | float,
 ) -> None:
-    """Per-tensor loop (the ground truth).
+    """Per-tensor loop of :func:`adam_weight_decay_update` (the ground truth).
 
     Args:
         params, grads, adam_m, adam_v: aligned lists; updated in place.
@@ -88,20 +123,41 @@ def adam_weight_decay_reference(
     params, grads, adam_m, adam_v = (local_tensors(t) for t in (params, grads, adam_m, adam_v))
     beta1c, beta2c = _one_minus(beta1), _one_minus(beta2)
     for param, grad, m, v in zip(params, grads, adam_m, adam_v):
-        new_w, new_m, new_v = _math(
-            param.reshape(-1),
-            grad.reshape(-1),
-            m.reshape(-1),
-            v.reshape(-1),
-            lr=lr,
-            beta1c=beta1c,
-            beta2c=beta2c,
-            eps=eps,
-            weight_decay=weight_decay,
+        adam_weight_decay_update(
+            param, grad, m, v, lr, weight_decay, beta1c=beta1c, beta2c=beta2c, eps=eps
         )
-        m.copy_(new_m.view(m.shape))
-        v.copy_(new_v.view(v.shape))
-        param.copy_(new_w.view(param.shape))
+
+
+def adam_weight_decay_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    adam_m: list[Tensor],
+    adam_v: list[Tensor],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: Tensor | float,
+) -> None:
+    """:func:`adam_weight_decay_update` compiled (see :mod:`msoptim.kernels._fused`).
+
+    The weight decay goes in as a 0-d float32 tensor (the float32 value it holds), so decayed
+    and undecayed parameters, and a scheduled decay, share one compiled kernel.
+    """
+    params, grads, adam_m, adam_v = (local_tensors(t) for t in (params, grads, adam_m, adam_v))
+    if not params:
+        return
+    if not isinstance(weight_decay, Tensor):
+        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
+    fused_apply(
+        adam_weight_decay_update,
+        (params, grads, adam_m, adam_v),
+        (lr, weight_decay),
+        beta1c=_one_minus(beta1),
+        beta2c=_one_minus(beta2),
+        eps=eps,
+    )
 
 
 def adam_weight_decay_foreach(

@@ -17,14 +17,36 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import local_tensors
 
-__all__ = ["adamax_foreach", "adamax_reference"]
+__all__ = ["adamax_foreach", "adamax_fused", "adamax_reference", "adamax_update"]
 
 
 def _one_minus(beta: float) -> float:
     """``1 − β`` in float32 (β is a float32 value)."""
     return float(np.float32(1.0) - np.float32(beta))
+
+
+def adamax_update(
+    param: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    u: Tensor,
+    power: Tensor,
+    lr: Tensor,
+    *,
+    beta1: float,
+    beta1c: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """One parameter's step; advances its ``β1ᵗ`` accumulator first (``beta1c`` = ``1 − β1``)."""
+    power.mul_(beta1)
+    lr_t = (lr / (1.0 - power)).reshape(())
+    m.mul_(beta1).add_(grad * beta1c)
+    u.copy_(torch.maximum(u * beta2, grad.abs()))
+    param.sub_(lr_t * (m / (u + eps)))
 
 
 def adamax_reference(
@@ -39,7 +61,7 @@ def adamax_reference(
     beta2: float,
     eps: float,
 ) -> None:
-    """Per-tensor loop (the ground truth).
+    """Per-tensor loop of :func:`adamax_update` (the ground truth).
 
     Args:
         params, grads, moment1, moment2: aligned lists (``moment2`` is the infinity norm ``u``);
@@ -51,12 +73,36 @@ def adamax_reference(
     """
     params, grads, moment1, moment2 = (local_tensors(t) for t in (params, grads, moment1, moment2))
     beta1c = _one_minus(beta1)
-    torch._foreach_mul_(beta1_powers, beta1)
     for param, grad, m, u, power in zip(params, grads, moment1, moment2, beta1_powers):
-        lr_t = (lr / (1.0 - power)).reshape(())
-        m.mul_(beta1).add_(grad * beta1c)
-        torch.maximum(u.mul_(beta2), grad.abs(), out=u)
-        param.sub_(lr_t * (m / (u + eps)))
+        adamax_update(
+            param, grad, m, u, power, lr, beta1=beta1, beta1c=beta1c, beta2=beta2, eps=eps
+        )
+
+
+def adamax_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moment1: list[Tensor],
+    moment2: list[Tensor],
+    beta1_powers: list[Tensor],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """:func:`adamax_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    params, grads, moment1, moment2 = (local_tensors(t) for t in (params, grads, moment1, moment2))
+    fused_apply(
+        adamax_update,
+        (params, grads, moment1, moment2),
+        (lr,),
+        per_parameter=(beta1_powers,),
+        beta1=beta1,
+        beta1c=_one_minus(beta1),
+        beta2=beta2,
+        eps=eps,
+    )
 
 
 def adamax_foreach(

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["asgd_foreach", "asgd_reference"]
+from msoptim.kernels._fused import fused_apply
+
+__all__ = ["asgd_foreach", "asgd_fused", "asgd_reference", "asgd_update"]
 
 
 def _f32(value: float) -> float:
@@ -41,6 +43,29 @@ def _schedules(
     return eta, mu
 
 
+def asgd_update(
+    param: Tensor,
+    grad: Tensor,
+    ax: Tensor,
+    mu: Tensor,
+    eta: Tensor,
+    lr: Tensor,
+    first: Tensor,
+    new_eta: Tensor,
+    new_mu: Tensor,
+    *,
+    lambd: float,
+) -> None:
+    """One parameter's update (``mu``, ``eta``: its 0-d state; ``first``: ``step == 1``)."""
+    eta.copy_(torch.where(first, lr, eta))
+    value = _compute(param) * (1.0 - lambd * eta) - eta * _compute(grad)
+    param.copy_(value)
+    averaged = ax + ((value - _compute(ax)) * mu).to(ax.dtype)
+    ax.copy_(torch.where(mu != 1.0, averaged, param))
+    eta.copy_(new_eta)
+    mu.copy_(new_mu)
+
+
 def asgd_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -54,7 +79,7 @@ def asgd_reference(
     alpha: float,
     t0: float,
 ) -> None:
-    """Per-tensor loop in MindSpore's float32 op order (the ground truth).
+    """Per-tensor loop of :func:`asgd_update` (the ground truth).
 
     ``step`` is the 0-d integer ``global_step`` after this step's increment.
     """
@@ -62,13 +87,33 @@ def asgd_reference(
     first = step == 1
     new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
     for param, grad, mu, eta, ax in zip(params, grads, mus, etas, axs):
-        eta.copy_(torch.where(first, lr, eta))
-        value = _compute(param) * (1.0 - lambd * eta) - eta * _compute(grad)
-        param.copy_(value)
-        averaged = ax + ((value - _compute(ax)) * mu).to(ax.dtype)
-        ax.copy_(torch.where(mu != 1.0, averaged, param))
-        eta.copy_(new_eta)
-        mu.copy_(new_mu)
+        asgd_update(param, grad, ax, mu, eta, lr, first, new_eta, new_mu, lambd=lambd)
+
+
+def asgd_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    mus: list[Tensor],
+    etas: list[Tensor],
+    axs: list[Tensor],
+    *,
+    lr: Tensor,
+    step: Tensor,
+    lambd: float,
+    alpha: float,
+    t0: float,
+) -> None:
+    """:func:`asgd_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    first = step == 1
+    new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
+    fused_apply(
+        asgd_update,
+        (params, grads, axs),
+        (lr, first, new_eta, new_mu),
+        per_parameter=(mus, etas),
+        lambd=lambd,
+    )
 
 
 def asgd_foreach(

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ftrl_foreach", "ftrl_reference"]
+from msoptim.kernels._fused import fused_apply
+
+__all__ = ["ftrl_foreach", "ftrl_fused", "ftrl_reference", "ftrl_update"]
 
 
 def _f32(value: float) -> float:
@@ -32,6 +34,33 @@ def _f32(value: float) -> float:
 def _power(base: Tensor, exponent: float) -> Tensor:
     """``base ** exponent`` correctly rounded to ``base``'s dtype (computed in float64)."""
     return torch.pow(base.double(), exponent).to(base.dtype)
+
+
+def ftrl_update(
+    param: Tensor,
+    grad: Tensor,
+    accum: Tensor,
+    linear: Tensor,
+    lr: Tensor,
+    *,
+    exponent: float,
+    l1: float,
+    twice_l2: float,
+) -> None:
+    """One tensor's update in MindSpore's float32 op order (``exponent = -lr_power``)."""
+    rate = lr.to(param.dtype)
+    new_accum = accum + grad * grad
+    power, new_power = _power(accum, exponent), _power(new_accum, exponent)
+    sigma = (new_power - power) / rate
+    linear.add_(grad - sigma * param)
+    denominator = new_power / rate + twice_l2
+    shrunk = (torch.sign(linear) * l1 - linear) / denominator
+    param.copy_(torch.where(torch.abs(linear) > l1, shrunk, torch.zeros_like(shrunk)))
+    accum.copy_(new_accum)
+
+
+def _constants(lr_power: float, l1: float, l2: float) -> dict[str, float]:
+    return {"exponent": -_f32(lr_power), "l1": _f32(l1), "twice_l2": 2.0 * _f32(l2)}
 
 
 def ftrl_reference(
@@ -45,18 +74,26 @@ def ftrl_reference(
     l1: float,
     l2: float,
 ) -> None:
-    """Per-tensor loop in MindSpore's float32 op order (the ground truth)."""
-    exponent, l1, twice_l2 = -_f32(lr_power), _f32(l1), 2.0 * _f32(l2)
+    """Per-tensor loop of :func:`ftrl_update` (the ground truth)."""
+    constants = _constants(lr_power, l1, l2)
     for param, grad, accum, linear in zip(params, grads, accums, linears):
-        rate = lr.to(param.dtype)
-        new_accum = accum + grad * grad
-        power, new_power = _power(accum, exponent), _power(new_accum, exponent)
-        sigma = (new_power - power) / rate
-        linear.add_(grad - sigma * param)
-        denominator = new_power / rate + twice_l2
-        shrunk = (torch.sign(linear) * l1 - linear) / denominator
-        param.copy_(torch.where(torch.abs(linear) > l1, shrunk, torch.zeros_like(shrunk)))
-        accum.copy_(new_accum)
+        ftrl_update(param, grad, accum, linear, lr, **constants)
+
+
+def ftrl_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    linears: list[Tensor],
+    *,
+    lr: Tensor,
+    lr_power: float,
+    l1: float,
+    l2: float,
+) -> None:
+    """:func:`ftrl_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    constants = _constants(lr_power, l1, l2)
+    fused_apply(ftrl_update, (params, grads, accums, linears), (lr,), **constants)
 
 
 def ftrl_foreach(

@@ -5,7 +5,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["momentum_foreach", "momentum_reference"]
+from msoptim.kernels._fused import fused_apply
+
+__all__ = ["momentum_foreach", "momentum_fused", "momentum_reference", "momentum_update"]
+
+
+def momentum_update(
+    param: Tensor, grad: Tensor, moment: Tensor, lr: Tensor, *, momentum: float, nesterov: bool
+) -> None:
+    """One tensor's update; every op rounds to the parameter dtype, as MindSpore's float32 kernel."""
+    moment.mul_(momentum).add_(grad)
+    if nesterov:
+        param.sub_((grad + moment * momentum) * lr)
+    else:
+        param.sub_(moment * lr)
 
 
 def momentum_reference(
@@ -17,13 +30,24 @@ def momentum_reference(
     momentum: float,
     nesterov: bool,
 ) -> None:
-    """Per-tensor loop; every op rounds to the parameter dtype, as MindSpore's float32 kernel does."""
+    """Per-tensor loop of :func:`momentum_update` (the ground truth)."""
     for param, grad, moment in zip(params, grads, moments):
-        moment.mul_(momentum).add_(grad)
-        if nesterov:
-            param.sub_((grad + moment * momentum) * lr)
-        else:
-            param.sub_(moment * lr)
+        momentum_update(param, grad, moment, lr, momentum=momentum, nesterov=nesterov)
+
+
+def momentum_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moments: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """:func:`momentum_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    fused_apply(
+        momentum_update, (params, grads, moments), (lr,), momentum=momentum, nesterov=nesterov
+    )
 
 
 def momentum_foreach(

@@ -29,12 +29,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["rmsprop_foreach", "rmsprop_reference"]
+from msoptim.kernels._fused import fused_apply, in_fused_kernel
+
+__all__ = [
+    "rmsprop_centered_update",
+    "rmsprop_foreach",
+    "rmsprop_fused",
+    "rmsprop_reference",
+    "rmsprop_update",
+]
 
 
 def _sqrt(x: Tensor) -> Tensor:
     """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike)."""
+    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
+    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
+    if x.dtype == torch.float32 and in_fused_kernel():
+        return torch.sqrt(x)
     return torch.sqrt(x.double()).to(x.dtype)
 
 
@@ -57,6 +68,50 @@ def _one_minus(decay: float) -> float:
     return _f32(1.0 - _f32(decay))
 
 
+def rmsprop_update(
+    param: Tensor,
+    grad: Tensor,
+    mean_square: Tensor,
+    moment: Tensor,
+    lr: Tensor,
+    *,
+    rate: float,
+    momentum: float,
+    epsilon: float,
+) -> None:
+    """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values)."""
+    mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
+    step = (grad * lr.to(grad.dtype)) / _sqrt(mean_square + epsilon)
+    moment.copy_(_fma(moment, momentum, step))
+    param.sub_(moment)
+
+
+def rmsprop_centered_update(
+    param: Tensor,
+    grad: Tensor,
+    mean_square: Tensor,
+    moment: Tensor,
+    mean_grad: Tensor,
+    lr: Tensor,
+    *,
+    rate: float,
+    momentum: float,
+    epsilon: float,
+) -> None:
+    """One tensor's centered update (``rate = 1 - decay`` and the constants as float32 values)."""
+    mean_square.add_((grad * grad - mean_square) * rate)
+    mean_grad.add_((grad - mean_grad) * rate)
+    denom = (mean_square - mean_grad * mean_grad) + epsilon
+    positive = denom > 0
+    updated = moment * momentum + (grad * lr.to(grad.dtype)) / _sqrt(denom)
+    moment.copy_(torch.where(positive, updated, moment))
+    param.copy_(torch.where(positive, param - moment, param))
+
+
+def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float]:
+    return {"rate": _one_minus(decay), "momentum": _f32(momentum), "epsilon": _f32(epsilon)}
+
+
 def rmsprop_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -71,27 +126,45 @@ def rmsprop_reference(
     centered: bool,
 ) -> None:
     """Per-tensor loop in MindSpore's CPU op order (the ground truth)."""
-    rate = _one_minus(decay)
-    momentum, epsilon = _f32(momentum), _f32(epsilon)
+    constants = _constants(decay, momentum, epsilon)
     if not centered:
         for param, grad, mean_square, moment in zip(params, grads, mean_squares, moments):
-            mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
-            step = (grad * lr.to(grad.dtype)) / _sqrt(mean_square + epsilon)
-            moment.copy_(_fma(moment, momentum, step))
-            param.sub_(moment)
+            rmsprop_update(param, grad, mean_square, moment, lr, **constants)
         return
     if mean_grads is None:
         raise ValueError("rmsprop_reference: centered=True needs the mean_grads buffers.")
     for param, grad, mean_square, moment, mean_grad in zip(
         params, grads, mean_squares, moments, mean_grads
     ):
-        mean_square.add_((grad * grad - mean_square) * rate)
-        mean_grad.add_((grad - mean_grad) * rate)
-        denom = (mean_square - mean_grad * mean_grad) + epsilon
-        positive = denom > 0
-        updated = moment * momentum + (grad * lr.to(grad.dtype)) / _sqrt(denom)
-        moment.copy_(torch.where(positive, updated, moment))
-        param.copy_(torch.where(positive, param - moment, param))
+        rmsprop_centered_update(param, grad, mean_square, moment, mean_grad, lr, **constants)
+
+
+def rmsprop_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    mean_squares: list[Tensor],
+    moments: list[Tensor],
+    mean_grads: list[Tensor] | None = None,
+    *,
+    lr: Tensor,
+    decay: float,
+    momentum: float,
+    epsilon: float,
+    centered: bool,
+) -> None:
+    """The reference updates compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    constants = _constants(decay, momentum, epsilon)
+    if not centered:
+        fused_apply(rmsprop_update, (params, grads, mean_squares, moments), (lr,), **constants)
+        return
+    if mean_grads is None:
+        raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
+    fused_apply(
+        rmsprop_centered_update,
+        (params, grads, mean_squares, moments, mean_grads),
+        (lr,),
+        **constants,
+    )
 
 
 def rmsprop_foreach(

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["rprop_foreach", "rprop_reference"]
+from msoptim.kernels._fused import fused_apply
+
+__all__ = ["rprop_foreach", "rprop_fused", "rprop_reference", "rprop_update"]
 
 
 def _f32(value: float) -> float:
@@ -38,6 +40,41 @@ def _factors(product: Tensor, etaminus: float, etaplus: float) -> Tensor:
     return torch.where(signs == 0, 1.0, signs)
 
 
+def rprop_update(
+    param: Tensor,
+    grad: Tensor,
+    prev: Tensor,
+    step_size: Tensor,
+    lr: Tensor,
+    first: Tensor,
+    *,
+    etaminus: float,
+    etaplus: float,
+    low: float,
+    high: float,
+) -> None:
+    """One tensor's update (``first``: ``step == 1``; the constants as float32 values)."""
+    size = torch.where(first, lr, _compute(step_size))
+    grad = _compute(grad)
+    factors = _factors(grad * prev, etaminus, etaplus)
+    size = torch.clamp(size * factors, low, high)
+    kept = torch.where(factors == etaminus, 0.0, grad)
+    param.copy_(_compute(param) - torch.sign(kept) * size)
+    prev.copy_(kept)
+    step_size.copy_(size)
+
+
+def _constants(
+    etaminus: float, etaplus: float, step_size_min: float, step_size_max: float
+) -> dict[str, float]:
+    return {
+        "etaminus": _f32(etaminus),
+        "etaplus": _f32(etaplus),
+        "low": _f32(step_size_min),
+        "high": _f32(step_size_max),
+    }
+
+
 def rprop_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -51,22 +88,32 @@ def rprop_reference(
     step_size_min: float,
     step_size_max: float,
 ) -> None:
-    """Per-tensor loop in MindSpore's float32 op order (the ground truth).
+    """Per-tensor loop of :func:`rprop_update` (the ground truth).
 
     ``step`` is the 0-d integer ``global_step`` after this step's increment.
     """
-    etaminus, etaplus = _f32(etaminus), _f32(etaplus)
-    low, high = _f32(step_size_min), _f32(step_size_max)
+    constants = _constants(etaminus, etaplus, step_size_min, step_size_max)
     first = step == 1
     for param, grad, prev, step_size in zip(params, grads, prevs, step_sizes):
-        size = torch.where(first, lr, _compute(step_size))
-        grad = _compute(grad)
-        factors = _factors(grad * prev, etaminus, etaplus)
-        size = torch.clamp(size * factors, low, high)
-        kept = torch.where(factors == etaminus, 0.0, grad)
-        param.copy_(_compute(param) - torch.sign(kept) * size)
-        prev.copy_(kept)
-        step_size.copy_(size)
+        rprop_update(param, grad, prev, step_size, lr, first, **constants)
+
+
+def rprop_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    prevs: list[Tensor],
+    step_sizes: list[Tensor],
+    *,
+    lr: Tensor,
+    step: Tensor,
+    etaminus: float,
+    etaplus: float,
+    step_size_min: float,
+    step_size_max: float,
+) -> None:
+    """:func:`rprop_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    constants = _constants(etaminus, etaplus, step_size_min, step_size_max)
+    fused_apply(rprop_update, (params, grads, prevs, step_sizes), (lr, step == 1), **constants)
 
 
 def rprop_foreach(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["sgd_foreach", "sgd_reference"]
+from msoptim.kernels._fused import fused_apply
+
+__all__ = ["sgd_foreach", "sgd_fused", "sgd_reference", "sgd_update"]
 
 
 def _dampened_accum(accum: Tensor, grad: Tensor, momentum: float, dampening: float) -> Tensor:
@@ -20,6 +22,28 @@ def _dampened_accum(accum: Tensor, grad: Tensor, momentum: float, dampening: flo
         return accum * momentum + grad
     scaled = accum * momentum
     return (scaled.double() + (1.0 - dampening) * grad.double()).to(accum.dtype)
+
+
+def sgd_update(
+    param: Tensor,
+    grad: Tensor,
+    accum: Tensor,
+    stat: Tensor,
+    lr: Tensor,
+    *,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
+    """One tensor's update, in the CPU kernel's op order."""
+    if momentum > 0:
+        updated = _dampened_accum(accum, grad, momentum, dampening)
+        accum.copy_(torch.where(stat > 0, grad, updated))
+        stat.zero_()
+        direction = grad + accum * momentum if nesterov else accum
+    else:
+        direction = grad
+    param.sub_(direction * lr)
 
 
 def sgd_reference(
@@ -33,16 +57,33 @@ def sgd_reference(
     dampening: float,
     nesterov: bool,
 ) -> None:
-    """Per-tensor loop in the CPU kernel's op order."""
+    """Per-tensor loop of :func:`sgd_update` (the ground truth)."""
     for param, grad, accum, stat in zip(params, grads, accums, stats):
-        if momentum > 0:
-            updated = _dampened_accum(accum, grad, momentum, dampening)
-            accum.copy_(torch.where(stat > 0, grad, updated))
-            stat.zero_()
-            direction = grad + accum * momentum if nesterov else accum
-        else:
-            direction = grad
-        param.sub_(direction * lr)
+        sgd_update(
+            param, grad, accum, stat, lr, momentum=momentum, dampening=dampening, nesterov=nesterov
+        )
+
+
+def sgd_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    accums: list[Tensor],
+    stats: list[Tensor],
+    *,
+    lr: Tensor,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
+    """:func:`sgd_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    fused_apply(
+        sgd_update,
+        (params, grads, accums, stats),
+        (lr,),
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+    )
 
 
 def sgd_foreach(

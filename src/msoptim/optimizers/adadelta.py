@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_float_in_range, check_non_negative_float, describe
-from msoptim.kernels import use_foreach
-from msoptim.kernels.adadelta import adadelta_foreach, adadelta_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.adadelta import adadelta_foreach, adadelta_fused, adadelta_reference
 from msoptim.optimizer import Optimizer
 from msoptim.optimizers.adagrad import _check_float_type
 
@@ -39,6 +39,9 @@ class Adadelta(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Raises:
         TypeError: at a step, ``opt(grads)`` with ``grads`` not a tuple (a list included), as in
@@ -77,7 +80,9 @@ class Adadelta(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "Adadelta")
         _check_float_type(rho, "rho", "Adadelta")
         _check_float_type(epsilon, "epsilon", "Adadelta")
         check_float_in_range(
@@ -89,7 +94,7 @@ class Adadelta(Optimizer):
             params,
             weight_decay,
             loss_scale,
-            defaults={"rho": rho, "epsilon": epsilon, "foreach": foreach},
+            defaults={"rho": rho, "epsilon": epsilon, "foreach": foreach, "fused": fused},
         )
 
     def __call__(self, gradients: Sequence[Tensor]) -> None:
@@ -106,7 +111,7 @@ class Adadelta(Optimizer):
         state["accum_update"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = adadelta_foreach if use_foreach(group["foreach"], params) else adadelta_reference
+        kernel = select_kernel(group, params, adadelta_reference, adadelta_foreach, adadelta_fused)
         kernel(
             params,
             grads,

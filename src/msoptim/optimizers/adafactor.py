@@ -17,7 +17,7 @@ from msoptim._validate import (
     describe,
     fail,
 )
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels.adafactor import adafactor_foreach, adafactor_reference
 from msoptim.optimizer import Optimizer
 
@@ -210,6 +210,7 @@ class AdaFactor(Optimizer):
             )
         lr = 0.0 if learning_rate is None else learning_rate
         _check_eps(eps)
+        check_impl(foreach, None, _API)
         check_non_negative_float(clip_threshold, "clip_threshold", _API)
         check_float_in_range(decay_rate, "decay_rate", _API, 0.0, 1.0)
         check_float_in_range(weight_decay, "weight_decay", _API, 0.0, 1.0, low_inclusive=True)

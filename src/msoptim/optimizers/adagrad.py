@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float, fail
-from msoptim.kernels import use_foreach
-from msoptim.kernels.adagrad import adagrad_foreach, adagrad_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.adagrad import adagrad_foreach, adagrad_fused, adagrad_reference
 from msoptim.optimizer import Optimizer
 
 __all__ = ["Adagrad"]
@@ -46,6 +46,9 @@ class Adagrad(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -79,7 +82,9 @@ class Adagrad(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "Adagrad")
         _check_float_type(accum, "accum", "Adagrad")
         check_bool(update_slots, "update_slots", "Adagrad")
         check_non_negative_float(accum, "accum", "Adagrad")
@@ -88,14 +93,19 @@ class Adagrad(Optimizer):
             params,
             weight_decay,
             loss_scale,
-            defaults={"accum": accum, "update_slots": update_slots, "foreach": foreach},
+            defaults={
+                "accum": accum,
+                "update_slots": update_slots,
+                "foreach": foreach,
+                "fused": fused,
+            },
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         state["accum"] = torch.full_like(param, group["accum"], memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = adagrad_foreach if use_foreach(group["foreach"], params) else adagrad_reference
+        kernel = select_kernel(group, params, adagrad_reference, adagrad_foreach, adagrad_fused)
         kernel(
             params,
             grads,

@@ -16,11 +16,12 @@ from msoptim._validate import (
     describe,
     fail,
 )
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels.adam import (
     adam_amsgrad_foreach,
     adam_amsgrad_reference,
     adam_foreach,
+    adam_fused,
     adam_offload_foreach,
     adam_offload_reference,
     adam_reference,
@@ -122,7 +123,14 @@ class _AdamFamily(Optimizer):
         use_lazy: bool = False,
         use_offload: bool = False,
         foreach: bool | None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, type(self).__name__)
+        if fused and (use_amsgrad or use_offload):
+            raise ValueError(
+                f"{type(self).__name__}: fused=True compiles the plain Adam kernel; it does not "
+                "cover use_amsgrad or use_offload. Use fused=False with those."
+            )
         super().__init__(
             learning_rate,
             params,
@@ -138,6 +146,7 @@ class _AdamFamily(Optimizer):
                 "use_lazy": use_lazy,
                 "use_offload": use_offload,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
 
@@ -195,7 +204,7 @@ class _AdamFamily(Optimizer):
             kernel = adam_offload_foreach if fast else adam_offload_reference
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
         else:
-            kernel = adam_foreach if fast else adam_reference
+            kernel = adam_fused if group.get("fused") else adam_foreach if fast else adam_reference
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
 
 
@@ -243,6 +252,9 @@ class Adam(_AdamFamily):
         use_amsgrad: AMSGrad (not with ``use_lazy`` or ``use_offload``).
         foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
             False.
+        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
+            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``). Plain
+            Adam only (not ``use_amsgrad``/``use_offload``). ``None``/``False``: opt-in.
         **kwargs: ``use_lazy`` and ``use_offload`` (bools, not both), MindSpore's only extra keys;
             any other key raises :class:`UnexpectedKeywordError` (a ``KeyError`` and ``TypeError``).
 
@@ -284,6 +296,7 @@ class Adam(_AdamFamily):
         use_amsgrad: bool = False,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
         **kwargs: Any,
     ) -> None:
         allowed = ("use_lazy", "use_offload")
@@ -332,6 +345,7 @@ class Adam(_AdamFamily):
             use_lazy=use_lazy,
             use_offload=use_offload,
             foreach=foreach,
+            fused=fused,
         )
         if use_offload:
             self._pipeline = ("decay", "scale")
@@ -458,6 +472,9 @@ class LazyAdam(_AdamFamily):
         loss_scale: the static loss scale carried by the gradients.
         foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
             False.
+        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
+            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``). Plain
+            Adam only (not ``use_amsgrad``/``use_offload``). ``None``/``False``: opt-in.
 
     Example:
         >>> import torch
@@ -492,6 +509,7 @@ class LazyAdam(_AdamFamily):
         loss_scale: float = 1.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         # MindSpore: the base class's weight-decay rules first, then LazyAdam's own float check.
         parse_weight_decay(weight_decay, where="weight_decay", api="LazyAdam")
@@ -517,4 +535,5 @@ class LazyAdam(_AdamFamily):
             loss_scale,
             use_lazy=True,
             foreach=foreach,
+            fused=fused,
         )

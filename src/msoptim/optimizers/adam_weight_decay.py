@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_foreach,
+    adam_weight_decay_fused,
     adam_weight_decay_reference,
 )
 from msoptim.optimizer import Optimizer
@@ -51,6 +52,9 @@ class AdamWeightDecay(Optimizer):
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``. Default 0.0.
         foreach: ``None`` (multi-tensor kernel on CUDA, the reference loop elsewhere), True or
             False.
+        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
+            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch
@@ -87,14 +91,22 @@ class AdamWeightDecay(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "AdamWeightDecay")
         check_betas_and_eps(beta1, beta2, eps, "AdamWeightDecay")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             1.0,
-            defaults={"beta1": beta1, "beta2": beta2, "eps": eps, "foreach": foreach},
+            defaults={
+                "beta1": beta1,
+                "beta2": beta2,
+                "eps": eps,
+                "foreach": foreach,
+                "fused": fused,
+            },
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -102,10 +114,12 @@ class AdamWeightDecay(Optimizer):
         state["adam_v"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = (
-            adam_weight_decay_foreach
-            if use_foreach(group["foreach"], params)
-            else adam_weight_decay_reference
+        kernel = select_kernel(
+            group,
+            params,
+            adam_weight_decay_reference,
+            adam_weight_decay_foreach,
+            adam_weight_decay_fused,
         )
         weight_decay = self._weight_decay_value(group)
         hyper = {

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import use_foreach
-from msoptim.kernels.adamax import adamax_foreach, adamax_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.adamax import adamax_foreach, adamax_fused, adamax_reference
 from msoptim.optimizer import Optimizer
 from msoptim.optimizers.adam import check_betas_and_eps, restore_float32_state
 
@@ -45,6 +45,9 @@ class AdaMax(Optimizer):
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         loss_scale: the static loss scale carried by the gradients.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
+            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch
@@ -84,14 +87,22 @@ class AdaMax(Optimizer):
         loss_scale: float = 1.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_betas_and_eps(beta1, beta2, eps, "AdaMax")
+        check_impl(foreach, fused, "AdaMax")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             loss_scale,
-            defaults={"beta1": beta1, "beta2": beta2, "eps": eps, "foreach": foreach},
+            defaults={
+                "beta1": beta1,
+                "beta2": beta2,
+                "eps": eps,
+                "foreach": foreach,
+                "fused": fused,
+            },
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -105,7 +116,7 @@ class AdaMax(Optimizer):
         restore_float32_state(self, state_dict, ("beta1_power",))
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = adamax_foreach if use_foreach(group["foreach"], params) else adamax_reference
+        kernel = select_kernel(group, params, adamax_reference, adamax_foreach, adamax_fused)
         kernel(
             params,
             grads,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from msoptim.kernels import use_foreach
-from msoptim.kernels.asgd import asgd_foreach, asgd_reference
+from msoptim._validate import fail
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.asgd import asgd_foreach, asgd_fused, asgd_reference
 from msoptim.optimizer import Optimizer
 from msoptim.optimizers.adagrad import _check_float_type
 
@@ -42,6 +44,9 @@ class ASGD(Optimizer):
             MindSpore). Default 1e6.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -77,15 +82,31 @@ class ASGD(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "ASGD")
         for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
             _check_float_type(value, name, "ASGD")
+        # MindSpore checks only the types; a NaN (or an infinite lambd/alpha) turns every
+        # parameter into NaN/inf at the first step, so it is refused here. t0=inf is meaningful
+        # (never start averaging) and is kept.
+        for name, value in (("lambd", lambd), ("alpha", alpha)):
+            if not math.isfinite(value):
+                fail(
+                    "ASGD",
+                    name,
+                    "a finite float",
+                    value,
+                    "Use e.g. 1e-4 for lambd, 0.75 for alpha.",
+                )
+        if math.isnan(t0):
+            fail("ASGD", "t0", "a float, not NaN", t0, "Use e.g. 1e6.")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             1.0,
-            defaults={"lambd": lambd, "alpha": alpha, "t0": t0, "foreach": foreach},
+            defaults={"lambd": lambd, "alpha": alpha, "t0": t0, "foreach": foreach, "fused": fused},
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -94,7 +115,7 @@ class ASGD(Optimizer):
         state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = asgd_foreach if use_foreach(group["foreach"], params) else asgd_reference
+        kernel = select_kernel(group, params, asgd_reference, asgd_foreach, asgd_fused)
         kernel(
             params,
             grads,

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float, check_positive_float, fail
-from msoptim.kernels import use_foreach
-from msoptim.kernels.ftrl import ftrl_foreach, ftrl_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.ftrl import ftrl_foreach, ftrl_fused, ftrl_reference
 from msoptim.optimizer import Optimizer
 from msoptim.optimizers.adagrad import _check_float_type
 
@@ -50,6 +50,9 @@ class FTRL(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Raises:
         ValueError: a dynamic ``learning_rate`` (list, 1-D tensor, schedule) or a group ``lr``.
@@ -87,7 +90,9 @@ class FTRL(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "FTRL")
         # MindSpore's order: the base class first, then the FTRL checks. The state is built by
         # the base class with `initial_accum` as given and discarded if a check below fails.
         super().__init__(
@@ -102,6 +107,7 @@ class FTRL(Optimizer):
                 "l2": l2,
                 "use_locking": use_locking,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
         if self.dynamic_lr or self.is_group_lr:
@@ -146,7 +152,7 @@ class FTRL(Optimizer):
         state["linear"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = ftrl_foreach if use_foreach(group["foreach"], params) else ftrl_reference
+        kernel = select_kernel(group, params, ftrl_reference, ftrl_foreach, ftrl_fused)
         kernel(
             params,
             grads,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_float_in_range, check_positive_float, fail
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels.lamb import lamb_foreach, lamb_reference
 from msoptim.optimizer import Optimizer
 
@@ -94,6 +94,7 @@ class Lamb(Optimizer):
         foreach: bool | None = None,
     ) -> None:
         _check_betas_eps(beta1, beta2, eps)
+        check_impl(foreach, None, "Lamb")
         super().__init__(
             learning_rate,
             params,

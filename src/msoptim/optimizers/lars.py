@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels.lars import lars_foreach, lars_reference
 from msoptim.optimizer import Optimizer, schedule_config
 
@@ -139,6 +139,7 @@ class LARS(Optimizer):
                 "its weight decay and loss scale over. Build a new optimizer to wrap."
             )
         check_float(epsilon, "epsilon", _API)
+        check_impl(foreach, None, _API)
         check_float(coefficient, "coefficient", _API)
         check_bool(use_clip, "use_clip", _API)
         if not callable(lars_filter):

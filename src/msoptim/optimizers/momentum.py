@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
-from msoptim.kernels import use_foreach
-from msoptim.kernels.momentum import momentum_foreach, momentum_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.momentum import momentum_foreach, momentum_fused, momentum_reference
 from msoptim.optimizer import Optimizer
 
 __all__ = ["Momentum"]
@@ -36,6 +36,9 @@ class Momentum(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         use_nesterov: Nesterov momentum.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -67,7 +70,9 @@ class Momentum(Optimizer):
         use_nesterov: bool = False,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "Momentum")
         check_non_negative_float(momentum, "momentum", "Momentum")
         check_bool(use_nesterov, "use_nesterov", "Momentum")
         super().__init__(
@@ -75,7 +80,12 @@ class Momentum(Optimizer):
             params,
             weight_decay,
             loss_scale,
-            defaults={"momentum": momentum, "use_nesterov": use_nesterov, "foreach": foreach},
+            defaults={
+                "momentum": momentum,
+                "use_nesterov": use_nesterov,
+                "foreach": foreach,
+                "fused": fused,
+            },
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -86,7 +96,7 @@ class Momentum(Optimizer):
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = momentum_foreach if use_foreach(group["foreach"], params) else momentum_reference
+        kernel = select_kernel(group, params, momentum_reference, momentum_foreach, momentum_fused)
         kernel(
             params,
             grads,

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
-from msoptim.kernels import use_foreach
+from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.proximal_adagrad import (
     proximal_adagrad_foreach,
+    proximal_adagrad_fused,
     proximal_adagrad_reference,
 )
 from msoptim.optimizer import Optimizer
@@ -43,6 +44,9 @@ class ProximalAdagrad(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -76,7 +80,9 @@ class ProximalAdagrad(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "ProximalAdagrad")
         api = "ProximalAdagrad"
         for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
             _check_float_type(value, name, api)
@@ -94,6 +100,7 @@ class ProximalAdagrad(Optimizer):
                 "l2": l2,
                 "use_locking": use_locking,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
 
@@ -101,8 +108,13 @@ class ProximalAdagrad(Optimizer):
         state["accum"] = torch.full_like(param, group["accum"], memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        foreach = use_foreach(group["foreach"], params)
-        kernel = proximal_adagrad_foreach if foreach else proximal_adagrad_reference
+        kernel = select_kernel(
+            group,
+            params,
+            proximal_adagrad_reference,
+            proximal_adagrad_foreach,
+            proximal_adagrad_fused,
+        )
         kernel(
             params,
             grads,

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float, check_positive_float
-from msoptim.kernels import use_foreach
-from msoptim.kernels.rmsprop import rmsprop_foreach, rmsprop_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.rmsprop import rmsprop_foreach, rmsprop_fused, rmsprop_reference
 from msoptim.optimizer import Optimizer
 
 __all__ = ["RMSProp"]
@@ -42,6 +42,9 @@ class RMSProp(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -83,7 +86,9 @@ class RMSProp(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "RMSProp")
         check_non_negative_float(decay, "decay", "RMSProp")
         check_non_negative_float(momentum, "momentum", "RMSProp")
         check_positive_float(epsilon, "epsilon", "RMSProp")
@@ -101,6 +106,7 @@ class RMSProp(Optimizer):
                 "use_locking": use_locking,
                 "centered": centered,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
 
@@ -111,7 +117,7 @@ class RMSProp(Optimizer):
             state["mean_grad"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = rmsprop_foreach if use_foreach(group["foreach"], params) else rmsprop_reference
+        kernel = select_kernel(group, params, rmsprop_reference, rmsprop_foreach, rmsprop_fused)
         centered = group["centered"]
         kernel(
             params,

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_float_in_range, describe
-from msoptim.kernels import use_foreach
-from msoptim.kernels.rprop import rprop_foreach, rprop_reference
+from msoptim._validate import check_float_in_range, describe, fail
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.rprop import rprop_foreach, rprop_fused, rprop_reference
 from msoptim.optimizer import Optimizer
 from msoptim.optimizers.adagrad import _check_float_type
 
@@ -55,6 +55,9 @@ class Rprop(Optimizer):
             (1e-6, 50.0).
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -86,7 +89,9 @@ class Rprop(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "Rprop")
         # MindSpore's order: shapes, then min <= max, then the element types and ranges.
         _check_pair(etas, "etas", "(0.5, 1.2)")
         _check_pair(step_sizes, "step_sizes", "(1e-6, 50.0)")
@@ -104,6 +109,11 @@ class Rprop(Optimizer):
             )
         _check_float_type(step_sizes[0], "min_step_sizes", "Rprop")
         _check_float_type(step_sizes[1], "max_step_sizes", "Rprop")
+        # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
+        # every step size NaN; refuse it.
+        for name, value in (("min_step_sizes", step_sizes[0]), ("max_step_sizes", step_sizes[1])):
+            if value != value:
+                fail("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
         super().__init__(
             learning_rate,
             params,
@@ -113,6 +123,7 @@ class Rprop(Optimizer):
                 "etas": etas,
                 "step_sizes": step_sizes,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
 
@@ -121,7 +132,7 @@ class Rprop(Optimizer):
         state["step_size"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = rprop_foreach if use_foreach(group["foreach"], params) else rprop_reference
+        kernel = select_kernel(group, params, rprop_reference, rprop_foreach, rprop_fused)
         (etaminus, etaplus), (low, high) = group["etas"], group["step_sizes"]
         kernel(
             params,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from msoptim._validate import check_bool, fail
-from msoptim.kernels import use_foreach
-from msoptim.kernels.sgd import sgd_foreach, sgd_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.sgd import sgd_foreach, sgd_fused, sgd_reference
 from msoptim.optimizer import Optimizer
 from msoptim.schedules import LearningRateSchedule
 
@@ -22,8 +23,8 @@ def _check_momentum_like(value: Any, name: str) -> float:
         value = float(value)
     if not isinstance(value, float):
         fail("SGD", name, "a float >= 0", value, "Pass a Python float.", exc=TypeError)
-    if value < 0 or value != value:
-        fail("SGD", name, "a float >= 0", value)
+    if not (math.isfinite(value) and value >= 0):
+        fail("SGD", name, "a finite float >= 0", value)
     return value
 
 
@@ -48,6 +49,9 @@ class SGD(Optimizer):
         nesterov: requires ``momentum > 0`` and ``dampening == 0``.
         loss_scale: the static loss scale carried by the gradients.
         foreach: ``None`` (foreach on CUDA), True or False.
+        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
+            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
+            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
 
     Example:
         >>> import torch, msoptim
@@ -80,7 +84,9 @@ class SGD(Optimizer):
         loss_scale: float = 1.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
+        check_impl(foreach, fused, "SGD")
         momentum = _check_momentum_like(momentum, "momentum")
         dampening = _check_momentum_like(dampening, "dampening")
         check_bool(nesterov, "nesterov", "SGD")
@@ -105,6 +111,7 @@ class SGD(Optimizer):
                 "dampening": dampening,
                 "nesterov": nesterov,
                 "foreach": foreach,
+                "fused": fused,
             },
         )
         for index, group in enumerate(self.param_groups):
@@ -123,7 +130,7 @@ class SGD(Optimizer):
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = sgd_foreach if use_foreach(group["foreach"], params) else sgd_reference
+        kernel = select_kernel(group, params, sgd_reference, sgd_foreach, sgd_fused)
         kernel(
             params,
             grads,

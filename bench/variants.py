@@ -1,0 +1,118 @@
+"""What is timed: each msoptim optimizer, its torch.optim anchor at the same math, bytes per step.
+
+``bytes_per_param`` is the float32 traffic a single pass must move per parameter: every tensor read
+once (parameter, gradient, state) and every updated tensor written once. It is the roofline unit:
+effective GB/s = bytes_per_param * parameters / time. Optimizers that need extra passes (norms:
+Lamb, LARS, AdaFactor) are still counted at one pass, so their GB/s is a lower bound on traffic.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import msoptim
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One msoptim optimizer and its torch.optim anchor (None: no torch optimizer has its math)."""
+
+    name: str
+    kwargs: dict[str, Any]
+    bytes_per_param: int
+    torch_cls: type[torch.optim.Optimizer] | None = None
+    torch_kwargs: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    wrap: Callable[[msoptim.Optimizer], msoptim.Optimizer] | None = None
+
+    def build(self, params: list[tuple[str, torch.nn.Parameter]], **impl: Any) -> Any:
+        """The msoptim optimizer over ``params`` with a path (``foreach``/``fused``) selected."""
+        inner_name = "Momentum" if self.wrap is not None else self.name
+        opt = getattr(msoptim, inner_name)(params, **self.kwargs, **impl)
+        return self.wrap(opt) if self.wrap is not None else opt
+
+    def paths(self) -> list[tuple[str, dict[str, Any]]]:
+        """The msoptim paths this optimizer offers: reference, foreach, fused."""
+        cls = getattr(msoptim, "Momentum" if self.wrap is not None else self.name)
+        accepted = inspect.signature(cls.__init__).parameters
+        paths = [("reference", {"foreach": False})]
+        if "foreach" in accepted:
+            paths.append(("foreach", {"foreach": True}))
+        if "fused" in accepted:
+            paths.append(("fused", {"fused": True}))
+        return paths
+
+
+def _lars(opt: msoptim.Optimizer) -> msoptim.Optimizer:
+    return msoptim.LARS(opt)
+
+
+SPECS: dict[str, Spec] = {
+    spec.name: spec
+    for spec in (
+        Spec(
+            "Momentum",
+            {"learning_rate": 0.01, "momentum": 0.9},
+            20,
+            torch.optim.SGD,
+            {"lr": 0.01, "momentum": 0.9},
+        ),
+        Spec("SGD", {"learning_rate": 0.01}, 12, torch.optim.SGD, {"lr": 0.01}),
+        Spec(
+            "Adam",
+            {"learning_rate": 1e-3},
+            28,
+            torch.optim.Adam,
+            {"lr": 1e-3},
+            "eps placement differs (MindSpore folds it into the step size); same bytes",
+        ),
+        Spec(
+            "AdamWeightDecay",
+            {"learning_rate": 1e-3, "weight_decay": 0.01},
+            28,
+            torch.optim.AdamW,
+            {"lr": 1e-3, "weight_decay": 0.01},
+        ),
+        Spec("AdaMax", {"learning_rate": 1e-3}, 28, torch.optim.Adamax, {"lr": 1e-3}),
+        Spec("Adagrad", {"learning_rate": 0.01}, 20, torch.optim.Adagrad, {"lr": 0.01}),
+        Spec(
+            "RMSProp",
+            {"learning_rate": 0.01, "momentum": 0.9},
+            28,
+            torch.optim.RMSprop,
+            {"lr": 0.01, "momentum": 0.9},
+        ),
+        Spec("Adadelta", {"learning_rate": 1.0}, 28, torch.optim.Adadelta, {"lr": 1.0}),
+        Spec("ASGD", {"learning_rate": 0.01}, 20, torch.optim.ASGD, {"lr": 0.01}),
+        Spec("Rprop", {"learning_rate": 0.01}, 28, torch.optim.Rprop, {"lr": 0.01}),
+        Spec("Lamb", {"learning_rate": 1e-3}, 28, note="plus two norm passes"),
+        Spec(
+            "LARS",
+            {"learning_rate": 0.01, "momentum": 0.9},
+            20,
+            note="LARS(Momentum); plus norm passes",
+            wrap=_lars,
+        ),
+        Spec("FTRL", {"learning_rate": 0.01}, 28),
+        Spec("ProximalAdagrad", {"learning_rate": 0.01, "l1": 0.001, "l2": 0.001}, 20),
+        Spec("AdaFactor", {}, 20, note="factored second moment; plus extra passes"),
+    )
+}
+
+
+def torch_paths(spec: Spec, device: torch.device) -> list[tuple[str, dict[str, Any]]]:
+    """torch.optim's for-loop / foreach / fused paths for the anchor (those it supports here)."""
+    if spec.torch_cls is None:
+        return []
+    paths = [("for-loop", {"foreach": False}), ("foreach", {"foreach": True})]
+    probe = torch.nn.Parameter(torch.zeros(2, device=device))
+    try:
+        spec.torch_cls([probe], **spec.torch_kwargs, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return paths
+    return [*paths, ("fused", {"fused": True})]
