@@ -12,30 +12,13 @@ in double and rounded to float32 once; everything else is float32, one rounding 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels._fused import fused_apply, in_fused_kernel
+from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
+from msoptim.kernels._fused import fused_apply
 
 __all__ = ["adadelta_foreach", "adadelta_fused", "adadelta_reference", "adadelta_update"]
-
-
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
-    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
-    if x.dtype == torch.float32 and in_fused_kernel():
-        return torch.sqrt(x)
-    return torch.sqrt(x.double()).to(x.dtype)
-
-
-def _foreach_sqrt(xs: list[Tensor]) -> list[Tensor]:
-    return [_sqrt(x) for x in xs]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _decayed(old: Tensor, square: Tensor, rho: float, rate: float) -> Tensor:
@@ -56,14 +39,14 @@ def adadelta_update(
 ) -> None:
     """One tensor's update in MindSpore's op order (``rho``, ``epsilon`` float32; ``rate = 1 - rho``)."""
     accum.copy_(_decayed(accum, grad * grad, rho, rate))
-    delta = _sqrt(accum_update + epsilon) * (grad / _sqrt(accum + epsilon))
+    delta = exact_sqrt(accum_update + epsilon) * (grad / exact_sqrt(accum + epsilon))
     accum_update.copy_(_decayed(accum_update, delta * delta, rho, rate))
     param.sub_(delta * lr.to(delta.dtype))
 
 
 def _constants(rho: float, epsilon: float) -> dict[str, float]:
-    rho = _f32(rho)
-    return {"rho": rho, "rate": 1.0 - rho, "epsilon": _f32(epsilon)}
+    rho = float32_constant(rho)
+    return {"rho": rho, "rate": 1.0 - rho, "epsilon": float32_constant(epsilon)}
 
 
 def adadelta_reference(
@@ -108,7 +91,7 @@ def adadelta_foreach(
     epsilon: float,
 ) -> None:
     """:func:`adadelta_reference` with ``torch._foreach_*`` ops (bit-identical)."""
-    rho, epsilon = _f32(rho), _f32(epsilon)
+    rho, epsilon = float32_constant(rho), float32_constant(epsilon)
     rate = 1.0 - rho
 
     def decay_(olds: list[Tensor], squares: list[Tensor]) -> None:
@@ -118,8 +101,8 @@ def adadelta_foreach(
             old.copy_(value)
 
     decay_(accums, torch._foreach_mul(grads, grads))
-    deltas = torch._foreach_div(grads, _foreach_sqrt(torch._foreach_add(accums, epsilon)))
-    scales = _foreach_sqrt(torch._foreach_add(accum_updates, epsilon))
+    deltas = torch._foreach_div(grads, foreach_exact_sqrt(torch._foreach_add(accums, epsilon)))
+    scales = foreach_exact_sqrt(torch._foreach_add(accum_updates, epsilon))
     deltas = torch._foreach_mul(scales, deltas)
     decay_(accum_updates, torch._foreach_mul(deltas, deltas))
     torch._foreach_sub_(params, torch._foreach_mul(deltas, [lr.to(d.dtype) for d in deltas]))

@@ -10,22 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels._fused import fused_apply, in_fused_kernel
+from msoptim.kernels._exact import exact_sqrt, foreach_exact_sqrt
+from msoptim.kernels._fused import fused_apply
 
 __all__ = ["adagrad_foreach", "adagrad_fused", "adagrad_reference", "adagrad_update"]
-
-
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
-    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
-    if x.dtype == torch.float32 and in_fused_kernel():
-        return torch.sqrt(x)
-    return torch.sqrt(x.double()).to(x.dtype)
-
-
-def _foreach_sqrt(xs: list[Tensor]) -> list[Tensor]:
-    return [_sqrt(x) for x in xs]
 
 
 def adagrad_update(
@@ -34,7 +22,7 @@ def adagrad_update(
     """One tensor's update in MindSpore's float32 op order."""
     if update_slots:
         accum.add_(grad * grad)
-    param.sub_((grad * lr.to(grad.dtype)) * torch.reciprocal(_sqrt(accum)))
+    param.sub_((grad * lr.to(grad.dtype)) * torch.reciprocal(exact_sqrt(accum)))
 
 
 def adagrad_reference(
@@ -74,5 +62,5 @@ def adagrad_foreach(
     if update_slots:
         torch._foreach_add_(accums, torch._foreach_mul(grads, grads))
     steps = torch._foreach_mul(grads, [lr.to(grad.dtype) for grad in grads])
-    torch._foreach_mul_(steps, torch._foreach_reciprocal(_foreach_sqrt(accums)))
+    torch._foreach_mul_(steps, torch._foreach_reciprocal(foreach_exact_sqrt(accums)))
     torch._foreach_sub_(params, steps)

@@ -16,11 +16,11 @@ float/double arithmetic; msoptim uses the vector arithmetic for every element.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels._fused import fused_apply, in_fused_kernel
+from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
+from msoptim.kernels._fused import fused_apply
 
 __all__ = [
     "proximal_adagrad_foreach",
@@ -28,23 +28,6 @@ __all__ = [
     "proximal_adagrad_reference",
     "proximal_adagrad_update",
 ]
-
-
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
-    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
-    if x.dtype == torch.float32 and in_fused_kernel():
-        return torch.sqrt(x)
-    return torch.sqrt(x.double()).to(x.dtype)
-
-
-def _foreach_sqrt(xs: list[Tensor]) -> list[Tensor]:
-    return [_sqrt(x) for x in xs]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _fma(a: Tensor, b: Tensor | float, c: Tensor | float) -> Tensor:
@@ -68,7 +51,7 @@ def proximal_adagrad_update(
 ) -> None:
     """One tensor's update in MindSpore's op order (``l1``, ``l2`` as float32 values)."""
     accum.copy_(_fma(grad, grad, accum))
-    lr_t = lr.to(accum.dtype) / _sqrt(accum)
+    lr_t = lr.to(accum.dtype) / exact_sqrt(accum)
     param.copy_(_prox(param, grad, lr_t, l1, l2))
 
 
@@ -82,7 +65,7 @@ def proximal_adagrad_reference(
     l2: float,
 ) -> None:
     """Per-tensor loop of :func:`proximal_adagrad_update` (the ground truth)."""
-    l1, l2 = _f32(l1), _f32(l2)
+    l1, l2 = float32_constant(l1), float32_constant(l2)
     for param, grad, accum in zip(params, grads, accums):
         proximal_adagrad_update(param, grad, accum, lr, l1=l1, l2=l2)
 
@@ -97,7 +80,13 @@ def proximal_adagrad_fused(
     l2: float,
 ) -> None:
     """:func:`proximal_adagrad_update` compiled (see :mod:`msoptim.kernels._fused`)."""
-    fused_apply(proximal_adagrad_update, (params, grads, accums), (lr,), l1=_f32(l1), l2=_f32(l2))
+    fused_apply(
+        proximal_adagrad_update,
+        (params, grads, accums),
+        (lr,),
+        l1=float32_constant(l1),
+        l2=float32_constant(l2),
+    )
 
 
 def proximal_adagrad_foreach(
@@ -110,13 +99,13 @@ def proximal_adagrad_foreach(
     l2: float,
 ) -> None:
     """:func:`proximal_adagrad_reference` with ``torch._foreach_*`` ops (bit-identical)."""
-    l1, l2 = _f32(l1), _f32(l2)
+    l1, l2 = float32_constant(l1), float32_constant(l2)
     grads64 = [grad.double() for grad in grads]
     sums = torch._foreach_mul(grads64, grads64)
     torch._foreach_add_(sums, [accum.double() for accum in accums])
     for accum, value in zip(accums, sums):
         accum.copy_(value)
-    lr_ts = [lr.to(root.dtype) / root for root in _foreach_sqrt(accums)]
+    lr_ts = [lr.to(root.dtype) / root for root in foreach_exact_sqrt(accums)]
     lr_ts64 = [lr_t.double() for lr_t in lr_ts]
     proximals = torch._foreach_mul(torch._foreach_neg(grads64), lr_ts64)
     torch._foreach_add_(proximals, [param.double() for param in params])

@@ -25,11 +25,11 @@ arithmetic, one rounding per operation, with a correctly rounded square root.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels._fused import fused_apply, in_fused_kernel
+from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
+from msoptim.kernels._fused import fused_apply
 
 __all__ = [
     "rmsprop_centered_update",
@@ -40,23 +40,6 @@ __all__ = [
 ]
 
 
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's CPU ``sqrt`` is not (up to 1 ulp off); a float64
-    square root rounded to ``x``'s dtype is (CPU and CUDA alike). Inductor's float32 one is, so
-    a compiled kernel (``fused=True``) takes it directly: the same bits, a third of the work."""
-    if x.dtype == torch.float32 and in_fused_kernel():
-        return torch.sqrt(x)
-    return torch.sqrt(x.double()).to(x.dtype)
-
-
-def _foreach_sqrt(xs: list[Tensor]) -> list[Tensor]:
-    return [_sqrt(x) for x in xs]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
-
-
 def _fma(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
     """``a * b + c`` rounded once to ``a``'s dtype (a float32 product is exact in float64)."""
     b64 = b.double() if isinstance(b, Tensor) else b
@@ -65,7 +48,7 @@ def _fma(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
 
 def _one_minus(decay: float) -> float:
     # MindSpore evaluates ``1.0 - decay`` in double from the float32 decay, then rounds to float32.
-    return _f32(1.0 - _f32(decay))
+    return float32_constant(1.0 - float32_constant(decay))
 
 
 def rmsprop_update(
@@ -81,7 +64,7 @@ def rmsprop_update(
 ) -> None:
     """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values)."""
     mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
-    step = (grad * lr.to(grad.dtype)) / _sqrt(mean_square + epsilon)
+    step = (grad * lr.to(grad.dtype)) / exact_sqrt(mean_square + epsilon)
     moment.copy_(_fma(moment, momentum, step))
     param.sub_(moment)
 
@@ -103,13 +86,17 @@ def rmsprop_centered_update(
     mean_grad.add_((grad - mean_grad) * rate)
     denom = (mean_square - mean_grad * mean_grad) + epsilon
     positive = denom > 0
-    updated = moment * momentum + (grad * lr.to(grad.dtype)) / _sqrt(denom)
+    updated = moment * momentum + (grad * lr.to(grad.dtype)) / exact_sqrt(denom)
     moment.copy_(torch.where(positive, updated, moment))
     param.copy_(torch.where(positive, param - moment, param))
 
 
 def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float]:
-    return {"rate": _one_minus(decay), "momentum": _f32(momentum), "epsilon": _f32(epsilon)}
+    return {
+        "rate": _one_minus(decay),
+        "momentum": float32_constant(momentum),
+        "epsilon": float32_constant(epsilon),
+    }
 
 
 def rmsprop_reference(
@@ -182,7 +169,7 @@ def rmsprop_foreach(
 ) -> None:
     """:func:`rmsprop_reference` with ``torch._foreach_*`` ops (bit-identical)."""
     rate = _one_minus(decay)
-    momentum, epsilon = _f32(momentum), _f32(epsilon)
+    momentum, epsilon = float32_constant(momentum), float32_constant(epsilon)
     if not centered:
         grads64 = [grad.double() for grad in grads]
         squares64 = [ms.double() for ms in mean_squares]
@@ -194,7 +181,7 @@ def rmsprop_foreach(
         for mean_square, value in zip(mean_squares, updated64):
             mean_square.copy_(value)
         steps = torch._foreach_mul(grads, [lr.to(grad.dtype) for grad in grads])
-        torch._foreach_div_(steps, _foreach_sqrt(torch._foreach_add(mean_squares, epsilon)))
+        torch._foreach_div_(steps, foreach_exact_sqrt(torch._foreach_add(mean_squares, epsilon)))
         moments64 = torch._foreach_mul([m.double() for m in moments], momentum)
         torch._foreach_add_(moments64, [s.double() for s in steps])
         for moment, value in zip(moments, moments64):
@@ -213,7 +200,7 @@ def rmsprop_foreach(
     torch._foreach_add_(denoms, epsilon)
     updated = torch._foreach_mul(moments, momentum)
     steps = torch._foreach_mul(grads, [lr.to(grad.dtype) for grad in grads])
-    torch._foreach_div_(steps, _foreach_sqrt(denoms))
+    torch._foreach_div_(steps, foreach_exact_sqrt(denoms))
     torch._foreach_add_(updated, steps)
     for param, moment, new, denom in zip(params, moments, updated, denoms):
         positive = denom > 0
