@@ -68,16 +68,7 @@ def _foreach_names() -> list[str]:
 #: ZeroRedundancyOptimizer builds ``optimizer_class(param_groups, **kwargs)``: LARS, which wraps an
 #: optimizer, cannot be built that way (tested separately, it raises).
 ZERO_NAMES = [name for name in worker.available() if name != "LARS"]
-KNOWN_LIMITATIONS = {
-    "fsdpforeach-Rprop": (
-        "rprop_foreach calls torch._foreach_copy_, which has no DTensor sharding strategy in "
-        "torch 2.13 (NotImplementedError at the first step); the reference kernel works."
-    ),
-    "zerolone-AdaFactor": (
-        "AdaFactor.construct reads the state of its first parameter, so a local optimizer with "
-        "no parameter (ZeRO, more ranks than parameters) fails at its first step (IndexError)."
-    ),
-}
+KNOWN_LIMITATIONS: dict[str, str] = {}  # scenario -> reason, marked xfail
 SCENARIOS = (
     [f"ddp-{name}" for name in worker.available()]
     + [f"zero-{name}" for name in ZERO_NAMES]

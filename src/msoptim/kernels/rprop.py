@@ -144,6 +144,7 @@ def rprop_foreach(
     values = torch._foreach_sub(
         [_compute(param) for param in params], torch._foreach_mul(torch._foreach_sign(kept), sizes)
     )
-    torch._foreach_copy_(params, values)
-    torch._foreach_copy_(prevs, kept)
-    torch._foreach_copy_(step_sizes, sizes)
+    # Per-tensor copy_: torch._foreach_copy_ has no DTensor (FSDP2) sharding rule in torch 2.13.
+    for targets, results in ((params, values), (prevs, kept), (step_sizes, sizes)):
+        for target, result in zip(targets, results):
+            target.copy_(result)

@@ -314,6 +314,8 @@ class AdaFactor(Optimizer):
         """Advance ``step`` (once per call, as MindSpore does), then update every group."""
         for group in self.param_groups:
             _check_kernel_arguments(group)
+        if not self._parameters:
+            return  # a wrapper's rank that owns no parameter (ZeroRedundancyOptimizer) only counts
         self.state[self._parameters[0]]["step"].add_(1.0)
         super().construct(gradients)
 
