@@ -36,20 +36,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._exact import exact_sqrt
+
 __all__ = ["adafactor_foreach", "adafactor_reference"]
 
 #: The kernel's floor for second moments and normalizers (``constexpr float kEps = 1e-30``).
 FLOOR = 1e-30
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's vectorized CPU float32 ``sqrt`` is up to 1 ulp off
-    (measured: 17% of random inputs), MindSpore's kernels use the exact C one. The float64 root
-    rounded once to float32 is exact (CUDA's float32 ``sqrt`` already is)."""
-    if x.dtype == torch.float32 and x.device.type == "cpu":
-        return torch.sqrt(x.to(torch.float64)).to(torch.float32)
-    return torch.sqrt(x)
 
 
 def _compute_dtype(param: Tensor) -> torch.dtype:
@@ -98,7 +91,7 @@ def _sum_all(x: Tensor) -> Tensor:
 
 def _rms(x: Tensor) -> Tensor:
     """``sqrt(sum(x^2) / numel)``, the kernel's ``CalcRMS`` (global for a DTensor)."""
-    return _sqrt(_sum_all(x * x) / x.numel())
+    return exact_sqrt(_sum_all(x * x) / x.numel())
 
 
 def _factored_direction(
@@ -112,12 +105,12 @@ def _factored_direction(
     row_norm = torch.clamp(
         _sum_along(stored_row, -1, keepdim=True) / stored_row.shape[-1], min=FLOOR
     )
-    r_factor = _sqrt(stored_row / row_norm)
+    r_factor = exact_sqrt(stored_row / row_norm)
     col_mean = _sum_along(upd, -2) / upd.shape[-2]
     new_col = torch.clamp(col.to(dtype) * beta2t + col_mean * one_minus, min=FLOOR)
     col.copy_(new_col)
     # The kernel takes sqrt of the float value before it is stored in the parameter's dtype.
-    c_factor = _sqrt(new_col)
+    c_factor = exact_sqrt(new_col)
     return grad / torch.clamp(r_factor.unsqueeze(-1) * c_factor.unsqueeze(-2), min=FLOOR)
 
 
@@ -213,7 +206,7 @@ def adafactor_reference(
             sq = exp_avg_sqs[index]
             new = torch.clamp(sq.to(dtype) * beta2t + upd * one_minus_beta2t, min=FLOOR)
             sq.copy_(new)
-            direction = grad / _sqrt(_read_second_moment(sq, new))
+            direction = grad / exact_sqrt(_read_second_moment(sq, new))
         _finish(
             param,
             direction,
@@ -304,7 +297,7 @@ def adafactor_foreach(
             for sq, new in zip(sqs, news):
                 sq.copy_(new)
             reads = [_read_second_moment(sq, new) for sq, new in zip(sqs, news)]
-        quotients = torch._foreach_div([grads[i] for i in flat], [_sqrt(r) for r in reads])
+        quotients = torch._foreach_div([grads[i] for i in flat], [exact_sqrt(r) for r in reads])
         for i, quotient in zip(flat, quotients):
             directions[i] = quotient
     updates: list[Tensor] = [d for d in directions if d is not None]

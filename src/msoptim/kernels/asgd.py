@@ -14,17 +14,13 @@ for bit. Both branches are tensor ops (``torch.where``), so a step has no host s
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._exact import float32_constant
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["asgd_foreach", "asgd_fused", "asgd_reference", "asgd_update"]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _compute(t: Tensor) -> Tensor:
@@ -83,7 +79,7 @@ def asgd_reference(
 
     ``step`` is the 0-d integer ``global_step`` after this step's increment.
     """
-    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    lambd, alpha, t0 = float32_constant(lambd), float32_constant(alpha), float32_constant(t0)
     first = step == 1
     new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
     for param, grad, mu, eta, ax in zip(params, grads, mus, etas, axs):
@@ -104,7 +100,7 @@ def asgd_fused(
     t0: float,
 ) -> None:
     """:func:`asgd_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
-    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    lambd, alpha, t0 = float32_constant(lambd), float32_constant(alpha), float32_constant(t0)
     first = step == 1
     new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
     fused_apply(
@@ -130,7 +126,7 @@ def asgd_foreach(
     t0: float,
 ) -> None:
     """:func:`asgd_reference` with ``torch._foreach_*`` ops (bit-identical)."""
-    lambd, alpha, t0 = _f32(lambd), _f32(alpha), _f32(t0)
+    lambd, alpha, t0 = float32_constant(lambd), float32_constant(alpha), float32_constant(t0)
     first = step == 1
     new_eta, new_mu = _schedules(lr, step, lambd, alpha, t0)
     for eta in etas:

@@ -18,17 +18,13 @@ the documented ``sign(z) * l1 - z`` (MindSpore's docstring, its Python map-tenso
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._exact import float32_constant
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["ftrl_foreach", "ftrl_fused", "ftrl_reference", "ftrl_update"]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _power(base: Tensor, exponent: float) -> Tensor:
@@ -60,7 +56,11 @@ def ftrl_update(
 
 
 def _constants(lr_power: float, l1: float, l2: float) -> dict[str, float]:
-    return {"exponent": -_f32(lr_power), "l1": _f32(l1), "twice_l2": 2.0 * _f32(l2)}
+    return {
+        "exponent": -float32_constant(lr_power),
+        "l1": float32_constant(l1),
+        "twice_l2": 2.0 * float32_constant(l2),
+    }
 
 
 def ftrl_reference(
@@ -108,7 +108,7 @@ def ftrl_foreach(
     l2: float,
 ) -> None:
     """:func:`ftrl_reference` with ``torch._foreach_*`` ops (bit-identical)."""
-    exponent, l1, twice_l2 = -_f32(lr_power), _f32(l1), 2.0 * _f32(l2)
+    exponent, l1, twice_l2 = _constants(lr_power, l1, l2).values()
     new_accums = torch._foreach_add(accums, torch._foreach_mul(grads, grads))
     powers = [_power(accum, exponent) for accum in accums]
     new_powers = [_power(accum, exponent) for accum in new_accums]

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._exact import exact_sqrt, float32_constant
+
 __all__ = ["bias_corrections", "lamb_foreach", "lamb_reference"]
 
 #: The kernel clips the trust ratio at this value.
@@ -34,19 +36,6 @@ def bias_corrections(step: Tensor, beta1: float, beta2: float) -> tuple[Tensor, 
     power1 = torch.pow(float(np.float32(beta1)), t).to(torch.float32)
     power2 = torch.pow(float(np.float32(beta2)), t).to(torch.float32)
     return 1.0 - power1, 1.0 - power2
-
-
-def _sqrt(x: Tensor) -> Tensor:
-    """Correctly rounded square root: torch's vectorized CPU float32 ``sqrt`` is up to 1 ulp off
-    (measured: 17% of random inputs), MindSpore's kernels use the exact C one. The float64 root
-    rounded once to float32 is exact (CUDA's float32 ``sqrt`` already is)."""
-    if x.dtype == torch.float32 and x.device.type == "cpu":
-        return torch.sqrt(x.to(torch.float64)).to(torch.float32)
-    return torch.sqrt(x)
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _trust_ratio(weight_norm: Tensor, g_hat_norm: Tensor) -> Tensor:
@@ -82,17 +71,17 @@ def lamb_reference(
         weight_decay: the group's weight decay (a float, or a 0-d tensor from a schedule).
         decay_flags: per parameter, whether ``weight_decay`` applies.
     """
-    beta1, beta2, eps = _f32(beta1), _f32(beta2), _f32(eps)
-    one_minus_beta1 = _f32(np.float32(1.0) - np.float32(beta1))
-    one_minus_beta2 = _f32(np.float32(1.0) - np.float32(beta2))
+    beta1, beta2, eps = float32_constant(beta1), float32_constant(beta2), float32_constant(eps)
+    one_minus_beta1 = float32_constant(np.float32(1.0) - np.float32(beta1))
+    one_minus_beta2 = float32_constant(np.float32(1.0) - np.float32(beta2))
     correction1, correction2 = bias_corrections(step, beta1, beta2)
     for param, grad, m, v, decay in zip(params, grads, exp_avgs, exp_avg_sqs, decay_flags):
         m.copy_(m * beta1 + grad * one_minus_beta1)
         v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
         m_hat = m / correction1
         v_hat = v / correction2
-        g_hat = m_hat / _sqrt(v_hat + eps)
-        update = m_hat / (_sqrt(v_hat) + eps)
+        g_hat = m_hat / exact_sqrt(v_hat + eps)
+        update = m_hat / (exact_sqrt(v_hat) + eps)
         if decay:
             decay_term = param * weight_decay
             g_hat = g_hat + decay_term
@@ -118,9 +107,9 @@ def lamb_foreach(
     """:func:`lamb_reference` with ``torch._foreach_*`` ops (bit-identical on CPU)."""
     if not params:
         return
-    beta1, beta2, eps = _f32(beta1), _f32(beta2), _f32(eps)
-    one_minus_beta1 = _f32(np.float32(1.0) - np.float32(beta1))
-    one_minus_beta2 = _f32(np.float32(1.0) - np.float32(beta2))
+    beta1, beta2, eps = float32_constant(beta1), float32_constant(beta2), float32_constant(eps)
+    one_minus_beta1 = float32_constant(np.float32(1.0) - np.float32(beta1))
+    one_minus_beta2 = float32_constant(np.float32(1.0) - np.float32(beta2))
     correction1, correction2 = bias_corrections(step, beta1, beta2)
 
     torch._foreach_mul_(exp_avgs, beta1)
@@ -132,8 +121,8 @@ def lamb_foreach(
 
     m_hats = torch._foreach_div(exp_avgs, correction1)
     v_hats = torch._foreach_div(exp_avg_sqs, correction2)
-    g_hats = torch._foreach_div(m_hats, [_sqrt(x) for x in torch._foreach_add(v_hats, eps)])
-    denominators = [_sqrt(x) for x in v_hats]
+    g_hats = torch._foreach_div(m_hats, [exact_sqrt(x) for x in torch._foreach_add(v_hats, eps)])
+    denominators = [exact_sqrt(x) for x in v_hats]
     torch._foreach_add_(denominators, eps)
     updates = torch._foreach_div(m_hats, denominators)
 

@@ -14,17 +14,13 @@ synchronisation.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels._exact import float32_constant
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["rprop_foreach", "rprop_fused", "rprop_reference", "rprop_update"]
-
-
-def _f32(value: float) -> float:
-    return float(np.float32(value))
 
 
 def _compute(t: Tensor) -> Tensor:
@@ -68,10 +64,10 @@ def _constants(
     etaminus: float, etaplus: float, step_size_min: float, step_size_max: float
 ) -> dict[str, float]:
     return {
-        "etaminus": _f32(etaminus),
-        "etaplus": _f32(etaplus),
-        "low": _f32(step_size_min),
-        "high": _f32(step_size_max),
+        "etaminus": float32_constant(etaminus),
+        "etaplus": float32_constant(etaplus),
+        "low": float32_constant(step_size_min),
+        "high": float32_constant(step_size_max),
     }
 
 
@@ -130,8 +126,8 @@ def rprop_foreach(
     step_size_max: float,
 ) -> None:
     """:func:`rprop_reference` with ``torch._foreach_*`` ops where they exist (bit-identical)."""
-    etaminus, etaplus = _f32(etaminus), _f32(etaplus)
-    low, high = _f32(step_size_min), _f32(step_size_max)
+    etaminus, etaplus = float32_constant(etaminus), float32_constant(etaplus)
+    low, high = float32_constant(step_size_min), float32_constant(step_size_max)
     first = step == 1
     grads = [_compute(grad) for grad in grads]
     products = torch._foreach_mul(grads, prevs)
