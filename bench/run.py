@@ -209,10 +209,25 @@ def run_rounds(
         variant.syncs = None if variant.slow else count_syncs(variant.step)
 
 
+ROOFLINE_BYTES = 12  # a.add_(b): reads a and b, writes a in place, as an optimizer step does
+
+
+def roofline_variant(spec: Spec, numel: int, device: torch.device) -> Variant:
+    """``a.add_(b)`` over ``numel`` elements, timed in the same rounds as the optimizer paths.
+
+    The memory bandwidth swings with the neighbours on a shared machine; measured in the same
+    rounds, it slows down with the optimizer steps, so "% BW" (a per-round ratio) holds where
+    GB/s does not.
+    """
+    a = torch.rand(numel, device=device)
+    b = torch.rand(numel, device=device)
+    return Variant(spec.name, "roofline", "in-place add", lambda: a.add_(b, alpha=1e-9))
+
+
 def build_variants(
     spec: Spec, params: list[tuple[str, torch.nn.Parameter]], device: torch.device
 ) -> list[Variant]:
-    variants = []
+    variants = [roofline_variant(spec, sum(p.numel() for _, p in params), device)]
     for path, impl in spec.paths():
         opt = spec.build(params, **impl)
         variants.append(Variant(spec.name, "msoptim", path, opt.step))
@@ -317,18 +332,33 @@ def report_rows(
     bandwidth: float,
 ) -> list[str]:
     torch_best = min((v.median_ms() for v in variants if v.impl == "torch"), default=float("nan"))
+    roofline = next((v for v in variants if v.impl == "roofline"), None)
     rows = []
     for variant in variants:
         ms = variant.median_ms()
-        gbs = spec.bytes_per_param * numel / (ms / 1e3) / 1e9
+        moved = ROOFLINE_BYTES if variant is roofline else spec.bytes_per_param
+        gbs = moved * numel / (ms / 1e3) / 1e9
         mark = " (1 run)" if variant.slow else ""
         syncs = "—" if variant.syncs is None else variant.syncs
+        share = bandwidth_share(variant, roofline, moved) if roofline else gbs / bandwidth
+        versus = "—" if variant is roofline else _fmt(ms / torch_best)
         rows.append(
             f"| {model} | {spec.name} | {variant.label} | {_fmt(ms)}{mark} | "
-            f"{_fmt(ms / torch_best)} | {spec.bytes_per_param} | {_fmt(gbs, 1)} | "
-            f"{_fmt(100 * gbs / bandwidth, 0)}% | {syncs} | {_fmt(variant.first_step_s, 2)} |"
+            f"{versus} | {moved} | {_fmt(gbs, 1)} | "
+            f"{_fmt(100 * share, 0)}% | {syncs} | {_fmt(variant.first_step_s, 2)} |"
         )
     return rows
+
+
+def bandwidth_share(variant: Variant, roofline: Variant, moved: int) -> float:
+    """Median over rounds of (this path's GB/s) / (the in-place add's GB/s in the same round)."""
+    if variant.slow or roofline.slow or not variant.times or not roofline.times:
+        return float("nan")
+    ratios = [
+        (moved / ROOFLINE_BYTES) * add_s / step_s
+        for step_s, add_s in zip(variant.times, roofline.times)
+    ]
+    return statistics.median(ratios)
 
 
 HEADER = (

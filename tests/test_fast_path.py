@@ -48,6 +48,7 @@ CASES = [
     ("ProximalAdagrad", {"learning_rate": 0.1, "l1": 0.01, "l2": 0.02}, True),
     ("Adadelta", {"learning_rate": 1.0}, True),
     ("FTRL", {"learning_rate": 0.1, "l1": 0.01, "l2": 0.02}, False),
+    ("FTRL", {"learning_rate": 0.1, "lr_power": -0.3}, False),
     ("ASGD", {"learning_rate": 0.1, "t0": 1.0}, True),
     ("Rprop", {"learning_rate": 0.1}, True),
     ("Adam", {"learning_rate": 0.01}, True),
@@ -162,8 +163,8 @@ def test_fused_matches_reference(serial_only, name, kwargs, dynamic):
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "dynamic"),
-    [CASES[0], CASES[5], CASES[9]],
-    ids=[IDS[0], IDS[5], IDS[9]],
+    [CASES[0], CASES[5], CASES[9], CASES[10]],
+    ids=[IDS[0], IDS[5], IDS[9], IDS[10]],
 )
 def test_threaded_kernel_matches_reference(name, kwargs, dynamic):
     """Above PARALLEL_MIN_NUMEL the OpenMP build runs; same bits (square roots, powers)."""
@@ -318,3 +319,128 @@ def test_lars_over_a_fused_momentum_matches_the_reference(serial_only):
         reference(grads)
         fused(tuple(g.clone() for g in grads))
         assert_identical(params_a, params_b, reference, fused, step)
+
+
+# ------------------------------------------------------------------ step plans (the fast loop)
+
+
+def plain_params(seed: int = 0) -> list[tuple[str, nn.Parameter]]:
+    """Contiguous float32 parameters (and a 0-d and a 1-element one): a plan is kept for them."""
+    g = torch.Generator().manual_seed(seed)
+    params = [
+        ("scalar.weight", rand(g)),
+        ("fc.weight", rand(g, 33, 7)),
+        ("one.bias", rand(g, 1)),
+        ("conv.weight", rand(g, 4, 8, 3, 3)),
+        ("bn.gamma", 1 + 0.1 * rand(g, 7)),
+        ("fc2.weight", rand(g, 5, 6)),
+        ("fc2.bias", rand(g, 5)),
+        ("head.weight", rand(g, 3, 11)),
+    ]
+    return [(name, nn.Parameter(value)) for name, value in params]
+
+
+@pytest.fixture
+def plan_runs(monkeypatch):
+    """Counts the steps served by a kept plan."""
+    calls = []
+    run = _fused._Plan.run
+
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(_fused._Plan, "run", counted)
+    return calls
+
+
+def run_plain_pair(name, kwargs, dynamic, steps, *, change=None):
+    """Reference and fused over plain parameters; ``change(step, params, opt)`` edits both."""
+    params_a, params_b = plain_params(), plain_params()
+    reference = build(name, kwargs, dynamic, params_a, foreach=False)
+    fused = build(name, kwargs, dynamic, params_b, fused=True)
+    for step in range(steps):
+        if change is not None:
+            change(step, params_a, reference)
+            change(step, params_b, fused)
+        grads = tuple(g.contiguous() for g in gradients(params_a, step))
+        reference(grads)
+        fused(tuple(g.clone() for g in grads))
+        assert_identical(params_a, params_b, reference, fused, step)
+    return params_b, fused
+
+
+@pytest.mark.parametrize(("name", "kwargs", "dynamic"), CASES, ids=IDS)
+def test_a_kept_plan_runs_the_same_arithmetic(serial_only, plan_runs, name, kwargs, dynamic):
+    """From the second step on the plan serves every group, with the reference's bits."""
+    run_plain_pair(name, kwargs, dynamic, steps=4)
+    assert len(plan_runs) >= 2, "no step was served by a kept plan"
+
+
+def test_a_plan_never_serves_a_changed_layout(serial_only, plan_runs):
+    """``p.data = <other layout>`` keeps the tensor object: the plan re-checks parameters."""
+
+    def transpose(step, params, opt):
+        if step == 2:
+            weight = params[5][1]
+            weight.data = weight.data.t().contiguous().t()  # same shape, not contiguous
+
+    params, _ = run_plain_pair(*CASES[0], steps=4, change=transpose)
+    assert not params[5][1].is_contiguous()
+    assert plan_runs, "the plan was never used before the change"
+
+
+def test_a_replaced_state_buffer_is_the_one_updated(serial_only, plan_runs):
+    def replace(step, params, opt):
+        if step == 2:
+            weight = params[1][1]
+            # Same shape, another layout: the plan must not hand its memory to the kernel.
+            opt.state[weight]["moments"] = opt.state[weight]["moments"].t().contiguous().t()
+
+    params, fused = run_plain_pair(*CASES[0], steps=4, change=replace)
+    replaced = fused.state[params[1][1]]["moments"]
+    assert not replaced.is_contiguous()
+    assert replaced.abs().sum() > 0
+
+
+def test_a_missing_or_strided_gradient_leaves_the_plan(serial_only, plan_runs):
+    params_a, params_b = plain_params(), plain_params()
+    reference = msoptim.Momentum(params_a, 0.1, 0.9, foreach=False)
+    fused = msoptim.Momentum(params_b, 0.1, 0.9, fused=True)
+    for step in range(6):
+        grads = list(gradients(params_a, step))
+        if step == 3:
+            grads[1] = grads[1].t().contiguous().t()  # a non-contiguous gradient
+        if step == 5:
+            grads[3] = None  # conv.weight skips a step
+        reference(tuple(grads))
+        fused(tuple(None if g is None else g.clone() for g in grads))
+        assert_identical(params_a, params_b, reference, fused, step)
+    assert len(plan_runs) >= 2
+
+
+def test_a_plan_holds_no_tensor_alive(serial_only):
+    import gc
+    import weakref
+
+    params = plain_params()
+    opt = msoptim.Momentum(params, 0.1, 0.9, fused=True)
+    for step in range(3):
+        opt(gradients(params, step))
+    alive = weakref.ref(params[1][1])
+    state = weakref.ref(opt.state[params[1][1]]["moments"])
+    del opt, params
+    gc.collect()
+    assert alive() is None
+    assert state() is None
+
+
+def test_float32_square_root_is_the_rounded_float64_half_power():
+    """FTRL's compiled kernel takes ``x ** 0.5`` as one float32 square root (see ftrl._power)."""
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    patterns = g.integers(0, 0x7F800000, size=1 << 21, dtype=np.uint32)  # every finite x >= 0
+    x = patterns.view(np.float32)
+    rounded_power = torch.pow(torch.from_numpy(x).double(), 0.5).float().numpy()
+    assert np.array_equal(np.sqrt(x).view(np.uint32), rounded_power.view(np.uint32))

@@ -19,7 +19,9 @@ is ``group["lr_schedule"]`` (a ``LearningRateSchedule``: a user schedule, a ``Ta
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -49,6 +51,10 @@ Gradients = list[Tensor | None]
 
 #: The largest ``global_step``: MindSpore's step counter is an int32 tensor.
 _INT32_MAX = 2**31 - 1
+
+
+_GRAD = operator.attrgetter("grad")
+_LAYOUT = operator.attrgetter("layout")
 
 
 def _is_integer(tensor: Tensor) -> bool:
@@ -856,15 +862,21 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        gradients: Gradients = []
-        for name, param in zip(self._names, self._parameters):
-            grad = param.grad
-            if grad is not None and grad.is_sparse:
-                raise TypeError(
-                    f"{self._api}: parameter '{name}' has a sparse gradient; msoptim updates dense "
-                    "gradients only. Use a dense embedding (sparse=False)."
-                )
-            gradients.append(grad)
+        gradients: Gradients = list(map(_GRAD, self._parameters))
+        # C-level passes (a step's bookkeeping runs with caches a large update just evicted).
+        present = gradients
+        if any(map(operator.is_, gradients, itertools.repeat(None))):
+            present = [grad for grad in gradients if grad is not None]
+        if not all(map(operator.is_, map(_LAYOUT, present), itertools.repeat(torch.strided))):
+            name = next(
+                name
+                for name, grad in zip(self._names, gradients)
+                if grad is not None and grad.layout != torch.strided
+            )
+            raise TypeError(
+                f"{self._api}: parameter '{name}' has a sparse gradient; msoptim updates dense "
+                "gradients only. Use a dense embedding (sparse=False)."
+            )
         self._apply(gradients)
         return loss
 

@@ -17,6 +17,13 @@ How it runs (numbers in ``bench/RESULTS.md``):
   1.5 us per tensor, against about 75 us through ``torch.compile``'s front door. Each step
   down is verified when the kernel is first compiled and otherwise skipped: Inductor's Python
   wrapper (``call``, about 3 us), the AOT-autograd callable (about 15 us), the dynamo callable.
+* A step of a call site that saw the same tensors before (the parameters and state buffers; the
+  gradients may be new tensors of the same layout) runs from a kept plan: C-level passes over
+  the lists check identities, dtypes, contiguity and lengths, then one loop calls each
+  parameter's kernel. The Python work left per parameter is what slowed msoptim down next to
+  ``torch.optim``'s C++ loops: run right after a large update has evicted the caches it costs
+  several microseconds per parameter (about 1 ms a step on ResNet-50, 2 cores). A plan holds
+  weak references only; anything it cannot vouch for goes down the general path.
 * On CPU a small tensor (below :data:`PARALLEL_MIN_NUMEL` elements, like
   ``at::internal::GRAIN_SIZE`` in eager torch) runs a single-threaded build of the kernel: an
   OpenMP fork per small tensor costs more than its work, and on a loaded machine it costs
@@ -50,6 +57,8 @@ import contextlib
 import itertools
 import operator
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -193,6 +202,7 @@ class CompiledUpdate:
         #: ``(numel, *args, *constants)``; args may then be the parameter's own (N-D) tensors.
         self.direct: Callable[..., Any] | None = None
         self.direct_pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+        self.direct_positions: tuple[int, ...] = ()
         #: Dynamo-made constants (unspecialized float constants wrapped as 0-d tensors).
         self.constants: tuple[Any, ...] = ()
         #: Positions in ``args`` of the tensors the update writes (their versions are bumped).
@@ -365,6 +375,7 @@ class CompiledUpdate:
                 return
             positions.append(index)
         self.direct = kernel
+        self.direct_positions = tuple(positions)
         self.direct_pick = _picker(positions)
 
 
@@ -428,6 +439,109 @@ def _kernel(
     return kernel
 
 
+_IS = operator.is_
+_CALL = operator.call
+_DTYPE = operator.attrgetter("dtype")
+_PLAIN_TYPES = frozenset(_PLAIN)
+#: Plans kept per process (least recently used dropped first); a plan holds weak references only.
+_PLAN_LIMIT = 64
+_PLANS: OrderedDict[tuple[Any, ...], _Plan] = OrderedDict()
+
+
+class _Plan:
+    """One call site's prepared kernel calls, reused while its tensors stay the same.
+
+    Between two steps only the gradients are usually new objects; the parameters and the state
+    buffers are the same tensors. A plan remembers them (weakly), the compiled kernel of each
+    parameter and where each argument goes, so that a step is a few C-level passes over the lists
+    (identity, dtype, contiguity and length checks) and a loop of kernel calls, instead of a
+    Python loop of checks per parameter. Anything it cannot vouch for sends the call down the
+    general path, which checks every tensor (and builds a new plan).
+    """
+
+    __slots__ = ("compiled", "constants", "eager", "functions", "mutated", "numels", "pick")
+    __slots__ += ("positions", "refs", "shared")
+
+    def __init__(
+        self,
+        lists: Sequence[Sequence[Tensor]],
+        shared: Sequence[Tensor],
+        kernels: list[CompiledUpdate | None],
+        positions: tuple[int, ...],
+        mutated: tuple[int, ...],
+        constants: tuple[Any, ...],
+    ) -> None:
+        self.refs = [[weakref.ref(t) for t in items] for items in lists]
+        self.numels = [t.numel() for t in lists[0]]
+        self.shared = [(t.dtype, t.dim()) for t in shared]
+        self.compiled = [i for i, kernel in enumerate(kernels) if kernel is not None]
+        self.eager = [i for i, kernel in enumerate(kernels) if kernel is None]
+        compiled = self.compiled
+        if not self.eager:
+            self.pick = None
+        elif len(compiled) == 1:
+            self.pick = lambda values: (values[compiled[0]],)
+        else:
+            self.pick = operator.itemgetter(*compiled)
+        self.functions = [kernels[i].direct for i in compiled]  # type: ignore[union-attr]
+        self.positions = positions
+        self.mutated = mutated
+        self.constants = constants
+
+    def matches(
+        self, lists: Sequence[Sequence[Tensor]], plain_count: int, shared: Sequence[Tensor]
+    ) -> bool:
+        """The same tensors (or new ones of the same layout) in every list, parameters unchanged."""
+        if len(lists) != len(self.refs) or len(lists[0]) != len(self.numels):
+            return False
+        if [(t.dtype, t.dim()) for t in shared] != self.shared:
+            return False
+        for index, (items, refs) in enumerate(zip(lists, self.refs)):
+            same = all(map(_IS, items, map(_CALL, refs)))
+            # The parameters are re-checked at every step: ``p.data = ...`` changes a layout
+            # without changing the tensor object.
+            if same and index > 0:
+                continue
+            if index >= plain_count:  # per-parameter 1-element tensors
+                if not all(map(_IS, map(_DTYPE, items), itertools.repeat(torch.float32))):
+                    return False
+                if any(map(operator.ne, map(Tensor.numel, items), itertools.repeat(1))):
+                    return False
+                continue
+            if not set(map(type, items)) <= _PLAIN_TYPES:
+                return False
+            if not all(map(_IS, map(_DTYPE, items), itertools.repeat(torch.float32))):
+                return False
+            if not all(map(Tensor.is_contiguous, items)):
+                return False
+            if list(map(Tensor.numel, items)) != self.numels:
+                return False
+        return True
+
+    def run(
+        self,
+        update: Callable[..., None],
+        lists: Sequence[Sequence[Tensor]],
+        shared: Sequence[Tensor],
+        constants: dict[str, Any],
+    ) -> None:
+        """The compiled kernel of every parameter, then the eager update of the others."""
+        pick, count = self.pick, len(self.functions)
+        scalars = (*shared, *self.constants)
+        columns: list[Any] = []
+        for position in self.positions:
+            if position > len(lists):
+                columns.append(itertools.repeat(scalars[position - 1 - len(lists)], count))
+                continue
+            values: Any = self.numels if position == 0 else lists[position - 1]
+            columns.append(values if pick is None else pick(values))
+        for function, arguments in zip(self.functions, zip(*columns)):
+            function(*arguments)
+        for index in self.eager:
+            update(*(items[index] for items in lists), *shared, **constants)
+        torch._C._increment_version([t for i in self.mutated for t in lists[i]])
+
+
 @torch.no_grad()
 def fused_apply(
     update: Callable[..., None],
@@ -464,9 +578,23 @@ def fused_apply(
     compiled = device.type in _DEVICES and not torch.compiler.is_compiling()
     cpu = device.type == "cpu"
     threads = torch.get_num_threads() > 1
-    kernels: dict[bool, CompiledUpdate] = {}
-    direct_calls = 0
     shared = tuple(shared)
+    lists = (*tensors, *per_parameter)
+    key = None
+    if compiled and cpu:
+        key = (update, tuple(sorted(constants.items())), threads, len(lists), id(tensors[0][0]))
+        plan = _PLANS.get(key)
+        if plan is not None and plan.matches(lists, len(tensors), shared):
+            _PLANS.move_to_end(key)
+            plan.run(update, lists, shared, constants)
+            return
+    kernels: dict[bool, CompiledUpdate] = {}
+    used: list[CompiledUpdate | None] = []  # each parameter's kernel (None: updated eagerly)
+    plannable = key is not None
+    # The compiled kernels run after the loop that checks and prepares every call: a large
+    # tensor's update evicts the caches, and the interpreter's bookkeeping between two kernels
+    # then runs several times slower than it does here, all in one go (bench/RESULTS.md).
+    direct_calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
     extras = list(zip(*per_parameter)) if per_parameter else None
     float32 = torch.float32
     for index, items in enumerate(zip(*tensors)):
@@ -477,24 +605,56 @@ def fused_apply(
             layout = 0  # Triton kernels are built for 16-byte aligned pointers
         if extra and any(t.dtype != float32 or t.numel() != 1 for t in extra):
             layout = 0
+        if layout != 2:
+            plannable = plannable and layout == 0 and numel <= 1
         if not layout:
+            used.append(None)
             update(*items, *extra, *shared, **constants)
             continue
         serial = cpu and (not threads or numel < PARALLEL_MIN_NUMEL)
         kernel = kernels.get(serial)
+        used.append(kernel)
         if kernel is not None and kernel.direct is not None:
-            kernel.direct(*kernel.direct_pick((numel, *items, *extra, *shared, *kernel.constants)))
-            direct_calls += 1
+            packed = (numel, *items, *extra, *shared, *kernel.constants)
+            direct_calls.append((kernel.direct, kernel.direct_pick(packed)))  # type: ignore[misc]
             continue
         args = (*_flat(items, numel, layout == 2), *extra, *shared)
         if kernel is None:
             kernel = kernels[serial] = _kernel(update, constants, args, serial)
+            used[-1] = kernel
         kernel(*args)
+    for kernel_function, arguments in direct_calls:
+        kernel_function(*arguments)
     if direct_calls:
         # What the AOT runtime does after a compiled in-place update: bump the version counters
         # (autograd's check that a tensor saved for backward was not modified since). Every
         # kernel of one update writes the same arguments; an eagerly updated tensor bumped
         # twice is harmless.
         mutated = next(iter(kernels.values())).mutated
-        lists = [*tensors, *per_parameter]
         torch._C._increment_version([t for i in mutated if i < len(lists) for t in lists[i]])
+    if plannable and kernels:
+        _remember_plan(key, lists, shared, used, kernels)
+
+
+def _remember_plan(
+    key: Any,
+    lists: Sequence[Sequence[Tensor]],
+    shared: Sequence[Tensor],
+    used: list[CompiledUpdate | None],
+    kernels: dict[bool, CompiledUpdate],
+) -> None:
+    """Keep a plan for this call site when every compiled call can be made directly, alike."""
+    first = next(iter(kernels.values()))
+    for kernel in kernels.values():
+        if (
+            kernel.direct is None
+            or kernel.direct_positions != first.direct_positions
+            or len(kernel.constants) != len(first.constants)
+            or kernel.mutated != first.mutated
+        ):
+            return
+    mutated = tuple(i for i in first.mutated if i < len(lists))
+    _PLANS[key] = _Plan(lists, shared, used, first.direct_positions, mutated, first.constants)
+    _PLANS.move_to_end(key)
+    while len(_PLANS) > _PLAN_LIMIT:
+        _PLANS.popitem(last=False)

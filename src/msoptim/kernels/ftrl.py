@@ -22,13 +22,21 @@ import torch
 from torch import Tensor
 
 from msoptim.kernels._exact import float32_constant
-from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._fused import fused_apply, in_fused_kernel
 
 __all__ = ["ftrl_foreach", "ftrl_fused", "ftrl_reference", "ftrl_update"]
 
 
 def _power(base: Tensor, exponent: float) -> Tensor:
-    """``base ** exponent`` correctly rounded to ``base``'s dtype (computed in float64)."""
+    """``base ** exponent`` correctly rounded to ``base``'s dtype (computed in float64).
+
+    In a compiled kernel, ``exponent == 0.5`` (MindSpore's default ``lr_power = -0.5``) is one
+    IEEE float32 square root, the same bits: the square root of a float32 number is never
+    closer than 2**-51 (relative) to a float32 rounding boundary, and a float64 power or square
+    root within one float64 ulp (2**-52) of it therefore rounds to the same float32 value.
+    """
+    if exponent == 0.5 and base.dtype == torch.float32 and in_fused_kernel():
+        return torch.sqrt(base)
     return torch.pow(base.double(), exponent).to(base.dtype)
 
 
