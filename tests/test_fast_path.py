@@ -56,6 +56,8 @@ CASES = [
     ("LazyAdam", {"learning_rate": 0.01}, True),
     ("AdamWeightDecay", {"learning_rate": 0.01, "weight_decay": 0.01}, True),
     ("AdaMax", {"learning_rate": 0.01}, True),
+    ("Lamb", {"learning_rate": 0.01, "weight_decay": 0.01}, True),
+    ("Lamb", {"learning_rate": 0.01}, False),
 ]
 IDS = [
     f"{name}-{'-'.join(k for k in kwargs if k != 'learning_rate') or 'plain'}"
@@ -309,13 +311,22 @@ def test_compiled_fma_is_the_exact_fused_multiply_add(serial_only):
     assert kernel.direct is not None
 
 
-def test_lars_over_a_fused_momentum_matches_the_reference(serial_only):
-    """LARS scales the gradients and runs its inner optimizer's kernel: fused inside, same bits."""
-    params_a, params_b = mixed_params(), mixed_params()
-    reference = msoptim.LARS(msoptim.Momentum(params_a, 0.1, 0.9, foreach=False))
-    fused = msoptim.LARS(msoptim.Momentum(params_b, 0.1, 0.9, fused=True))
-    for step in range(STEPS):
-        grads = gradients(params_a, step)
+@pytest.mark.parametrize("plain", [False, True], ids=["mixed-layouts", "plain"])
+@pytest.mark.parametrize(
+    "lars_kwargs", [{}, {"use_clip": True, "coefficient": 0.01}], ids=["default", "clip"]
+)
+def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, plain, lars_kwargs):
+    """LARS's compiled rescaling and its inner optimizer's kernels: the reference's bits."""
+    make = plain_params if plain else mixed_params
+    params_a, params_b = make(), make()
+    inner_a = msoptim.Momentum(params_a, 0.1, 0.9, weight_decay=0.01, foreach=False)
+    inner_b = msoptim.Momentum(params_b, 0.1, 0.9, weight_decay=0.01, fused=True)
+    reference = msoptim.LARS(inner_a, **lars_kwargs)
+    fused = msoptim.LARS(inner_b, **lars_kwargs)  # fused=None: follows the inner optimizer
+    assert fused._fused_rescaling()
+    assert not reference._fused_rescaling()
+    for step in range(STEPS + 1):
+        grads = tuple(g.contiguous() if plain else g for g in gradients(params_a, step))
         reference(grads)
         fused(tuple(g.clone() for g in grads))
         assert_identical(params_a, params_b, reference, fused, step)

@@ -55,8 +55,13 @@ class TableLR(LearningRateSchedule):
         return self.learning_rate.shape[0]
 
     def forward(self, global_step: Tensor) -> Tensor:  # type: ignore[override]
-        index = torch.as_tensor(global_step, device=self.learning_rate.device).reshape(1)
-        return torch.index_select(self.learning_rate, 0, index).reshape(())
+        return self.lookup(self.learning_rate, global_step)
+
+    @staticmethod
+    def lookup(table: Tensor, global_step: Tensor) -> Tensor:
+        """``table[global_step]`` as a 0-d tensor (a gather on the table's device)."""
+        index = torch.as_tensor(global_step, device=table.device).reshape(1)
+        return torch.index_select(table, 0, index).reshape(())
 
     def extra_repr(self) -> str:
         return f"length={len(self)}"
@@ -76,7 +81,12 @@ class ConstantLR(LearningRateSchedule):
         self.lr = lr
 
     def forward(self, global_step: Tensor) -> Tensor:  # type: ignore[override]
-        return (self.lr + 1.0) - 1.0
+        return self.round_trip(self.lr)
+
+    @staticmethod
+    def round_trip(lr: Tensor) -> Tensor:
+        """``(lr + 1) - 1`` in ``lr``'s dtype."""
+        return (lr + 1.0) - 1.0
 
 
 def _label(where: str) -> str:

@@ -42,6 +42,7 @@ from msoptim.groups import (
     overlapping_parameters,
     resolve_params,
 )
+from msoptim.kernels.lr import evaluate_lr
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
 
 __all__ = ["Optimizer"]
@@ -238,7 +239,7 @@ class Optimizer(torch.optim.Optimizer):
         # torch keeps only defaults, state and param_groups, which would lose the names, flags and
         # lr storage this class keeps beside them; pickling and deepcopy need all of it.
         state = dict(self.__dict__)
-        for lookup in ("_name_of", "_index_of", "_group_index"):
+        for lookup in ("_name_of", "_index_of", "_group_index", "_static_lr_values"):
             state.pop(lookup, None)  # keyed by id(): rebuilt for the copied parameters
         return state
 
@@ -754,6 +755,12 @@ class Optimizer(torch.optim.Optimizer):
             if source is None:
                 lrs.append(group["lr"])
                 continue
+            if update_mirrors and group.get("fused"):
+                # One compiled kernel per group, written straight into the lr it will use.
+                out = self._lr_out(group, source)
+                if evaluate_lr(source, self.global_step, out):
+                    lrs.append(out)
+                    continue
             key = id(source)
             if key not in cache:
                 value = source(self.global_step).reshape(()).to(torch.float32)
@@ -762,6 +769,16 @@ class Optimizer(torch.optim.Optimizer):
                     group["lr"].copy_(value)
             lrs.append(cache[key])
         return lrs
+
+    def _lr_out(self, group: dict[str, Any], source: nn.Module) -> Tensor:
+        """Where a fused group's lr is written: its mirror, or (static lr) a tensor of its own."""
+        if not isinstance(source, ConstantLR):
+            return group["lr"]
+        values = self.__dict__.setdefault("_static_lr_values", {})
+        kept = values.get(id(source))
+        if kept is None or kept[1].device != source.lr.device:
+            kept = values[id(source)] = (source, torch.zeros((), device=source.lr.device))
+        return kept[1]
 
     def _check_tables(self) -> None:
         """Past the end of a dynamic lr table: raise before anything changes (host-side count)."""

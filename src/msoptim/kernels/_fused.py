@@ -321,8 +321,13 @@ class CompiledUpdate:
             return None
         positions: list[int] = []
         constants: list[Any] = []
+        numel = args[0].numel()
         for value in example:
             if isinstance(value, torch.SymInt):
+                # Only the common length of the flat tensors is passed (as their numel); any
+                # other size (a table's length, say) keeps the call going through dynamo.
+                if getattr(value.node, "hint", None) != numel:
+                    return None
                 positions.append(0)
                 continue
             if not isinstance(value, Tensor):
@@ -582,7 +587,10 @@ def fused_apply(
     lists = (*tensors, *per_parameter)
     key = None
     if compiled and cpu:
-        key = (update, tuple(sorted(constants.items())), threads, len(lists), id(tensors[0][0]))
+        first, last = tensors[0][0], tensors[0][-1]
+        # Two optimizers (or groups) over overlapping parameters keep a plan each.
+        key = (update, tuple(sorted(constants.items())), threads, len(lists), len(tensors[0]))
+        key += (id(first), id(last))
         plan = _PLANS.get(key)
         if plan is not None and plan.matches(lists, len(tensors), shared):
             _PLANS.move_to_end(key)

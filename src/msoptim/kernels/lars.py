@@ -11,8 +11,11 @@ in the op order of the Ascend kernel (``LarsV2Update``: ``vmul``/``vadd``/``vadd
 never says where ``epsilon`` goes; the placement above is the Ascend kernel's and the one the older
 MindSpore docstring gives. Unlike the update kernels, these functions return the new gradients (the
 inputs are left untouched: they are the user's ``.grad`` tensors). Norms are over the whole tensor
-(``torch.linalg.vector_norm`` / ``torch._foreach_norm``: the same bits on CPU, the global norm for a
-DTensor).
+(``torch.linalg.vector_norm`` / ``torch._foreach_norm``: the global norm for a DTensor).
+
+:func:`lars_fused` computes the norms as the reference does, every coefficient in one pass, and
+the rescaled gradients with one compiled kernel per tensor (:func:`lars_scale_update`): the same
+operations, the same bits.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["lars_foreach", "lars_reference"]
+from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._workspace import scratch_like
+
+__all__ = ["lars_foreach", "lars_fused", "lars_reference", "lars_scale_update"]
 
 
 def _coefficient(
@@ -105,3 +111,56 @@ def lars_foreach(
     torch._foreach_add_(result, grads)
     torch._foreach_mul_(result, locals_)
     return result
+
+
+def lars_scale_update(
+    out: Tensor, param: Tensor, grad: Tensor, weight_decay: Tensor, local: Tensor
+) -> None:
+    """``out = (w * wd + g) * coeff`` for one parameter (the fused path's compiled kernel)."""
+    out.copy_((param * weight_decay + grad) * local)
+
+
+def lars_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    *,
+    weight_decays: list[float] | list[Tensor],
+    lrs: list[Tensor] | None,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+    owner: Tensor,
+) -> list[Tensor]:
+    """:func:`lars_reference` with the rescaling compiled (bit-identical).
+
+    The results are carved out of a buffer kept for ``owner`` (a tensor that lives as long as the
+    optimizer) and are overwritten by the next call: the wrapped optimizer consumes them first.
+    Anything but plain float32 tensors takes the reference path.
+    """
+    if not params:
+        return []
+    plain = (Tensor, torch.nn.Parameter)
+    if any(type(t) not in plain or t.dtype != torch.float32 for t in (*params, *grads)):
+        return lars_reference(
+            params, grads, weight_decays=weight_decays, lrs=lrs, epsilon=epsilon,
+            coefficient=coefficient, use_clip=use_clip,
+        )  # fmt: skip
+    device = params[0].device
+    decays = torch.stack(
+        [torch.as_tensor(v, dtype=torch.float32, device=device) for v in weight_decays]
+    )
+    # Element-wise over all parameters at once: the same float32 operations as one at a time.
+    locals_ = _coefficient(
+        torch.stack([torch.linalg.vector_norm(p) for p in params]),
+        torch.stack([torch.linalg.vector_norm(g) for g in grads]),
+        decays,
+        None if lrs is None else torch.stack([lr.reshape(()).to(torch.float32) for lr in lrs]),
+        epsilon=epsilon,
+        coefficient=coefficient,
+        use_clip=use_clip,
+    )
+    outs = scratch_like(params, owner)
+    fused_apply(
+        lars_scale_update, (outs, params, grads), per_parameter=(decays.unbind(), locals_.unbind())
+    )
+    return outs

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_float_in_range, check_positive_float, fail
-from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.lamb import lamb_foreach, lamb_reference
+from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.lamb import lamb_foreach, lamb_fused, lamb_reference
 from msoptim.optimizer import Optimizer
 
 __all__ = ["Lamb"]
@@ -56,6 +56,8 @@ class Lamb(Optimizer):
         eps: float ``> 0``.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule`` (dynamic weight decay).
         foreach: ``None`` (foreach on CUDA), True or False.
+        fused: ``True`` runs two compiled passes around the norms (bit-identical to the
+            reference; the first step compiles, see ``Momentum``); ``None``/``False``: not compiled.
 
     Example:
         >>> import torch
@@ -92,15 +94,22 @@ class Lamb(Optimizer):
         weight_decay: Any = 0.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         _check_betas_eps(beta1, beta2, eps)
-        check_impl(foreach, None, "Lamb")
+        check_impl(foreach, fused, "Lamb")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             1.0,
-            defaults={"beta1": beta1, "beta2": beta2, "eps": eps, "foreach": foreach},
+            defaults={
+                "beta1": beta1,
+                "beta2": beta2,
+                "eps": eps,
+                "foreach": foreach,
+                "fused": fused,
+            },
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -113,7 +122,7 @@ class Lamb(Optimizer):
         weight_decay = self._weight_decay_value(group)
         # A static 0.0 adds nothing: skip the ``+ 0*w`` (the kernel adds it; same values).
         decays = not isinstance(weight_decay, float) or weight_decay != 0.0
-        kernel = lamb_foreach if use_foreach(group["foreach"], params) else lamb_reference
+        kernel = select_kernel(group, params, lamb_reference, lamb_foreach, lamb_fused)
         kernel(
             params,
             grads,

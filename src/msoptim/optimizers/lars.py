@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.lars import lars_foreach, lars_reference
+from msoptim.kernels.lars import lars_foreach, lars_fused, lars_reference
 from msoptim.optimizer import Optimizer, schedule_config
 
 __all__ = ["LARS", "ParameterName", "default_lars_filter"]
@@ -88,6 +89,8 @@ class LARS(Optimizer):
             leave BatchNorm/LayerNorm out too, pass e.g.
             ``lambda n: not any(k in n for k in ('bias', 'gamma', 'beta'))``.
         foreach: ``None`` (foreach on CUDA), True or False, for the gradient rescaling.
+        fused: ``True`` compiles the gradient rescaling (bit-identical to the reference);
+            ``None`` follows the wrapped optimizer (fused if any of its groups is).
 
     Example:
         >>> import torch, msoptim
@@ -126,6 +129,7 @@ class LARS(Optimizer):
         lars_filter: Callable[[ParameterName], bool] = default_lars_filter,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         if not isinstance(optimizer, Optimizer) or isinstance(optimizer, LARS):
             kind = "another LARS" if isinstance(optimizer, LARS) else describe(optimizer)
@@ -139,7 +143,7 @@ class LARS(Optimizer):
                 "its weight decay and loss scale over. Build a new optimizer to wrap."
             )
         check_float(epsilon, "epsilon", _API)
-        check_impl(foreach, None, _API)
+        check_impl(foreach, fused, _API)
         check_float(coefficient, "coefficient", _API)
         check_bool(use_clip, "use_clip", _API)
         if not callable(lars_filter):
@@ -175,6 +179,7 @@ class LARS(Optimizer):
         self.use_clip = use_clip
         self.lars_flags = flags
         self.foreach = foreach
+        self.fused = fused
         # Taken over from the wrapped optimizer (MindSpore copies these attributes).
         self.decay_flags = tuple(optimizer.decay_flags)
         self.loss_scale = optimizer.loss_scale
@@ -332,6 +337,12 @@ class LARS(Optimizer):
                 values.append(_f32(np.float32(value * scale) / np.float32(scale)))
         return values
 
+    def _fused_rescaling(self) -> bool:
+        fused = getattr(self, "fused", None)
+        if fused is None:
+            return any(group.get("fused") for group in self.optimizer.param_groups)
+        return fused
+
     def _lars_gradients(self, gradients: Sequence[Tensor | None]) -> list[Tensor | None]:
         """Unscale every gradient, then rescale the LARS-flagged ones (new tensors)."""
         result = list(gradients)
@@ -362,7 +373,10 @@ class LARS(Optimizer):
             device = params[indices[0]].device
             decays = [torch.as_tensor(v, dtype=torch.float32, device=device) for v in decays]
         chosen = [params[i] for i in indices]
-        kernel = lars_foreach if use_foreach(self.foreach, chosen) else lars_reference
+        if self._fused_rescaling():
+            kernel: Any = functools.partial(lars_fused, owner=self.optimizer.global_step)
+        else:
+            kernel = lars_foreach if use_foreach(self.foreach, chosen) else lars_reference
         rescaled = kernel(
             chosen,
             [result[i] for i in indices],

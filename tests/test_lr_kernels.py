@@ -1,0 +1,109 @@
+"""Fused optimizers evaluate group lrs with compiled kernels (msoptim.kernels.lr): same bits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import msoptim
+from msoptim.kernels import _fused
+from msoptim.kernels.lr import evaluate_lr
+from msoptim.lr_sources import ConstantLR, TableLR
+
+STEPS = [*range(0, 1500), 9_999, 100_003, 2**24 + 1, 2**31 - 2]
+
+SCHEDULES = {
+    "cosine": lambda: msoptim.CosineDecayLR(0.001, 0.1, 1000),
+    "polynomial": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 1000, 0.5),
+    "polynomial-cycles": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 300, 2.0, True),
+    "exponential": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 100),
+    "exponential-stair": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 100, is_stair=True),
+    "natural-exp": lambda: msoptim.NaturalExpDecayLR(0.1, 0.9, 100),
+    "inverse": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100),
+    "inverse-stair": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100, is_stair=True),
+    "warmup": lambda: msoptim.WarmUpLR(0.1, 500),
+    "static": lambda: ConstantLR(torch.tensor(0.05)),
+}
+
+
+def bits(value: torch.Tensor) -> int:
+    return int(value.reshape(()).view(torch.int32))
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_compiled_schedule_has_the_eager_bits(name):
+    source = SCHEDULES[name]()
+    step = torch.zeros(1, dtype=torch.int32)
+    out = torch.zeros(())
+    for value in STEPS:
+        step.fill_(value)
+        assert evaluate_lr(source, step, out), "this source should run compiled"
+        expected = source(step).reshape(()).float()
+        assert bits(out) == bits(expected), f"{name} differs at step {value}"
+
+
+def test_a_table_is_gathered_into_the_lr():
+    table = TableLR(
+        torch.tensor(msoptim.cosine_decay_lr(0.01, 0.1, 40, 4, 10), dtype=torch.float32)
+    )
+    step, out = torch.zeros(1, dtype=torch.int32), torch.zeros(())
+    for value in range(40):
+        step.fill_(value)
+        assert evaluate_lr(table, step, out)
+        assert bits(out) == bits(table(step))
+
+
+def test_a_users_schedule_runs_eagerly():
+    class Halving(msoptim.LearningRateSchedule):
+        def forward(self, global_step):
+            return 0.1 * torch.pow(0.5, global_step.to(torch.float32))
+
+    class MyCosine(msoptim.CosineDecayLR):  # a subclass may change forward: not compiled
+        pass
+
+    step, out = torch.zeros(1, dtype=torch.int32), torch.zeros(())
+    assert not evaluate_lr(Halving(), step, out)
+    assert not evaluate_lr(MyCosine(0.01, 0.1, 10), step, out)
+    assert bits(out) == 0  # nothing written
+
+
+def test_equal_schedules_share_one_kernel():
+    step, out = torch.zeros(1, dtype=torch.int32), torch.zeros(())
+    evaluate_lr(msoptim.CosineDecayLR(0.002, 0.2, 77), step, out)
+    compiled = len(_fused.compile_log())
+    evaluate_lr(msoptim.CosineDecayLR(0.002, 0.2, 77), step, out)
+    assert len(_fused.compile_log()) == compiled
+    evaluate_lr(msoptim.CosineDecayLR(0.002, 0.2, 78), step, out)
+    assert len(_fused.compile_log()) == compiled + 1
+
+
+def _groups(params, static):
+    return [
+        {"params": params[:2], "lr": msoptim.cosine_decay_lr(0.01, 0.1, 12, 2, 6)},
+        {"params": params[2:4], "lr": msoptim.ExponentialDecayLR(0.1, 0.9, 3)},
+        {"params": params[4:], "lr": static},
+    ]
+
+
+def test_a_fused_step_uses_reassigned_static_lrs():
+    """A static lr changed mid-run (in place, as MindSpore's assign) reaches the compiled form."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(40, 3), (3,), (17,), (5, 5), (8, 8), (2,)]
+    params_a = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    params_b = [nn.Parameter(p.detach().clone()) for p in params_a]
+    reference = msoptim.Momentum(_groups(params_a, 0.05), 0.1, 0.9, foreach=False)
+    fused = msoptim.Momentum(_groups(params_b, 0.05), 0.1, 0.9, fused=True)
+    for step in range(6):
+        if step == 3:
+            for opt in (reference, fused):
+                msoptim.assign(opt.param_groups[2]["lr"], 0.0123)
+        grads = tuple(torch.randn(s, generator=g) for s in shapes)
+        reference(grads)
+        fused(tuple(t.clone() for t in grads))
+        for a, b in zip(params_a, params_b):
+            assert torch.equal(a, b), f"step {step}"
+        for lr_a, lr_b in zip(reference.get_lr(), fused.get_lr()):
+            assert bits(lr_a) == bits(lr_b)
+    last = fused.get_lr()[-1]  # the lr of the last parameter, in the static group
+    assert bits(last) == bits(ConstantLR.round_trip(torch.tensor(0.0123)))
