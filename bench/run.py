@@ -331,7 +331,8 @@ def report_rows(
     numel: int,
     bandwidth: float,
 ) -> list[str]:
-    torch_best = min((v.median_ms() for v in variants if v.impl == "torch"), default=float("nan"))
+    anchors = [v for v in variants if v.impl == "torch" and not v.slow]
+    best = min(anchors, key=Variant.median_ms, default=None)
     roofline = next((v for v in variants if v.impl == "roofline"), None)
     rows = []
     for variant in variants:
@@ -341,13 +342,24 @@ def report_rows(
         mark = " (1 run)" if variant.slow else ""
         syncs = "—" if variant.syncs is None else variant.syncs
         share = bandwidth_share(variant, roofline, moved) if roofline else gbs / bandwidth
-        versus = "—" if variant is roofline else _fmt(ms / torch_best)
+        versus = "—" if variant is roofline or best is None else _fmt(paired_ratio(variant, best))
         rows.append(
             f"| {model} | {spec.name} | {variant.label} | {_fmt(ms)}{mark} | "
             f"{versus} | {moved} | {_fmt(gbs, 1)} | "
             f"{_fmt(100 * share, 0)}% | {syncs} | {_fmt(variant.first_step_s, 2)} |"
         )
     return rows
+
+
+def paired_ratio(variant: Variant, anchor: Variant) -> float:
+    """Median over rounds of this path's time / the anchor's time in the same round.
+
+    Each round runs every path once, back to back: a neighbour's burst slows both sides of a
+    ratio, where it would move one median and not the other.
+    """
+    if variant.slow or anchor.slow or not variant.times or not anchor.times:
+        return variant.median_ms() / anchor.median_ms()
+    return statistics.median(step / base for step, base in zip(variant.times, anchor.times))
 
 
 def bandwidth_share(variant: Variant, roofline: Variant, moved: int) -> float:
@@ -436,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in [n for n in args.groups.split(",") if n in SPECS and n in names]:
                 for path, single, grouped in group_variants(SPECS[name], params):
                     run_rounds([single, grouped], max(3 * repeats, 9), device, args.slow_s)
-                    ratio = grouped.median_ms() / single.median_ms()
+                    ratio = paired_ratio(grouped, single)
                     group_lines.append(
                         f"| {model} | {name} | {path} | {_fmt(single.median_ms())} | "
                         f"{_fmt(grouped.median_ms())} | {100 * (ratio - 1):+.1f}% |"
