@@ -281,6 +281,38 @@ def group_variants(
     return pairs
 
 
+# ---------------------------------------------------------------------------------------- head to head
+
+
+def head_to_head(
+    spec: Spec, params: list[tuple[str, torch.nn.Parameter]], device: torch.device, rounds: int
+) -> tuple[Variant, Variant, list[float]] | None:
+    """msoptim fused against torch's fused anchor alone, alternating: the per-round ratios.
+
+    The main table interleaves six paths, some of them seconds long and allocating; this is the
+    quiet comparison behind the ``<= 1.0x`` targets.
+    """
+    if spec.torch_cls is None or ("fused", {"fused": True}) not in torch_paths(spec, device):
+        return None
+    ours = Variant(spec.name, "msoptim", "fused", spec.build(params, fused=True).step)
+    plain = [param for _, param in params]
+    anchor = spec.torch_cls(plain, **spec.torch_kwargs, fused=True)
+    theirs = Variant(spec.name, "torch", "fused", anchor.step)
+    run_rounds([ours, theirs], rounds, device)
+    ratios = [a / b for a, b in zip(ours.times or [], theirs.times or [])]
+    return ours, theirs, ratios
+
+
+def head_to_head_line(model: str, result: tuple[Variant, Variant, list[float]]) -> str:
+    ours, theirs, ratios = result
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [float("nan")] * 3
+    return (
+        f"| {model} | {ours.spec} | {_fmt(ours.median_ms())} | {_fmt(theirs.median_ms())} | "
+        f"{_fmt(statistics.median(ratios), 3)} | {_fmt(quartiles[0], 3)}-{_fmt(quartiles[2], 3)} | "
+        f"{len(ratios)} |"
+    )
+
+
 # ---------------------------------------------------------------------------------------- compile
 
 
@@ -397,6 +429,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--groups", default="Momentum,Adam", help="optimizers for the 4-group comparison"
     )
     parser.add_argument(
+        "--head-to-head",
+        default="Momentum,Adam,AdamWeightDecay",
+        help="optimizers timed alone against torch's fused anchor ('' to skip)",
+    )
+    parser.add_argument(
         "--compile-cost",
         default="Momentum,Adam",
         help="optimizers whose cold/warm first-step compile is measured ('' to skip)",
@@ -432,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(HEADER)
     group_lines: list[str] = []
+    head_lines: list[str] = []
     for model in models:
         params = make_params(model_shapes(model, args.quick), device)
         set_grads(params, device)
@@ -444,23 +482,44 @@ def main(argv: list[str] | None = None) -> int:
                 print(row, flush=True)
             del variants
             gc.collect()
+        for name in [n for n in args.head_to_head.split(",") if n in SPECS and n in names]:
+            result = head_to_head(SPECS[name], params, device, max(4 * repeats, 9))
+            if result is not None:
+                head_lines.append(head_to_head_line(model, result))
+            del result
+            gc.collect()
         if model == models[0]:
             for name in [n for n in args.groups.split(",") if n in SPECS and n in names]:
                 for path, single, grouped in group_variants(SPECS[name], params):
-                    run_rounds([single, grouped], max(3 * repeats, 9), device, args.slow_s)
+                    run_rounds([single, grouped], max(4 * repeats, 9), device, args.slow_s)
                     ratio = paired_ratio(grouped, single)
+                    ratios = [a / b for a, b in zip(grouped.times or [], single.times or [])]
+                    spread = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratio] * 3
                     group_lines.append(
                         f"| {model} | {name} | {path} | {_fmt(single.median_ms())} | "
-                        f"{_fmt(grouped.median_ms())} | {100 * (ratio - 1):+.1f}% |"
+                        f"{_fmt(grouped.median_ms())} | {100 * (ratio - 1):+.1f}% | "
+                        f"{100 * (spread[0] - 1):+.1f}% to {100 * (spread[2] - 1):+.1f}% |"
                     )
                     del single, grouped
                     gc.collect()
         del params
         gc.collect()
+    if head_lines:
+        print()
+        print("msoptim fused vs torch fused alone, alternating (ratio: median of per-round ratios)")
+        print()
+        print(
+            "| model | optimizer | msoptim fused ms | torch fused ms | ratio | quartiles | rounds |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(head_lines))
     if group_lines:
         print()
-        print("| model | optimizer | path | 1 static group ms | 4-group seed recipe ms | cost |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| model | optimizer | path | 1 static group ms | 4-group seed recipe ms | cost | "
+            "quartiles |"
+        )
+        print("|---|---|---|---|---|---|---|")
         print("\n".join(group_lines))
     if args.compile_cost and not args.quick and device.type == "cpu":
         print()
