@@ -143,6 +143,7 @@ def fused_multiply_add(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
         return _narrow(_round_to_odd(product, addend, total), dtype)
     # Suspects: a float64 mantissa ending in float32's tie pattern (1 then 28 zeros), or an
     # exponent below float32's normal range (zeros included: they are exact and left alone).
+    total = total.contiguous()  # repaired in place through a flat view
     bits = total.view(torch.int64)
     tie = (bits & _FLOAT32_DROPPED) == _FLOAT32_TIE
     tiny = (bits & _EXPONENT_MASK) < _FLOAT32_TINY_EXPONENT

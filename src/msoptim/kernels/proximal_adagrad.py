@@ -6,12 +6,13 @@
     w     = sign(prox) * max(|prox| - lr_t * l1, 0) / (1 + lr_t * l2)     (w = prox / (1 + lr_t * l2) if l1 == 0)
 
 Precision: the arithmetic of MindSpore's vectorized CPU kernel, which is compiled with fused
-multiply-adds: ``acc + g*g``, ``w - g*lr_t``, ``1 + l2*lr_t`` and ``|prox| - lr_t*l1`` are each rounded
-once (evaluated in float64, where the float32 product is exact, and rounded once), the rest is
-float32 with a correctly rounded square root. Matched against the MindSpore 2.10 CPU recordings
-(accumulator bit for bit, parameters within 2 ulp): MindSpore also runs a scalar tail of up to 3
-elements per tensor, and some whole small tensors depending on its thread split, in mixed
-float/double arithmetic; msoptim uses the vector arithmetic for every element.
+multiply-adds: ``acc + g*g``, ``w - g*lr_t``, ``1 + l2*lr_t`` and ``|prox| - lr_t*l1`` are each one
+IEEE fused multiply-add (rounded once: :func:`~msoptim.kernels.adam.fused_multiply_add` eagerly, a
+hardware FMA in a compiled kernel), the rest is float32 with a correctly rounded square root.
+Matched against the MindSpore 2.10 CPU recordings (accumulator bit for bit, parameters within 2
+ulp): MindSpore also runs a scalar tail of up to 3 elements per tensor, and some whole small
+tensors depending on its thread split, in mixed float/double arithmetic; msoptim uses the vector
+arithmetic for every element.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
+from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import fused_apply
+from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
     "proximal_adagrad_foreach",
@@ -31,10 +33,10 @@ __all__ = [
 
 
 def _fma(a: Tensor, b: Tensor | float, c: Tensor | float) -> Tensor:
-    """``a * b + c`` rounded once to ``a``'s dtype (a float32 product is exact in float64)."""
-    b64 = b.double() if isinstance(b, Tensor) else b
-    c64 = c.double() if isinstance(c, Tensor) else c
-    return (a.double() * b64 + c64).to(a.dtype)
+    """``a * b + c`` rounded once to ``a``'s dtype (an IEEE fused multiply-add)."""
+    if not isinstance(c, Tensor):
+        c = torch.full((), c, dtype=a.dtype, device=a.device)
+    return fused_multiply_add(a, b, c)
 
 
 def _prox(param: Tensor, grad: Tensor, lr_t: Tensor, l1: float, l2: float) -> Tensor:
@@ -98,29 +100,20 @@ def proximal_adagrad_foreach(
     l1: float,
     l2: float,
 ) -> None:
-    """:func:`proximal_adagrad_reference` with ``torch._foreach_*`` ops (bit-identical)."""
+    """:func:`proximal_adagrad_reference` once over the concatenated tensors of each dtype
+    (element-wise arithmetic: bit-identical)."""
+    params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    grads64 = [grad.double() for grad in grads]
-    sums = torch._foreach_mul(grads64, grads64)
-    torch._foreach_add_(sums, [accum.double() for accum in accums])
-    for accum, value in zip(accums, sums):
-        accum.copy_(value)
-    lr_ts = [lr.to(root.dtype) / root for root in foreach_exact_sqrt(accums)]
-    lr_ts64 = [lr_t.double() for lr_t in lr_ts]
-    proximals = torch._foreach_mul(torch._foreach_neg(grads64), lr_ts64)
-    torch._foreach_add_(proximals, [param.double() for param in params])
-    proximals = [p.to(param.dtype) for p, param in zip(proximals, params)]
-    denominators = torch._foreach_mul(lr_ts64, l2)
-    torch._foreach_add_(denominators, 1.0)
-    denominators = [d.to(param.dtype) for d, param in zip(denominators, params)]
-    if l1 > 0:
-        shrunk = torch._foreach_mul(torch._foreach_neg(lr_ts64), l1)
-        torch._foreach_add_(shrunk, [p.double() for p in torch._foreach_abs(proximals)])
-        shrunk = torch._foreach_clamp_min([s.to(p.dtype) for s, p in zip(shrunk, params)], 0.0)
-        torch._foreach_div_(shrunk, denominators)
-        torch._foreach_mul_(shrunk, torch._foreach_sign(proximals))
-        values = shrunk
-    else:
-        values = torch._foreach_div(proximals, denominators)
-    for param, value in zip(params, values):
-        param.copy_(value)
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for index, param in enumerate(params):
+        by_dtype.setdefault(param.dtype, []).append(index)
+    for bucket in by_dtype.values():
+        lists = [[items[i] for i in bucket] for items in (params, grads, accums)]
+        flat_param, flat_grad, flat_accum = (
+            torch.cat([t.reshape(-1) for t in items]) for items in lists
+        )
+        proximal_adagrad_update(flat_param, flat_grad, flat_accum, lr, l1=l1, l2=l2)
+        numels = [t.numel() for t in lists[0]]
+        for targets, flat in ((lists[0], flat_param), (lists[2], flat_accum)):
+            chunks = flat.split(numels)
+            torch._foreach_copy_(targets, [c.view(t.shape) for c, t in zip(chunks, targets)])
