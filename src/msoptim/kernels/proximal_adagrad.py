@@ -66,7 +66,12 @@ def proximal_adagrad_reference(
     l1: float,
     l2: float,
 ) -> None:
-    """Per-tensor loop of :func:`proximal_adagrad_update` (the ground truth)."""
+    """Per-tensor loop of :func:`proximal_adagrad_update` (the ground truth).
+
+    Element-wise, so a DTensor's local shard is updated directly (the exact FMA emulation repairs
+    elements through a flat view, which a DTensor has no rule for).
+    """
+    params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
     for param, grad, accum in zip(params, grads, accums):
         proximal_adagrad_update(param, grad, accum, lr, l1=l1, l2=l2)
