@@ -311,6 +311,15 @@ def test_foreach_equals_reference_bit_for_bit(cls, kwargs, groups):
         assert_bit_identical(a, b, f"step {step + 1}")
 
 
+@pytest.mark.parametrize(("cls", "kwargs", "groups"), CONFIG_PARAMS)
+def test_foreach_in_small_chunks_equals_reference(monkeypatch, cls, kwargs, groups):
+    """The concatenating foreach paths (FMA arithmetic) split work into chunks: same bits."""
+    import msoptim.kernels as kernels
+
+    monkeypatch.setattr(kernels, "CONCATENATED_CHUNK", 7)
+    test_foreach_equals_reference_bit_for_bit(cls, kwargs, groups)
+
+
 def _views(seed: int):
     """Non-contiguous views into larger buffers (params and state alike), plus 0-d and 1-elem."""
     generator = torch.Generator().manual_seed(seed)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from msoptim._validate import describe
 
-__all__ = ["check_impl", "select_kernel", "use_foreach"]
+__all__ = ["apply_concatenated", "check_impl", "select_kernel", "use_foreach"]
 
 
 def use_foreach(foreach: bool | None, tensors: list[Tensor]) -> bool:
@@ -66,3 +66,57 @@ def select_kernel(
     if foreach is not None and use_foreach(group.get("foreach"), params):
         return foreach
     return reference
+
+
+#: apply_concatenated works through at most about this many elements at a time.
+CONCATENATED_CHUNK = 1 << 21
+
+
+def apply_concatenated(
+    update: Callable[..., None],
+    lists: tuple[list[Tensor], ...],
+    written: tuple[int, ...],
+    *shared: Tensor,
+    **constants: Any,
+) -> None:
+    """Run a per-tensor element-wise ``update`` over concatenated tensors of one dtype at a time.
+
+    A foreach path for updates whose exact arithmetic has no ``torch._foreach_*`` form (fused
+    multiply-adds): one call per chunk of about :data:`CONCATENATED_CHUNK` elements instead of one
+    per tensor, the same bits as the reference loop (element-wise). Chunks keep the float64
+    temporaries of the exact arithmetic in the caches instead of a pass over gigabytes.
+    ``written`` are the positions in ``lists`` of the tensors the update changes; they are copied
+    back.
+    """
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for index, tensor in enumerate(lists[0]):
+        by_dtype.setdefault(tensor.dtype, []).append(index)
+    for bucket in by_dtype.values():
+        chunk: list[int] = []
+        size = 0
+        for index in bucket:
+            chunk.append(index)
+            size += lists[0][index].numel()
+            if size >= CONCATENATED_CHUNK:
+                _apply_chunk(update, lists, written, chunk, shared, constants)
+                chunk, size = [], 0
+        if chunk:
+            _apply_chunk(update, lists, written, chunk, shared, constants)
+
+
+def _apply_chunk(
+    update: Callable[..., None],
+    lists: tuple[list[Tensor], ...],
+    written: tuple[int, ...],
+    chunk: list[int],
+    shared: tuple[Tensor, ...],
+    constants: dict[str, Any],
+) -> None:
+    picked = [[items[i] for i in chunk] for items in lists]
+    flats = [torch.cat([t.reshape(-1) for t in items]) for items in picked]
+    update(*flats, *shared, **constants)
+    numels = [t.numel() for t in picked[0]]
+    for position in written:
+        targets = picked[position]
+        chunks = flats[position].split(numels)
+        torch._foreach_copy_(targets, [c.view(t.shape) for c, t in zip(chunks, targets)])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim.kernels import apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
@@ -109,16 +110,4 @@ def proximal_adagrad_foreach(
     (element-wise arithmetic: bit-identical)."""
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    for index, param in enumerate(params):
-        by_dtype.setdefault(param.dtype, []).append(index)
-    for bucket in by_dtype.values():
-        lists = [[items[i] for i in bucket] for items in (params, grads, accums)]
-        flat_param, flat_grad, flat_accum = (
-            torch.cat([t.reshape(-1) for t in items]) for items in lists
-        )
-        proximal_adagrad_update(flat_param, flat_grad, flat_accum, lr, l1=l1, l2=l2)
-        numels = [t.numel() for t in lists[0]]
-        for targets, flat in ((lists[0], flat_param), (lists[2], flat_accum)):
-            chunks = flat.split(numels)
-            torch._foreach_copy_(targets, [c.view(t.shape) for c, t in zip(chunks, targets)])
+    apply_concatenated(proximal_adagrad_update, (params, grads, accums), (0, 2), lr, l1=l1, l2=l2)

@@ -15,9 +15,9 @@ Centered (``mg``: the running mean of ``g``)::
 
 Precision (matched against the MindSpore 2.10 CPU recordings: parameters bit for bit, state within
 1 ulp): the non-centered kernel is MindSpore's vectorized one, compiled with fused multiply-adds:
-``g*g - ms``, ``ms + (..)*c`` and ``mom*momentum + step`` are each rounded once. msoptim evaluates
-them in float64, where the float32 product is exact, and rounds once to the parameter dtype (a double
-rounding that differs from a hardware FMA in about one case in 2**29). ``eps`` is inside the square
+``g*g - ms``, ``ms + (..)*c`` and ``mom*momentum + step`` are each rounded once: an exact emulation
+eagerly (:func:`~msoptim.kernels.adam.fused_multiply_add`), a hardware FMA in a compiled kernel.
+``eps`` is inside the square
 root, as documented (MindSpore's vector loop adds it outside, ``sqrt(ms) + eps``, its scalar tail
 inside; with the default 1e-10 both give the same bits). The centered kernel is plain float32
 arithmetic, one rounding per operation, with a correctly rounded square root.
@@ -28,8 +28,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim.kernels import apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
+from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
     "rmsprop_centered_update",
@@ -41,9 +43,8 @@ __all__ = [
 
 
 def _fma(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
-    """``a * b + c`` rounded once to ``a``'s dtype (a float32 product is exact in float64)."""
-    b64 = b.double() if isinstance(b, Tensor) else b
-    return (a.double() * b64 + c.double()).to(a.dtype)
+    """``a * b + c`` rounded once to ``a``'s dtype (an IEEE fused multiply-add)."""
+    return fused_multiply_add(a, b, c)
 
 
 def _one_minus(decay: float) -> float:
@@ -112,9 +113,16 @@ def rmsprop_reference(
     epsilon: float,
     centered: bool,
 ) -> None:
-    """Per-tensor loop in MindSpore's CPU op order (the ground truth)."""
+    """Per-tensor loop in MindSpore's CPU op order (the ground truth).
+
+    Element-wise, so a DTensor's local shard is updated directly (the exact FMA emulation repairs
+    elements through a flat view, which a DTensor has no rule for).
+    """
     constants = _constants(decay, momentum, epsilon)
     if not centered:
+        params, grads, mean_squares, moments = (
+            local_tensors(t) for t in (params, grads, mean_squares, moments)
+        )
         for param, grad, mean_square, moment in zip(params, grads, mean_squares, moments):
             rmsprop_update(param, grad, mean_square, moment, lr, **constants)
         return
@@ -171,22 +179,18 @@ def rmsprop_foreach(
     rate = _one_minus(decay)
     momentum, epsilon = float32_constant(momentum), float32_constant(epsilon)
     if not centered:
-        grads64 = [grad.double() for grad in grads]
-        squares64 = [ms.double() for ms in mean_squares]
-        diffs64 = torch._foreach_mul(grads64, grads64)
-        torch._foreach_sub_(diffs64, squares64)
-        diffs = [d.to(ms.dtype) for d, ms in zip(diffs64, mean_squares)]
-        updated64 = torch._foreach_mul([d.double() for d in diffs], rate)
-        torch._foreach_add_(updated64, squares64)
-        for mean_square, value in zip(mean_squares, updated64):
-            mean_square.copy_(value)
-        steps = torch._foreach_mul(grads, [lr.to(grad.dtype) for grad in grads])
-        torch._foreach_div_(steps, foreach_exact_sqrt(torch._foreach_add(mean_squares, epsilon)))
-        moments64 = torch._foreach_mul([m.double() for m in moments], momentum)
-        torch._foreach_add_(moments64, [s.double() for s in steps])
-        for moment, value in zip(moments, moments64):
-            moment.copy_(value)
-        torch._foreach_sub_(params, moments)
+        params, grads, mean_squares, moments = (
+            local_tensors(t) for t in (params, grads, mean_squares, moments)
+        )
+        apply_concatenated(
+            rmsprop_update,
+            (params, grads, mean_squares, moments),
+            (0, 2, 3),
+            lr,
+            rate=rate,
+            momentum=momentum,
+            epsilon=epsilon,
+        )
         return
     if mean_grads is None:
         raise ValueError("rmsprop_foreach: centered=True needs the mean_grads buffers.")
