@@ -48,6 +48,7 @@ CPU, which can move a final float32 rounding by an ulp about once per 10⁹ elem
 from __future__ import annotations
 
 import functools
+import operator
 import sys
 from collections.abc import Callable, Sequence
 
@@ -183,6 +184,8 @@ def local_tensors(tensors: Sequence[Tensor]) -> list[Tensor]:
     if module is None:
         return list(tensors)
     dtensor = module.DTensor
+    if not any(issubclass(kind, dtensor) for kind in set(map(type, tensors))):
+        return list(tensors)  # the usual case, found with one C-level pass
     return [t.to_local() if isinstance(t, dtensor) else t for t in tensors]
 
 
@@ -551,6 +554,26 @@ def adam_update(
     param.copy_(new_w.view(param.shape))
 
 
+@functools.lru_cache(maxsize=64)
+def _tail_split(
+    numels: tuple[int, ...],
+) -> tuple[tuple[bool, Callable[[Sequence[Tensor]], list[Tensor]]], ...]:
+    """``(scalar_tail, picker)`` for the tensors with and without a remainder of ``numel % 8``
+    (computed once per list of sizes: a step then picks its lists with C-level calls)."""
+    result = []
+    for scalar_tail in (False, True):
+        indices = [i for i, n in enumerate(numels) if (n % VECTOR_WIDTH != 0) == scalar_tail]
+        if len(indices) == len(numels):
+            result.append((scalar_tail, list))
+        elif len(indices) == 1:
+            only = indices[0]
+            result.append((scalar_tail, lambda items, only=only: [items[only]]))
+        elif indices:
+            getter = operator.itemgetter(*indices)
+            result.append((scalar_tail, lambda items, getter=getter: list(getter(items))))
+    return tuple(result)
+
+
 def adam_fused(
     params: list[Tensor],
     grads: list[Tensor],
@@ -574,13 +597,8 @@ def adam_fused(
     lists = (params, grads, moment1, moment2, beta1_powers, beta2_powers)
     # Tensors without a scalar remainder (numel % 8 == 0: nearly every tensor of real models)
     # get the cheaper kernel; the others the one that also computes the remainder.
-    split: dict[bool, list[int]] = {False: [], True: []}
-    for index, param in enumerate(params):
-        split[param.numel() % VECTOR_WIDTH != 0].append(index)
-    for scalar_tail, indices in split.items():
-        if not indices:
-            continue
-        picked = [[items[i] for i in indices] for items in lists]
+    for scalar_tail, pick in _tail_split(tuple(map(Tensor.numel, params))):
+        picked = [pick(items) for items in lists]
         fused_apply(
             adam_update,
             picked[:4],
