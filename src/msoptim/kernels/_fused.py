@@ -448,8 +448,9 @@ _IS = operator.is_
 _CALL = operator.call
 _DTYPE = operator.attrgetter("dtype")
 _PLAIN_TYPES = frozenset(_PLAIN)
-#: Plans kept per process (least recently used dropped first); a plan holds weak references only.
-_PLAN_LIMIT = 64
+#: Plans kept per process (least recently used dropped first; one per group and kernel variant of
+#: each fused optimizer). A plan holds weak references only.
+_PLAN_LIMIT = 1024
 _PLANS: OrderedDict[tuple[Any, ...], _Plan] = OrderedDict()
 
 
@@ -599,10 +600,7 @@ def fused_apply(
     kernels: dict[bool, CompiledUpdate] = {}
     used: list[CompiledUpdate | None] = []  # each parameter's kernel (None: updated eagerly)
     plannable = key is not None
-    # The compiled kernels run after the loop that checks and prepares every call: a large
-    # tensor's update evicts the caches, and the interpreter's bookkeeping between two kernels
-    # then runs several times slower than it does here, all in one go (bench/RESULTS.md).
-    direct_calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    direct_calls = 0
     extras = list(zip(*per_parameter)) if per_parameter else None
     float32 = torch.float32
     for index, items in enumerate(zip(*tensors)):
@@ -623,16 +621,14 @@ def fused_apply(
         kernel = kernels.get(serial)
         used.append(kernel)
         if kernel is not None and kernel.direct is not None:
-            packed = (numel, *items, *extra, *shared, *kernel.constants)
-            direct_calls.append((kernel.direct, kernel.direct_pick(packed)))  # type: ignore[misc]
+            kernel.direct(*kernel.direct_pick((numel, *items, *extra, *shared, *kernel.constants)))
+            direct_calls += 1
             continue
         args = (*_flat(items, numel, layout == 2), *extra, *shared)
         if kernel is None:
             kernel = kernels[serial] = _kernel(update, constants, args, serial)
             used[-1] = kernel
         kernel(*args)
-    for kernel_function, arguments in direct_calls:
-        kernel_function(*arguments)
     if direct_calls:
         # What the AOT runtime does after a compiled in-place update: bump the version counters
         # (autograd's check that a tensor saved for backward was not modified since). Every

@@ -9,9 +9,10 @@ Inductor's C++ keeps (``tests/test_lr_kernels.py`` compares every built-in sched
 thousands of steps).
 
 Only the lr sources whose arithmetic msoptim owns are compiled: the ``(lr + 1) - 1`` static form
-and the six built-in schedule classes; a table is one gather written straight into the lr (exactly those classes: a subclass may
-override ``forward``). A user's own schedule runs eagerly, as does everything on devices other
-than the CPU (there each op is an asynchronous launch) and under ``torch.compile(opt.step)``.
+and the six built-in schedule classes (exactly those classes: a subclass may override
+``forward``); a table is one gather written straight into the lr. A user's own schedule runs
+eagerly, as does everything on devices other than the CPU (there each op is an asynchronous
+launch) and under ``torch.compile(opt.step)``.
 The tensors a source reads (a table, a static lr) are arguments of the kernel, never constants
 baked into it, so replacing them is always seen.
 """
