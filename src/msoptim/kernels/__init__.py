@@ -76,7 +76,7 @@ def apply_concatenated(
     update: Callable[..., None],
     lists: tuple[list[Tensor], ...],
     written: tuple[int, ...],
-    *shared: Tensor,
+    *shared: Any,
     **constants: Any,
 ) -> None:
     """Run a per-tensor element-wise ``update`` over concatenated tensors of one dtype at a time.
@@ -109,7 +109,7 @@ def _apply_chunk(
     lists: tuple[list[Tensor], ...],
     written: tuple[int, ...],
     chunk: list[int],
-    shared: tuple[Tensor, ...],
+    shared: tuple[Any, ...],
     constants: dict[str, Any],
 ) -> None:
     picked = [[items[i] for i in chunk] for items in lists]

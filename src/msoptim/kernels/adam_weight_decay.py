@@ -20,8 +20,8 @@ A plain float32 port drifts by up to about 1.5e-6 relative after ten steps. One 
 difference remains: torch's CPU float64 ``sqrt`` (MKL) is faithful rather than correctly rounded,
 which can move the final float32 rounding by one ulp in about one element-step per billion.
 
-:func:`adam_weight_decay_foreach` runs the same element-wise arithmetic once over the concatenated
-tensors of a group (bit-identical to :func:`adam_weight_decay_reference`).
+:func:`adam_weight_decay_foreach` runs the same element-wise arithmetic over concatenated tensors
+(:func:`msoptim.kernels.apply_concatenated`; bit-identical to :func:`adam_weight_decay_reference`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels import apply_concatenated
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
@@ -174,22 +175,13 @@ def adam_weight_decay_foreach(
 ) -> None:
     """Multi-tensor form of :func:`adam_weight_decay_reference` (bit-identical)."""
     params, grads, adam_m, adam_v = (local_tensors(t) for t in (params, grads, adam_m, adam_v))
-    beta1c, beta2c = _one_minus(beta1), _one_minus(beta2)
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    for index, param in enumerate(params):
-        by_dtype.setdefault(param.dtype, []).append(index)
-    for bucket in by_dtype.values():
-        lists = [[items[i] for i in bucket] for items in (params, grads, adam_m, adam_v)]
-        flats = [torch.cat([t.reshape(-1) for t in items]) for items in lists]
-        results = _math(
-            *flats,
-            lr=lr,
-            beta1c=beta1c,
-            beta2c=beta2c,
-            eps=eps,
-            weight_decay=weight_decay,
-        )
-        numels = [t.numel() for t in lists[0]]
-        for targets, flat in zip((lists[0], lists[2], lists[3]), results):
-            chunks = flat.split(numels)
-            torch._foreach_copy_(targets, [c.view(t.shape) for c, t in zip(chunks, targets)])
+    apply_concatenated(
+        adam_weight_decay_update,
+        (params, grads, adam_m, adam_v),
+        (0, 2, 3),
+        lr,
+        weight_decay,
+        beta1c=_one_minus(beta1),
+        beta2c=_one_minus(beta2),
+        eps=eps,
+    )

@@ -63,6 +63,18 @@ def _trust_ratio(weight_norm: Tensor, g_hat_norm: Tensor) -> Tensor:
     return torch.where(torch.isnan(ratio) | (ratio < 0), 0.0, torch.clamp(ratio, max=TRUST_MAX))
 
 
+def _hyper(beta1: float, beta2: float, eps: float) -> dict[str, float]:
+    """The hyper-parameters as the kernel holds them: float32 values, ``1 - beta`` in float32."""
+    beta1, beta2 = float32_constant(beta1), float32_constant(beta2)
+    return {
+        "beta1": beta1,
+        "beta2": beta2,
+        "one_minus_beta1": float32_constant(np.float32(1.0) - np.float32(beta1)),
+        "one_minus_beta2": float32_constant(np.float32(1.0) - np.float32(beta2)),
+        "eps": float32_constant(eps),
+    }
+
+
 def _trust_ratios(
     weight_norms: list[Tensor], g_hat_norms: list[Tensor], lr: Tensor
 ) -> Sequence[Tensor]:
@@ -145,14 +157,8 @@ def lamb_fused(
             eps=eps, weight_decay=weight_decay, decay_flags=decay_flags,
         )  # fmt: skip
         return
-    beta1, beta2, eps = float32_constant(beta1), float32_constant(beta2), float32_constant(eps)
-    constants = {
-        "beta1": beta1,
-        "beta2": beta2,
-        "one_minus_beta1": float32_constant(np.float32(1.0) - np.float32(beta1)),
-        "one_minus_beta2": float32_constant(np.float32(1.0) - np.float32(beta2)),
-        "eps": eps,
-    }
+    constants = _hyper(beta1, beta2, eps)
+    beta1, beta2, eps = constants["beta1"], constants["beta2"], constants["eps"]
     correction1, correction2 = bias_corrections(step, beta1, beta2)
     if not isinstance(weight_decay, Tensor):
         weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
@@ -213,9 +219,7 @@ def lamb_reference(
         weight_decay: the group's weight decay (a float, or a 0-d tensor from a schedule).
         decay_flags: per parameter, whether ``weight_decay`` applies.
     """
-    beta1, beta2, eps = float32_constant(beta1), float32_constant(beta2), float32_constant(eps)
-    one_minus_beta1 = float32_constant(np.float32(1.0) - np.float32(beta1))
-    one_minus_beta2 = float32_constant(np.float32(1.0) - np.float32(beta2))
+    beta1, beta2, one_minus_beta1, one_minus_beta2, eps = _hyper(beta1, beta2, eps).values()
     correction1, correction2 = bias_corrections(step, beta1, beta2)
     for param, grad, m, v, decay in zip(params, grads, exp_avgs, exp_avg_sqs, decay_flags):
         m.copy_(m * beta1 + grad * one_minus_beta1)
@@ -249,9 +253,7 @@ def lamb_foreach(
     """:func:`lamb_reference` with ``torch._foreach_*`` ops (bit-identical on CPU)."""
     if not params:
         return
-    beta1, beta2, eps = float32_constant(beta1), float32_constant(beta2), float32_constant(eps)
-    one_minus_beta1 = float32_constant(np.float32(1.0) - np.float32(beta1))
-    one_minus_beta2 = float32_constant(np.float32(1.0) - np.float32(beta2))
+    beta1, beta2, one_minus_beta1, one_minus_beta2, eps = _hyper(beta1, beta2, eps).values()
     correction1, correction2 = bias_corrections(step, beta1, beta2)
 
     torch._foreach_mul_(exp_avgs, beta1)
