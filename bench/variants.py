@@ -111,8 +111,9 @@ def torch_paths(spec: Spec, device: torch.device) -> list[tuple[str, dict[str, A
         return []
     paths = [("for-loop", {"foreach": False}), ("foreach", {"foreach": True})]
     probe = torch.nn.Parameter(torch.zeros(2, device=device))
-    try:
-        spec.torch_cls([probe], **spec.torch_kwargs, fused=True)
+    probe.grad = torch.zeros_like(probe)
+    try:  # some refuse a device only at their first step (Adagrad on CUDA)
+        spec.torch_cls([probe], **spec.torch_kwargs, fused=True).step()
     except (RuntimeError, TypeError, ValueError):
         return paths
     return [*paths, ("fused", {"fused": True})]

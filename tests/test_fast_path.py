@@ -455,3 +455,25 @@ def test_float32_square_root_is_the_rounded_float64_half_power():
     x = patterns.view(np.float32)
     rounded_power = torch.pow(torch.from_numpy(x).double(), 0.5).float().numpy()
     assert np.array_equal(np.sqrt(x).view(np.uint32), rounded_power.view(np.uint32))
+
+
+def test_the_default_stays_unfused_off_cuda_and_an_explicit_choice_is_kept():
+    from msoptim.kernels import use_fused
+
+    cpu = [torch.zeros(3)]
+    assert not use_fused({"fused": None, "foreach": None}, cpu, multi_tensor=True)
+    assert use_fused({"fused": True, "foreach": None}, cpu)
+    assert not use_fused({"fused": False, "foreach": None}, cpu, multi_tensor=True)
+    assert not use_fused({}, cpu)  # a checkpoint from before the option
+
+
+def test_only_the_32_bit_indexing_bound_of_a_length_is_an_acceptable_guard():
+    import sympy
+
+    from msoptim.kernels._fused import INDEX_LIMIT, _is_index_bound
+
+    length = sympy.Symbol("s7", integer=True, positive=True)
+    assert _is_index_bound(length <= INDEX_LIMIT)
+    assert not _is_index_bound(length <= 1024)
+    assert not _is_index_bound(sympy.Eq(sympy.Mod(length, 8), 0))
+    assert not _is_index_bound(length >= 2)

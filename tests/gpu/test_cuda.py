@@ -8,7 +8,9 @@ Skipped cleanly without CUDA. What is checked, for static, table and schedule lr
 2. Eager steps run under ``torch.cuda.set_sync_debug_mode("error")``: any device-to-host copy
    (``.item()``, ``bool(t)``, ``nonzero``) raises.
 3. ``fused=True`` (Triton kernels, FMA contraction off) and ``foreach`` equal the reference loop
-   bit for bit on CUDA, parameters and state.
+   bit for bit on CUDA, parameters and state; the multi-tensor kernels of Momentum, SGD, Adam,
+   AdamWeightDecay, Adagrad and RMSProp (one launch per group) too, on lengths around their block size and
+   MindSpore's 8-wide remainder, and they leave odd layouts to the per-tensor path.
 
 Note: host-side bookkeeping is not replayed by a CUDA graph (``opt._host_step``, the
 past-the-end check of a table); the device ``global_step`` is. Build tables for the whole run.
@@ -181,3 +183,98 @@ def test_fast_paths_equal_the_reference_on_cuda(name, kwargs, impl):
         sa, sb = reference.ms_state_dict(), fast.ms_state_dict()
         for key in sa:
             assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
+
+
+# ------------------------------------------------------------------ multi-tensor (Triton) kernels
+
+MULTI_TENSOR = [
+    ("Momentum", {"learning_rate": 0.1, "momentum": 0.9}),
+    ("Momentum", {"learning_rate": 0.1, "momentum": 0.9, "use_nesterov": True}),
+    ("Adam", {"learning_rate": 0.01}),
+    ("Adam", {"learning_rate": 0.01, "use_nesterov": True}),
+    ("AdamWeightDecay", {"learning_rate": 0.01, "weight_decay": 0.1}),
+    ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": False}),
+    ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("SGD", {"learning_rate": 0.1}),
+    ("Adagrad", {"learning_rate": 0.1}),
+    ("Adagrad", {"learning_rate": 0.1, "update_slots": False}),
+    ("RMSProp", {"learning_rate": 0.01, "momentum": 0.9}),
+    ("RMSProp", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
+]
+#: Lengths around the block size (2048) and MindSpore's 8-wide remainder, 0-d and 1-element.
+LENGTHS = [(), (1,), (7,), (8,), (2047,), (2048,), (2049,), (4103,), (33, 7), (300, 301), (100003,)]
+
+
+def many_params(seed: int) -> list[tuple[str, nn.Parameter]]:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return [
+        (
+            f"p{i}.weight" if len(s) > 1 else f"p{i}.gamma",
+            nn.Parameter(torch.randn(s, generator=g).to(DEVICE)),
+        )
+        for i, s in enumerate(LENGTHS)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), MULTI_TENSOR, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MULTI_TENSOR)]
+)
+def test_multi_tensor_kernels_equal_the_reference_bit_for_bit(name, kwargs):
+    from msoptim.kernels import _triton
+
+    _triton.clear_tables()
+    cls = getattr(msoptim, name)
+    params_a, params_b = many_params(0), many_params(0)
+    reference = cls(params_a, **kwargs, foreach=False)
+    fast = cls(params_b, **kwargs, fused=True)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    for step in range(4):
+        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
+        grads[4].mul_(1e-37)  # subnormal squares and moments: nothing may flush them to zero
+        if step == 2:  # new gradient tensors at new addresses: the kept table is refreshed
+            grads = tuple(x.clone() for x in grads)
+        reference(grads)
+        fast(tuple(x.clone() for x in grads))
+        for (n, a), (_, b) in zip(params_a, params_b):
+            assert torch.equal(bits(a), bits(b)), f"step {step}: {n}"
+        sa, sb = reference.ms_state_dict(), fast.ms_state_dict()
+        for key in sa:
+            assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
+    assert _triton._TABLES, "the multi-tensor kernel did not run"
+
+
+def test_multi_tensor_kernels_leave_odd_layouts_to_the_per_tensor_path():
+    from msoptim.kernels import _triton
+
+    _triton.clear_tables()
+    base = torch.randn(4097, device=DEVICE)
+    odd = [
+        ("t.weight", nn.Parameter(torch.randn(8, 6, device=DEVICE).t())),  # not contiguous
+        ("o.gamma", nn.Parameter(base[1:])),  # 4 bytes past an aligned address
+    ]
+    twin = [(n, nn.Parameter(p.detach().clone())) for n, p in odd]
+    fast = msoptim.Adam(odd, learning_rate=0.01, fused=True)
+    reference = msoptim.Adam(twin, learning_rate=0.01, foreach=False)
+    grads = tuple(torch.randn(p.shape, device=DEVICE) for _, p in odd)
+    fast(grads)
+    reference(grads)
+    for (_, a), (_, b) in zip(odd, twin):
+        assert torch.equal(bits(a), bits(b))
+    assert not _triton._TABLES
+
+
+@pytest.mark.parametrize(
+    "name", ["Momentum", "Adam", "AdamWeightDecay", "SGD", "Adagrad", "RMSProp"]
+)
+def test_cuda_default_is_the_multi_tensor_kernel_unless_foreach_is_asked_for(name):
+    from msoptim.kernels import _triton
+
+    cls = getattr(msoptim, name)
+    kwargs = {"momentum": 0.9} if name == "Momentum" else {}
+    for impl, expected in (({}, True), ({"foreach": True}, False), ({"fused": False}, False)):
+        _triton.clear_tables()
+        params = many_params(3)
+        cls(params, learning_rate=0.01, **kwargs, **impl)(
+            tuple(torch.ones_like(p) for _, p in params)
+        )
+        assert bool(_triton._TABLES) == expected, impl

@@ -11,7 +11,10 @@ Which path a step takes (:func:`select_kernel`), per parameter group:
 
 * ``fused=True``: the compiled kernels (opt-in: the first step compiles, 10-16 s with an empty
   Inductor cache on 2 CPU cores, about 3 s with it warm; then the fastest path on CPU, see
-  ``bench/RESULTS.md``);
+  ``bench/RESULTS.md``). On CUDA, Momentum, SGD, Adam, AdamWeightDecay, Adagrad and RMSProp
+  run one multi-tensor Triton kernel per group (:mod:`msoptim.kernels._triton`), and with
+  ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by
+  far, compiled in about a second; ``bench/RESULTS.md``);
 * else ``foreach=True``, or ``foreach=None`` on CUDA: the foreach kernels;
 * else the reference loop.
 """
@@ -25,8 +28,9 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import describe
+from msoptim.kernels import _triton
 
-__all__ = ["apply_concatenated", "check_impl", "select_kernel", "use_foreach"]
+__all__ = ["apply_concatenated", "check_impl", "select_kernel", "use_foreach", "use_fused"]
 
 
 def use_foreach(foreach: bool | None, tensors: list[Tensor]) -> bool:
@@ -50,18 +54,31 @@ def check_impl(foreach: Any, fused: Any, api: str) -> None:
         )
 
 
+def use_fused(group: dict[str, Any], params: list[Tensor], multi_tensor: bool = False) -> bool:
+    """``fused`` as given; left unset (and ``foreach`` too), True on CUDA for an optimizer with a
+    multi-tensor Triton kernel (``multi_tensor``): there it is the fastest path by far and
+    compiles in about a second (``bench/RESULTS.md``).
+
+    ``group.get`` keeps checkpoints saved before the ``fused`` option loadable.
+    """
+    fused = group.get("fused")
+    if fused is not None or not multi_tensor or group.get("foreach") is not None:
+        return bool(fused)
+    return _triton.available(params) and all(t.is_cuda for t in params)
+
+
 def select_kernel(
     group: dict[str, Any],
     params: list[Tensor],
     reference: Callable[..., None],
     foreach: Callable[..., None] | None = None,
     fused: Callable[..., None] | None = None,
+    *,
+    multi_tensor: bool = False,
 ) -> Callable[..., None]:
-    """The kernel a group's step runs: fused if asked for, else foreach/reference as torch picks.
-
-    ``group.get`` keeps checkpoints saved before the ``fused`` option loadable.
-    """
-    if fused is not None and group.get("fused"):
+    """The kernel a group's step runs: fused if asked for (or by default on CUDA for an optimizer
+    with a multi-tensor kernel, see :func:`use_fused`), else foreach/reference as torch picks."""
+    if fused is not None and use_fused(group, params, multi_tensor):
         return fused
     if foreach is not None and use_foreach(group.get("foreach"), params):
         return foreach

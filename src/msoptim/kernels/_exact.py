@@ -15,7 +15,7 @@ from torch import Tensor
 
 from msoptim.kernels._fused import in_fused_kernel
 
-__all__ = ["exact_sqrt", "float32_constant", "foreach_exact_sqrt"]
+__all__ = ["exact_reciprocal", "exact_sqrt", "float32_constant", "foreach_exact_sqrt"]
 
 
 def exact_sqrt(x: Tensor) -> Tensor:
@@ -23,6 +23,15 @@ def exact_sqrt(x: Tensor) -> Tensor:
     if x.dtype == torch.float32 and in_fused_kernel():
         return torch.sqrt(x)
     return torch.sqrt(x.double()).to(x.dtype)
+
+
+def exact_reciprocal(x: Tensor) -> Tensor:
+    """``1 / x`` correctly rounded. Inside a ``fused=True`` kernel it is written as a division of
+    a float32 one: Inductor's CUDA code divides exactly (``div_rn``) only where both operands
+    are float32, and some torch versions build ``reciprocal`` from an integer one."""
+    if in_fused_kernel():
+        return torch.full_like(x, 1.0) / x
+    return torch.reciprocal(x)
 
 
 def foreach_exact_sqrt(xs: list[Tensor]) -> list[Tensor]:

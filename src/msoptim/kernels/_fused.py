@@ -36,9 +36,10 @@ How it runs (numbers in ``bench/RESULTS.md``):
   are an ulp off, so the reference takes it in float64 and rounds once; see
   :func:`in_fused_kernel`), and MindSpore's fused multiply-adds (emulated exactly in float64
   eagerly) are one hardware FMA (:func:`fma`). Only float32 tensors are compiled (float64 would
-  meet the eager float64 ``sqrt``). On CUDA the kernels are built with
-  ``emulate_precision_casts`` (Triton's own FMA contraction off). Tested, not assumed
-  (``tests/test_fast_path.py``).
+  meet the eager float64 ``sqrt``). On CUDA the kernels are built with eager CUDA's rounding
+  (:func:`_cuda_options`: no FMA contraction, IEEE division), and Momentum, SGD, Adam,
+  AdamWeightDecay, Adagrad and RMSProp run multi-tensor Triton kernels instead (:mod:`msoptim.kernels._triton`).
+  Tested, not assumed (``tests/test_fast_path.py``, ``tests/gpu``).
 * What the compiled kernel does not cover runs the same per-tensor update eagerly (the reference
   arithmetic): tensors of 0 or 1 element, dtypes other than float32, a tensor whose layout differs
   from its parameter's, devices other than CPU/CUDA, and calls made while dynamo traces
@@ -77,6 +78,9 @@ __all__ = [
 
 #: On CPU, tensors with fewer elements run the single-threaded build of a compiled kernel.
 PARALLEL_MIN_NUMEL = 32768
+#: Longest tensor a compiled kernel takes (Inductor's CUDA kernels index with 32-bit integers);
+#: a longer one runs the eager update.
+INDEX_LIMIT = 2**31 - 1
 
 _DEVICES = ("cpu", "cuda")
 _PLAIN = (Tensor, torch.nn.Parameter)
@@ -154,12 +158,27 @@ def clear_cache() -> None:
 
 def _options(device: torch.device, serial: bool) -> dict[str, Any]:
     if device.type == "cuda":
-        # Triton contracts a*b + c into FMAs unless precision casts are emulated.
-        return {"emulate_precision_casts": True}
+        return _cuda_options()
     if serial:
         return {"cpp.threads": 1}
     # Follow torch.get_num_threads() at run time instead of baking the compile-time count in.
     return {"cpp.dynamic_threads": True}
+
+
+def _cuda_options() -> dict[str, Any]:
+    """Inductor's Triton code with eager CUDA's rounding: no ``a*b + c`` contracted into an FMA
+    (``emulate_precision_casts``), IEEE division instead of ``div.full`` (the option's name
+    changed after torch 2.11), no flushing of subnormals where the option exists."""
+    from torch._inductor import config
+
+    options: dict[str, Any] = {"emulate_precision_casts": True}
+    if hasattr(config, "eager_numerics"):
+        options["eager_numerics.division_rounding"] = True
+        if hasattr(config.eager_numerics, "disable_ftz"):
+            options["eager_numerics.disable_ftz"] = True
+    elif hasattr(config, "emulate_divison_rounding"):
+        options["emulate_divison_rounding"] = True
+    return options
 
 
 @contextlib.contextmanager
@@ -249,8 +268,10 @@ class CompiledUpdate:
         self._shape_guards = [
             str(guard.expr)
             for guard in guards or []
-            # Guards on the float constants (``zf`` symbols: fixed per kernel) are harmless.
+            # Guards on the float constants (``zf`` symbols: fixed per kernel) are harmless, and
+            # the 32-bit indexing bound of a Triton kernel is checked by ``__call__``.
             if any(not symbol.name.startswith("zf") for symbol in guard.expr.free_symbols)
+            and not _is_index_bound(guard.expr)
         ]
         if guards is None or self._shape_guards:
             return aot
@@ -264,6 +285,8 @@ class CompiledUpdate:
         """Run on 1-D tensors (and 0-d ones); the first call compiles."""
         if not self.compiled:
             self._first_call(args)
+        elif args[0].numel() > INDEX_LIMIT:
+            self._update(*args, **self._update_constants)  # past the graph's 32-bit indexing
         elif self.direct is not None and self.direct_pick is not None:
             self.direct(*self.direct_pick((args[0].numel(), *args, *self.constants)))
             torch._C._increment_version([args[index] for index in self.mutated])
@@ -382,6 +405,15 @@ class CompiledUpdate:
         self.direct = kernel
         self.direct_positions = tuple(positions)
         self.direct_pick = _picker(positions)
+
+
+def _is_index_bound(expr: Any) -> bool:
+    """``s <= 2**31 - 1`` for a length ``s``: Inductor's guard for 32-bit indexing on CUDA."""
+    return (
+        getattr(expr, "rel_op", None) == "<="
+        and getattr(expr.lhs, "is_Symbol", False)
+        and expr.rhs == INDEX_LIMIT
+    )
 
 
 def _dense(tensor: Tensor) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels._exact import exact_sqrt, foreach_exact_sqrt
+from msoptim.kernels import _triton
+from msoptim.kernels._exact import exact_reciprocal, exact_sqrt, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["adagrad_foreach", "adagrad_fused", "adagrad_reference", "adagrad_update"]
@@ -22,7 +23,7 @@ def adagrad_update(
     """One tensor's update in MindSpore's float32 op order."""
     if update_slots:
         accum.add_(grad * grad)
-    param.sub_((grad * lr.to(grad.dtype)) * torch.reciprocal(exact_sqrt(accum)))
+    param.sub_((grad * lr.to(grad.dtype)) * exact_reciprocal(exact_sqrt(accum)))
 
 
 def adagrad_reference(
@@ -46,7 +47,11 @@ def adagrad_fused(
     lr: Tensor,
     update_slots: bool,
 ) -> None:
-    """:func:`adagrad_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    """:func:`adagrad_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on
+    CUDA one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
+    lists = (params, grads, accums)
+    if _triton.available(params) and _triton.adagrad(lists, lr, update_slots=update_slots):
+        return
     fused_apply(adagrad_update, (params, grads, accums), (lr,), update_slots=update_slots)
 
 

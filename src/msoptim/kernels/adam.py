@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply, in_fused_kernel
 
 __all__ = [
@@ -588,13 +589,24 @@ def adam_fused(
     eps: float,
     nesterov: bool,
 ) -> None:
-    """:func:`adam_update` compiled (see :mod:`msoptim.kernels._fused`); equals
-    :func:`adam_reference`."""
+    """:func:`adam_update` compiled (see :mod:`msoptim.kernels._fused`), or on CUDA one
+    multi-tensor launch (:mod:`msoptim.kernels._triton`); equals :func:`adam_reference`."""
     params, grads, moment1, moment2, beta1_powers, beta2_powers = _locals(
         params, grads, moment1, moment2, beta1_powers, beta2_powers
     )
     beta1c, beta2c = _constants(beta1, beta2)
     lists = (params, grads, moment1, moment2, beta1_powers, beta2_powers)
+    if _triton.available(params) and _triton.adam(
+        lists,
+        lr,
+        beta1=beta1,
+        beta2=beta2,
+        beta1c=beta1c,
+        beta2c=beta2c,
+        eps=eps,
+        nesterov=nesterov,
+    ):
+        return
     # Tensors without a scalar remainder (numel % 8 == 0: nearly every tensor of real models)
     # get the cheaper kernel; the others the one that also computes the remainder.
     for scalar_tail, pick in _tail_split(tuple(map(Tensor.numel, params))):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import apply_concatenated
+from msoptim.kernels import _triton, apply_concatenated
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
@@ -144,13 +144,20 @@ def adam_weight_decay_fused(
     """:func:`adam_weight_decay_update` compiled (see :mod:`msoptim.kernels._fused`).
 
     The weight decay goes in as a 0-d float32 tensor (the float32 value it holds), so decayed
-    and undecayed parameters, and a scheduled decay, share one compiled kernel.
+    and undecayed parameters, and a scheduled decay, share one compiled kernel. On CUDA the
+    update is one multi-tensor launch (:mod:`msoptim.kernels._triton`).
     """
     params, grads, adam_m, adam_v = (local_tensors(t) for t in (params, grads, adam_m, adam_v))
     if not params:
         return
     if not isinstance(weight_decay, Tensor):
         weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
+    beta1c, beta2c = _one_minus(beta1), _one_minus(beta2)
+    lists = (params, grads, adam_m, adam_v)
+    if _triton.available(params) and _triton.adam_weight_decay(
+        lists, lr, weight_decay, beta1c=beta1c, beta2c=beta2c, eps=eps
+    ):
+        return
     fused_apply(
         adam_weight_decay_update,
         (params, grads, adam_m, adam_v),

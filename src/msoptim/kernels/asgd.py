@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels._exact import float32_constant
+from msoptim.kernels._exact import exact_reciprocal, float32_constant
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["asgd_foreach", "asgd_fused", "asgd_reference", "asgd_update"]
@@ -35,7 +35,7 @@ def _schedules(
     t = step.to(lr.dtype)
     base = (lr * lambd) * t + 1.0
     eta = lr / torch.pow(base.double(), alpha).to(lr.dtype)
-    mu = torch.reciprocal(torch.clamp_min(t - t0, 1.0))
+    mu = exact_reciprocal(torch.clamp_min(t - t0, 1.0))
     return eta, mu
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["momentum_foreach", "momentum_fused", "momentum_reference", "momentum_update"]
@@ -44,7 +45,13 @@ def momentum_fused(
     momentum: float,
     nesterov: bool,
 ) -> None:
-    """:func:`momentum_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    """:func:`momentum_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on
+    CUDA one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
+    lists = (params, grads, moments)
+    if _triton.available(params) and _triton.momentum(
+        lists, lr, momentum=momentum, nesterov=nesterov
+    ):
+        return
     fused_apply(
         momentum_update, (params, grads, moments), (lr,), momentum=momentum, nesterov=nesterov
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels import apply_concatenated
+from msoptim.kernels import _triton, apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
@@ -147,13 +147,17 @@ def rmsprop_fused(
     epsilon: float,
     centered: bool,
 ) -> None:
-    """The reference updates compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    """The reference updates compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on CUDA
+    one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
     constants = _constants(decay, momentum, epsilon)
+    if centered and mean_grads is None:
+        raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
+    lists = (params, grads, mean_squares, moments, *([mean_grads] if centered else []))
+    if _triton.available(params) and _triton.rmsprop(lists, lr, **constants):
+        return
     if not centered:
         fused_apply(rmsprop_update, (params, grads, mean_squares, moments), (lr,), **constants)
         return
-    if mean_grads is None:
-        raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
     fused_apply(
         rmsprop_centered_update,
         (params, grads, mean_squares, moments, mean_grads),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["sgd_foreach", "sgd_fused", "sgd_reference", "sgd_update"]
@@ -75,7 +76,13 @@ def sgd_fused(
     dampening: float,
     nesterov: bool,
 ) -> None:
-    """:func:`sgd_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical)."""
+    """:func:`sgd_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on CUDA
+    one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
+    lists = (params, grads, accums, stats)
+    if _triton.available(params) and _triton.sgd(
+        lists, lr, momentum=momentum, dampening=dampening, nesterov=nesterov
+    ):
+        return
     fused_apply(
         sgd_update,
         (params, grads, accums, stats),

@@ -16,7 +16,7 @@ from msoptim._validate import (
     describe,
     fail,
 )
-from msoptim.kernels import check_impl, use_foreach
+from msoptim.kernels import check_impl, use_foreach, use_fused
 from msoptim.kernels.adam import (
     adam_amsgrad_foreach,
     adam_amsgrad_reference,
@@ -204,7 +204,8 @@ class _AdamFamily(Optimizer):
             kernel = adam_offload_foreach if fast else adam_offload_reference
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
         else:
-            kernel = adam_fused if group.get("fused") else adam_foreach if fast else adam_reference
+            fused = use_fused(group, lists[0], multi_tensor=True)
+            kernel = adam_fused if fused else adam_foreach if fast else adam_reference
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
 
 
@@ -253,8 +254,10 @@ class Adam(_AdamFamily):
         foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
             False.
         fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``). Plain
-            Adam only (not ``use_amsgrad``/``use_offload``). ``None``/``False``: opt-in.
+            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
+            ``use_offload``). ``None``: that kernel on CUDA when ``foreach`` is unset too
+            (plain Adam), else not compiled. ``False``: never.
         **kwargs: ``use_lazy`` and ``use_offload`` (bools, not both), MindSpore's only extra keys;
             any other key raises :class:`UnexpectedKeywordError` (a ``KeyError`` and ``TypeError``).
 
@@ -473,8 +476,10 @@ class LazyAdam(_AdamFamily):
         foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
             False.
         fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``). Plain
-            Adam only (not ``use_amsgrad``/``use_offload``). ``None``/``False``: opt-in.
+            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
+            ``use_offload``). ``None``: that kernel on CUDA when ``foreach`` is unset too
+            (plain Adam), else not compiled. ``False``: never.
 
     Example:
         >>> import torch

@@ -53,8 +53,9 @@ class AdamWeightDecay(Optimizer):
         foreach: ``None`` (multi-tensor kernel on CUDA, the reference loop elsewhere), True or
             False.
         fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; see ``bench/RESULTS.md``).
-            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
+            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
+            is unset too, else not compiled. ``False``: never.
 
     Example:
         >>> import torch
@@ -120,6 +121,7 @@ class AdamWeightDecay(Optimizer):
             adam_weight_decay_reference,
             adam_weight_decay_foreach,
             adam_weight_decay_fused,
+            multi_tensor=True,
         )
         weight_decay = self._weight_decay_value(group)
         hyper = {

@@ -37,8 +37,9 @@ class Momentum(Optimizer):
         use_nesterov: Nesterov momentum.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
         fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
-            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
-            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
+            step compiles them, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
+            is unset too, else not compiled. ``False``: never.
 
     Example:
         >>> import torch, msoptim
@@ -96,7 +97,9 @@ class Momentum(Optimizer):
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = select_kernel(group, params, momentum_reference, momentum_foreach, momentum_fused)
+        kernel = select_kernel(
+            group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True
+        )
         kernel(
             params,
             grads,

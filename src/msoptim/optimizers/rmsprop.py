@@ -43,8 +43,9 @@ class RMSProp(Optimizer):
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
         fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
-            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
-            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
+            step compiles them, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
+            is unset too, else not compiled. ``False``: never.
 
     Example:
         >>> import torch, msoptim
@@ -117,7 +118,9 @@ class RMSProp(Optimizer):
             state["mean_grad"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = select_kernel(group, params, rmsprop_reference, rmsprop_foreach, rmsprop_fused)
+        kernel = select_kernel(
+            group, params, rmsprop_reference, rmsprop_foreach, rmsprop_fused, multi_tensor=True
+        )
         centered = group["centered"]
         kernel(
             params,

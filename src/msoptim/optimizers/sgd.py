@@ -50,8 +50,9 @@ class SGD(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         foreach: ``None`` (foreach on CUDA), True or False.
         fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
-            step compiles them, then the fastest CPU path; see ``bench/RESULTS.md``).
-            ``None``/``False``: not compiled (opt-in, like ``torch.optim``'s ``fused``).
+            step compiles them, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
+            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
+            is unset too, else not compiled. ``False``: never.
 
     Example:
         >>> import torch, msoptim
@@ -130,7 +131,9 @@ class SGD(Optimizer):
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = select_kernel(group, params, sgd_reference, sgd_foreach, sgd_fused)
+        kernel = select_kernel(
+            group, params, sgd_reference, sgd_foreach, sgd_fused, multi_tensor=True
+        )
         kernel(
             params,
             grads,

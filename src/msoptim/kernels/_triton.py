@@ -1,0 +1,747 @@
+"""CUDA multi-tensor kernels (Triton): one launch updates every tensor of a call, exactly.
+
+``fused=True`` on CUDA runs Momentum, SGD, Adam, AdamWeightDecay, Adagrad and RMSProp here, and
+so does the default (``fused=None`` with ``foreach=None``, :func:`msoptim.kernels.use_fused`).
+A per-tensor compiled kernel (:mod:`msoptim.kernels._fused`) costs a launch per tensor, which is what
+``torch.optim``'s fused optimizers avoid by walking all of a group's tensors in one launch. These
+kernels do the same: a call's tensors are described by a device table (each tensor's address per
+list, its length, and a map from each program to its tensor and first element); a program updates
+:data:`BLOCK` elements of one tensor.
+
+Exactness: each float32 (and float64) operation of the reference is one IEEE round-to-nearest
+operation here. Triton would otherwise contract ``a*b + c`` into fused multiply-adds and use
+approximate division and square roots, so products and sums go through libdevice's ``*_rn``
+functions (opaque to contraction), divisions and roots through the ``_rn`` forms, and the fused
+multiply-adds of MindSpore's kernels through ``tl.fma``. ``tests/gpu`` compares every kernel with
+the reference bit for bit on CUDA (parameters and state, mixed shapes with scalar remainders).
+
+The table is kept per call site and rebuilt (one small host-to-device copy from pinned memory, no
+sync) when an address changes: gradients freed and re-allocated between steps usually come back
+at the same addresses. Tables used while a CUDA graph was being captured are kept alive with the
+call site, so a graph's replays never read a freed table. Capture after warm-up steps, as
+``torch.cuda.graphs`` asks.
+
+What this module does not take runs the per-tensor path: tensors that are not float32, not
+contiguous, not 16-byte aligned, or on several devices, and calls made while dynamo traces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+try:  # Triton ships with torch's CUDA builds; without it every call takes the per-tensor path
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+
+__all__ = ["BLOCK", "adam", "adam_weight_decay", "available", "momentum"]
+
+#: Elements per Triton program (a multiple of MindSpore's 8-wide vector blocks).
+BLOCK = 2048
+#: Launch options: 4 warps a program; libdevice without flushing subnormals to zero (Triton's
+#: default flushes them in ``*_rn`` functions, where eager CUDA keeps them).
+_OPTIONS: dict[str, Any] = {"num_warps": 4, "enable_reflect_ftz": False}
+#: Call sites whose tables are kept (least recently used dropped first).
+_TABLE_LIMIT = 256
+_TABLES: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
+_FLOAT32 = torch.float32
+_DTYPE = operator.attrgetter("dtype")
+_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))  # no subclass (DTensor): no plain memory
+
+
+def available(tensors: Sequence[Tensor]) -> bool:
+    """Triton is importable and ``tensors`` (non-empty) are CUDA tensors, outside dynamo."""
+    return (
+        triton is not None
+        and bool(tensors)
+        and tensors[0].is_cuda
+        and not torch.compiler.is_compiling()
+    )
+
+
+class _Table:
+    """The device-side description of one call's tensors (see the module docstring)."""
+
+    def __init__(self, lists: Sequence[Sequence[Tensor]], addresses: list[list[int]]) -> None:
+        device = lists[0][0].device
+        self.numels = list(map(Tensor.numel, lists[0]))
+        self.addresses_host = addresses
+        self.count = len(self.numels)
+        self.addresses = _upload(torch.tensor(addresses, dtype=torch.int64), device)
+        numels = torch.tensor(self.numels, dtype=torch.int64)
+        # Program i updates elements [start, start + BLOCK) of tensor block_tensor[i].
+        per_tensor = (numels + BLOCK - 1) // BLOCK
+        block_tensor = torch.repeat_interleave(torch.arange(self.count), per_tensor)
+        first_block = torch.cumsum(per_tensor, 0) - per_tensor
+        block_start = (torch.arange(len(block_tensor)) - first_block[block_tensor]) * BLOCK
+        self.blocks = len(block_tensor)
+        self.block_tensor = _upload(block_tensor.to(torch.int32), device)
+        self.block_start = _upload(block_start, device)
+        self.numels_device = _upload(numels, device)
+        self.scratch = torch.empty(self.count, dtype=torch.float32, device=device)
+        #: Address tables a captured CUDA graph may still read.
+        self.captured: list[Tensor] = []
+
+    def refresh(self, addresses: list[list[int]], device: torch.device) -> None:
+        if _capturing() or self.captured:
+            self.captured.append(self.addresses)
+        self.addresses_host = addresses
+        self.addresses = _upload(torch.tensor(addresses, dtype=torch.int64), device)
+
+
+def _upload(host: Tensor, device: torch.device) -> Tensor:
+    """``host`` on ``device`` without a sync: copied from pinned memory, asynchronously (torch's
+    caching host allocator keeps the pinned block until the copy has read it)."""
+    if device.type != "cuda":
+        return host  # Triton's CPU interpreter (tests)
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def _lengths(lists: Sequence[Sequence[Tensor]], numels: list[int], scalar_lists: int):
+    """The length each list must have per tensor: the parameters', 1 for the last
+    ``scalar_lists`` lists (per-parameter 1-element tensors)."""
+    count = len(lists)
+    return [numels if i < count - scalar_lists else [1] * len(numels) for i in range(count)]
+
+
+def _same_kind(items: Sequence[Tensor], numels: list[int]) -> bool:
+    """Plain contiguous float32 tensors of these lengths (C-level passes: runs every step)."""
+    return (
+        set(map(type, items)) <= _PLAIN_TYPES
+        and all(map(operator.is_, map(_DTYPE, items), itertools.repeat(_FLOAT32)))
+        and all(map(Tensor.is_contiguous, items))
+        and list(map(Tensor.numel, items)) == numels
+    )
+
+
+def _placed(lists: Sequence[Sequence[Tensor]], addresses: list[list[int]], scalar_lists: int):
+    """On one device, the element-wise tensors 16-byte aligned (Triton's vector loads)."""
+    device = lists[0][0].device
+    if any(t.device != device for items in lists for t in items):
+        return False
+    return not any(a % 16 for column in addresses[: len(lists) - scalar_lists] for a in column)
+
+
+def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _Table | None:
+    """The kept table of this call site, checked (and refreshed) for these tensors; or None."""
+    params = lists[0]
+    key = (name, len(lists), len(params), id(params[0]), id(params[-1]))
+    table = _TABLES.get(key)
+    numels = table.numels if table is not None else list(map(Tensor.numel, params))
+    if not all(map(_same_kind, lists, _lengths(lists, numels, scalar_lists))) or not all(numels):
+        return None
+    addresses = [list(map(Tensor.data_ptr, items)) for items in lists]
+    if table is not None and addresses == table.addresses_host:
+        _TABLES.move_to_end(key)
+        return table
+    if not _placed(lists, addresses, scalar_lists):
+        return None
+    if table is not None:  # new addresses (new gradients, say): the same table, refreshed
+        table.refresh(addresses, params[0].device)
+        _TABLES.move_to_end(key)
+        return table
+    table = _TABLES[key] = _Table(lists, addresses)
+    while len(_TABLES) > _TABLE_LIMIT:
+        _TABLES.popitem(last=False)
+    return table
+
+
+def _bump_versions(lists: Sequence[Sequence[Tensor]], written: Sequence[int]) -> None:
+    torch._C._increment_version([t for i in written for t in lists[i]])
+
+
+# ------------------------------------------------------------------------------------ kernels
+
+if triton is not None:
+    _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+    if _INTERPRET:  # Triton's CPU interpreter has no libdevice (numpy rounds each op anyway)
+
+        @triton.jit
+        def _mul(a, b):
+            return a * b
+
+        @triton.jit
+        def _add(a, b):
+            return a + b
+
+        @triton.jit
+        def _sub(a, b):
+            return a - b
+
+        @triton.jit
+        def _div(a, b):
+            return a / b
+
+        @triton.jit
+        def _sqrt(a):
+            return tl.sqrt(a)
+
+    else:
+        from triton.language.extra import libdevice
+
+        @triton.jit
+        def _mul(a, b):
+            return libdevice.mul_rn(a, b)
+
+        @triton.jit
+        def _add(a, b):
+            return libdevice.add_rn(a, b)
+
+        @triton.jit
+        def _sub(a, b):
+            return libdevice.sub_rn(a, b)
+
+        @triton.jit
+        def _div(a, b):
+            return libdevice.div_rn(a, b)
+
+        @triton.jit
+        def _sqrt(a):
+            return libdevice.sqrt_rn(a)
+
+    @triton.jit
+    def _pointer(addresses, column, count, t):
+        address = tl.load(addresses + column * count + t)
+        return tl.multiple_of(address.to(tl.pointer_type(tl.float32)), 16)
+
+    @triton.jit
+    def _locate(block_tensor, block_start, numels, BLOCK: tl.constexpr):
+        """This program's tensor, its length, the positions of its elements and whether its block
+        is whole (no mask: vector loads) or the tensor's last one."""
+        pid = tl.program_id(0)
+        t = tl.load(block_tensor + pid)
+        start = tl.multiple_of(tl.load(block_start + pid), BLOCK)
+        n = tl.load(numels + t)
+        return t, n, start + tl.arange(0, BLOCK), start + BLOCK <= n
+
+    @triton.jit
+    def _load(pointer, offs, n, MASKED: tl.constexpr):
+        if MASKED:
+            return tl.load(pointer, mask=offs < n)
+        else:
+            return tl.load(pointer)
+
+    @triton.jit
+    def _store(pointer, offs, n, value, MASKED: tl.constexpr):
+        if MASKED:
+            tl.store(pointer, value, mask=offs < n)
+        else:
+            tl.store(pointer, value)
+
+    # Momentum: columns (w, g, m) ------------------------------------------------------------
+
+    @triton.jit
+    def _momentum_block(
+        table, count, t, offs, n, lr, momentum, NESTEROV: tl.constexpr, MASKED: tl.constexpr
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        w = _load(p0, offs, n, MASKED)  # every load before any store: they may overlap freely
+        g = _load(p1, offs, n, MASKED)
+        new_m = _add(_mul(_load(p2, offs, n, MASKED), momentum), g)
+        if NESTEROV:
+            step = _mul(_add(g, _mul(new_m, momentum)), lr)
+        else:
+            step = _mul(new_m, lr)
+        _store(p2, offs, n, new_m, MASKED)
+        _store(p0, offs, n, _sub(w, step), MASKED)
+
+    @triton.jit
+    def _momentum_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_ptr,
+        momentum,
+        NESTEROV: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr = tl.load(lr_ptr)
+        if whole:
+            _momentum_block(table, count, t, offs, n, lr, momentum, NESTEROV, False)
+        else:
+            _momentum_block(table, count, t, offs, n, lr, momentum, NESTEROV, True)
+
+    # SGD: columns (w, g, accum, stat) -------------------------------------------------------
+
+    @triton.jit
+    def _sgd_block(
+        table,
+        count,
+        t,
+        offs,
+        n,
+        lr,
+        momentum,
+        keep,
+        MOMENTUM: tl.constexpr,
+        DAMPENED: tl.constexpr,
+        NESTEROV: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        p3 = _pointer(table, 3, count, t) + offs
+        w = _load(p0, offs, n, MASKED)
+        g = _load(p1, offs, n, MASKED)
+        if MOMENTUM:
+            accum = _load(p2, offs, n, MASKED)
+            if DAMPENED:  # float64, rounded once: MindSpore's ``(1.0 - dampening) * g`` in C++
+                scaled = _mul(accum, momentum).to(tl.float64)
+                updated = _add(scaled, _mul(keep, g.to(tl.float64))).to(tl.float32)
+            else:
+                updated = _add(_mul(accum, momentum), g)
+            first = _load(p3, offs, n, MASKED) > 0
+            accum = tl.where(first, g, updated)
+            _store(p2, offs, n, accum, MASKED)
+            _store(p3, offs, n, tl.zeros_like(g), MASKED)
+            if NESTEROV:
+                direction = _add(g, _mul(accum, momentum))
+            else:
+                direction = accum
+        else:
+            direction = g
+        _store(p0, offs, n, _sub(w, _mul(direction, lr)), MASKED)
+
+    @triton.jit
+    def _sgd_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_ptr,
+        keep_ptr,
+        momentum,
+        MOMENTUM: tl.constexpr,
+        DAMPENED: tl.constexpr,
+        NESTEROV: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr = tl.load(lr_ptr)
+        keep = tl.load(keep_ptr)
+        if whole:
+            _sgd_block(
+                table, count, t, offs, n, lr, momentum, keep, MOMENTUM, DAMPENED, NESTEROV, False
+            )
+        else:
+            _sgd_block(
+                table, count, t, offs, n, lr, momentum, keep, MOMENTUM, DAMPENED, NESTEROV, True
+            )
+
+    # Adagrad: columns (w, g, accum) ---------------------------------------------------------
+
+    @triton.jit
+    def _adagrad_block(
+        table, count, t, offs, n, lr, UPDATE_SLOTS: tl.constexpr, MASKED: tl.constexpr
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        w = _load(p0, offs, n, MASKED)
+        g = _load(p1, offs, n, MASKED)
+        accum = _load(p2, offs, n, MASKED)
+        if UPDATE_SLOTS:
+            accum = _add(accum, _mul(g, g))
+            _store(p2, offs, n, accum, MASKED)
+        step = _mul(_mul(g, lr), _div(tl.full(g.shape, 1.0, tl.float32), _sqrt(accum)))
+        _store(p0, offs, n, _sub(w, step), MASKED)
+
+    @triton.jit
+    def _adagrad_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_ptr,
+        UPDATE_SLOTS: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr = tl.load(lr_ptr)
+        if whole:
+            _adagrad_block(table, count, t, offs, n, lr, UPDATE_SLOTS, False)
+        else:
+            _adagrad_block(table, count, t, offs, n, lr, UPDATE_SLOTS, True)
+
+    # RMSProp: columns (w, g, mean_square, moment[, mean_grad]) ------------------------------
+
+    @triton.jit
+    def _rmsprop_block(
+        table,
+        count,
+        t,
+        offs,
+        n,
+        lr,
+        rate,
+        momentum,
+        epsilon,
+        CENTERED: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        p3 = _pointer(table, 3, count, t) + offs
+        g = _load(p1, offs, n, MASKED)
+        ms = _load(p2, offs, n, MASKED)
+        moment = _load(p3, offs, n, MASKED)
+        w = _load(p0, offs, n, MASKED)
+        if CENTERED:  # plain float32, one rounding per operation
+            ms = _add(ms, _mul(_sub(_mul(g, g), ms), rate))
+            p4 = _pointer(table, 4, count, t) + offs
+            mg = _load(p4, offs, n, MASKED)
+            mg = _add(mg, _mul(_sub(g, mg), rate))
+            _store(p4, offs, n, mg, MASKED)
+            denom = _add(_sub(ms, _mul(mg, mg)), epsilon)
+            positive = denom > 0
+            updated = _add(_mul(moment, momentum), _div(_mul(g, lr), _sqrt(denom)))
+            moment = tl.where(positive, updated, moment)
+            w = tl.where(positive, _sub(w, moment), w)
+        else:  # MindSpore's vector kernel: fused multiply-adds
+            ms = tl.fma(tl.fma(g, g, -ms), rate, ms)
+            moment = tl.fma(moment, momentum, _div(_mul(g, lr), _sqrt(_add(ms, epsilon))))
+            w = _sub(w, moment)
+        _store(p2, offs, n, ms, MASKED)
+        _store(p3, offs, n, moment, MASKED)
+        _store(p0, offs, n, w, MASKED)
+
+    @triton.jit
+    def _rmsprop_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_ptr,
+        rate,
+        momentum,
+        epsilon,
+        CENTERED: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr = tl.load(lr_ptr)
+        if whole:
+            _rmsprop_block(table, count, t, offs, n, lr, rate, momentum, epsilon, CENTERED, False)
+        else:
+            _rmsprop_block(table, count, t, offs, n, lr, rate, momentum, epsilon, CENTERED, True)
+
+    # Adam: columns (w, g, m, v, beta1_power, beta2_power) ----------------------------------
+
+    @triton.jit
+    def _adam_moments(g, m, v, beta1c, beta2c):
+        new_m = tl.fma(_sub(g, m), beta1c, m)
+        new_v = tl.fma(tl.fma(g, g, -v), beta2c, v)
+        return new_m, new_v
+
+    @triton.jit
+    def _adam_powers_kernel(table, count, lr_ptr, lr_t_ptr, beta1, beta2, BLOCK: tl.constexpr):
+        """Advance every tensor's powers and write its bias-corrected lr (before the update)."""
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < count
+        p1 = tl.load(table + 4 * count + offs, mask=mask, other=0).to(tl.pointer_type(tl.float32))
+        p2 = tl.load(table + 5 * count + offs, mask=mask, other=0).to(tl.pointer_type(tl.float32))
+        b1 = _mul(tl.load(p1, mask=mask), beta1)
+        b2 = _mul(tl.load(p2, mask=mask), beta2)
+        tl.store(p1, b1, mask=mask)
+        tl.store(p2, b2, mask=mask)
+        lr = tl.load(lr_ptr)
+        lr_t = _div(_mul(lr, _sqrt(_sub(1.0, b2))), _sub(1.0, b1))
+        tl.store(lr_t_ptr + offs, lr_t, mask=mask)
+
+    @triton.jit
+    def _adam_block(
+        table,
+        count,
+        t,
+        offs,
+        n,
+        lr_t,
+        beta1,
+        beta1c,
+        beta2c,
+        eps,
+        NESTEROV: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        p3 = _pointer(table, 3, count, t) + offs
+        w = _load(p0, offs, n, MASKED)
+        g = _load(p1, offs, n, MASKED)
+        new_m, new_v = _adam_moments(
+            g,
+            _load(p2, offs, n, MASKED),
+            _load(p3, offs, n, MASKED),
+            beta1c,
+            beta2c,
+        )
+        if NESTEROV:
+            numerator = tl.fma(new_m, beta1, _mul(g, beta1c))
+        else:
+            numerator = new_m
+        scaled = _mul(lr_t, numerator)
+        new_w = _sub(w, _div(scaled, _add(_sqrt(new_v), eps)))
+        if MASKED:  # the tensor's last block holds its scalar remainder (the last n % 8 elements)
+            root = _sqrt(new_v.to(tl.float64))
+            wide = _sub(
+                w.to(tl.float64), _div(scaled.to(tl.float64), _add(root, tl.cast(eps, tl.float64)))
+            )
+            new_w = tl.where(offs >= n - n % 8, wide.to(tl.float32), new_w)
+        _store(p2, offs, n, new_m, MASKED)
+        _store(p3, offs, n, new_v, MASKED)
+        _store(p0, offs, n, new_w, MASKED)
+
+    @triton.jit
+    def _adam_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_t_ptr,
+        beta1,
+        beta1c,
+        beta2c,
+        eps,
+        NESTEROV: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr_t = tl.load(lr_t_ptr + t)
+        if whole:  # n % 8 == 0 is not known here, but a whole block never holds the remainder
+            _adam_block(table, count, t, offs, n, lr_t, beta1, beta1c, beta2c, eps, NESTEROV, False)
+        else:
+            _adam_block(table, count, t, offs, n, lr_t, beta1, beta1c, beta2c, eps, NESTEROV, True)
+
+    # AdamWeightDecay: columns (w, g, m, v) --------------------------------------------------
+
+    @triton.jit
+    def _adam_weight_decay_block(
+        table, count, t, offs, n, lr, decay, beta1c, beta2c, eps, MASKED: tl.constexpr
+    ):
+        p0 = _pointer(table, 0, count, t) + offs
+        p1 = _pointer(table, 1, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        p3 = _pointer(table, 3, count, t) + offs
+        w = _load(p0, offs, n, MASKED)
+        new_m, new_v = _adam_moments(
+            _load(p1, offs, n, MASKED),
+            _load(p2, offs, n, MASKED),
+            _load(p3, offs, n, MASKED),
+            beta1c,
+            beta2c,
+        )
+        w64 = w.to(tl.float64)  # the update in float64, rounded once (MindSpore's CPU kernel)
+        root = _sqrt(new_v.to(tl.float64))
+        ratio = _div(new_m.to(tl.float64), _add(root, tl.cast(eps, tl.float64)))
+        update = _add(ratio, _mul(decay.to(tl.float64), w64))
+        new_w = _sub(w64, _mul(lr.to(tl.float64), update)).to(tl.float32)
+        _store(p2, offs, n, new_m, MASKED)
+        _store(p3, offs, n, new_v, MASKED)
+        _store(p0, offs, n, new_w, MASKED)
+
+    @triton.jit
+    def _adam_weight_decay_kernel(
+        table,
+        count,
+        block_tensor,
+        block_start,
+        numels,
+        lr_ptr,
+        decay_ptr,
+        beta1c,
+        beta2c,
+        eps,
+        BLOCK: tl.constexpr,
+    ):
+        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+        lr = tl.load(lr_ptr)
+        decay = tl.load(decay_ptr)
+        if whole:
+            _adam_weight_decay_block(
+                table, count, t, offs, n, lr, decay, beta1c, beta2c, eps, False
+            )
+        else:
+            _adam_weight_decay_block(table, count, t, offs, n, lr, decay, beta1c, beta2c, eps, True)
+
+
+# ------------------------------------------------------------------------------------ entry points
+
+
+def _launch(
+    table: _Table | None,
+    kernel: Any,
+    lists: Sequence[Sequence[Tensor]],
+    written: tuple[int, ...],
+    scalars: Sequence[Tensor],
+    *args: Any,
+    **constexprs: Any,
+) -> bool:
+    """One launch of ``kernel`` over the call's ``table``; False (nothing done) without one.
+
+    ``scalars``: 0-d float32 tensors the kernel reads (the lr, ...), passed first after the table;
+    ``args``: Python floats (float32 values) and scratch tensors, passed after them.
+    """
+    if table is None or not all(_scalar_ok(value, lists) for value in scalars):
+        return False
+    kernel[(table.blocks,)](
+        table.addresses,
+        table.count,
+        table.block_tensor,
+        table.block_start,
+        table.numels_device,
+        *scalars,
+        *args,
+        BLOCK=BLOCK,
+        **constexprs,
+        **_OPTIONS,
+    )
+    _remember_capture(table)
+    _bump_versions(lists, written)
+    return True
+
+
+def momentum(
+    lists: Sequence[Sequence[Tensor]], lr: Tensor, *, momentum: float, nesterov: bool
+) -> bool:
+    """MindSpore ``ApplyMomentum`` over ``(params, grads, moments)``; False if not taken here."""
+    table = _table("momentum", lists, 0)
+    return _launch(table, _momentum_kernel, lists, (0, 2), (lr,), momentum, NESTEROV=nesterov)
+
+
+def sgd(
+    lists: Sequence[Sequence[Tensor]],
+    lr: Tensor,
+    *,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> bool:
+    """MindSpore ``SGD`` over ``(params, grads, accums, stats)``."""
+    keep = _float64_constant(1.0 - dampening, lr.device)
+    written = (0, 2, 3) if momentum > 0 else (0,)
+    flags = {"MOMENTUM": momentum > 0, "DAMPENED": dampening != 0.0, "NESTEROV": nesterov}
+    table = _table("sgd", lists, 0)
+    return _launch(table, _sgd_kernel, lists, written, (lr,), keep, momentum, **flags)
+
+
+def adagrad(lists: Sequence[Sequence[Tensor]], lr: Tensor, *, update_slots: bool) -> bool:
+    """MindSpore ``ApplyAdagrad`` over ``(params, grads, accums)``."""
+    written = (0, 2) if update_slots else (0,)
+    table = _table("adagrad", lists, 0)
+    return _launch(table, _adagrad_kernel, lists, written, (lr,), UPDATE_SLOTS=update_slots)
+
+
+def rmsprop(
+    lists: Sequence[Sequence[Tensor]], lr: Tensor, *, rate: float, momentum: float, epsilon: float
+) -> bool:
+    """MindSpore ``ApplyRMSProp`` over ``(params, grads, mean_squares, moments)``, or
+    ``ApplyCenteredRMSProp`` with ``mean_grads`` as a fifth list."""
+    centered = len(lists) == 5
+    written = (0, 2, 3, 4) if centered else (0, 2, 3)
+    table = _table("rmsprop", lists, 0)
+    return _launch(
+        table, _rmsprop_kernel, lists, written, (lr,), rate, momentum, epsilon, CENTERED=centered
+    )
+
+
+def adam(
+    lists: Sequence[Sequence[Tensor]],
+    lr: Tensor,
+    *,
+    beta1: float,
+    beta2: float,
+    beta1c: float,
+    beta2c: float,
+    eps: float,
+    nesterov: bool,
+) -> bool:
+    """MindSpore ``Adam`` over ``(params, grads, m, v, beta1_powers, beta2_powers)``: one launch
+    advances the powers and writes each tensor's bias-corrected lr, a second updates."""
+    table = _table("adam", lists, 2)
+    if table is None or not _scalar_ok(lr, lists):
+        return False
+    _adam_powers_kernel[(triton.cdiv(table.count, 1024),)](
+        table.addresses, table.count, lr, table.scratch, beta1, beta2, BLOCK=1024, **_OPTIONS
+    )
+    return _launch(
+        table,
+        _adam_kernel,
+        lists,
+        (0, 2, 3, 4, 5),
+        (),
+        table.scratch,
+        beta1,
+        beta1c,
+        beta2c,
+        eps,
+        NESTEROV=nesterov,
+    )
+
+
+def adam_weight_decay(
+    lists: Sequence[Sequence[Tensor]],
+    lr: Tensor,
+    weight_decay: Tensor,
+    *,
+    beta1c: float,
+    beta2c: float,
+    eps: float,
+) -> bool:
+    """MindSpore ``AdamWeightDecay`` over ``(params, grads, m, v)``; ``weight_decay`` 0-d."""
+    table = _table("adam_weight_decay", lists, 0)
+    scalars = (lr, weight_decay)
+    written = (0, 2, 3)
+    return _launch(table, _adam_weight_decay_kernel, lists, written, scalars, beta1c, beta2c, eps)
+
+
+_CONSTANTS: dict[tuple[float, torch.device], Tensor] = {}
+
+
+def _float64_constant(value: float, device: torch.device) -> Tensor:
+    """A kept 0-d float64 tensor holding ``value`` (Triton takes Python floats as float32)."""
+    key = (value, device)
+    constant = _CONSTANTS.get(key)
+    if constant is None:
+        # A fill kernel, not a copy from the host (which would synchronize).
+        constant = _CONSTANTS[key] = torch.full((), value, dtype=torch.float64, device=device)
+    return constant
+
+
+def _scalar_ok(value: Tensor, lists: Sequence[Sequence[Tensor]]) -> bool:
+    return value.dtype == _FLOAT32 and value.numel() == 1 and value.device == lists[0][0].device
+
+
+def _capturing() -> bool:
+    """A CUDA graph is being captured on the current stream."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _remember_capture(table: _Table) -> None:
+    if _capturing() and not table.captured:
+        table.captured.append(table.addresses)
+
+
+def clear_tables() -> None:
+    """Forget every kept table (tests)."""
+    _TABLES.clear()

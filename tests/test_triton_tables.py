@@ -1,0 +1,106 @@
+"""The CUDA multi-tensor kernels' bookkeeping (kernels/_triton.py), checked on CPU tensors.
+
+The kernels themselves need Triton (and a GPU: ``tests/gpu``); with Triton installed, the
+interpreter check below also runs every kernel on CPU tensors against the reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from msoptim.kernels import _triton
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_tables():
+    _triton.clear_tables()
+    yield
+    _triton.clear_tables()
+
+
+def lists(*lengths: int) -> tuple[list[torch.Tensor], ...]:
+    return tuple([torch.zeros(n) for n in lengths] for _ in range(3))
+
+
+def test_every_element_belongs_to_exactly_one_program():
+    params, grads, moments = lists(5000, 1, 2048, 2049, 7)
+    table = _triton._table("t", (params, grads, moments), 0)
+    covered = [torch.zeros(p.numel(), dtype=torch.int64) for p in params]
+    for t, start in zip(table.block_tensor.tolist(), table.block_start.tolist()):
+        covered[t][start : start + _triton.BLOCK] += 1
+    assert all(bool((c == 1).all()) for c in covered)
+    assert table.blocks == 3 + 1 + 1 + 2 + 1
+    assert table.numels_device.tolist() == [5000, 1, 2048, 2049, 7]
+    assert table.addresses.shape == (3, 5)
+    assert table.addresses[1].tolist() == [g.data_ptr() for g in grads]
+
+
+def test_a_kept_table_is_reused_and_refreshed_when_gradients_move():
+    params, grads, moments = lists(300, 40)
+    first = _triton._table("t", (params, grads, moments), 0)
+    assert _triton._table("t", (params, grads, moments), 0) is first
+    new_grads = [g.clone() for g in grads]
+    again = _triton._table("t", (params, new_grads, moments), 0)
+    assert again is first
+    assert first.addresses[1].tolist() == [g.data_ptr() for g in new_grads]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda p, g, m: g.__setitem__(0, torch.zeros(8, 6).t()),  # not contiguous
+        lambda p, g, m: m.__setitem__(1, torch.zeros(40, dtype=torch.float64)),  # dtype
+        lambda p, g, m: g.__setitem__(1, torch.zeros(41)),  # length
+        lambda p, g, m: g.__setitem__(1, torch.zeros(41)[1:]),  # 4 bytes off 16-byte alignment
+    ],
+    ids=["strided", "float64", "length", "misaligned"],
+)
+def test_odd_tensors_are_left_to_the_per_tensor_path(spoil):
+    params, grads, moments = lists(48, 40)
+    assert _triton._table("fresh", (params, grads, moments), 0) is not None
+    spoil(params, grads, moments)
+    assert _triton._table("t", (params, grads, moments), 0) is None  # a new call site
+    assert _triton._table("fresh", (params, grads, moments), 0) is None  # a kept one
+
+
+def test_a_tensor_subclass_is_left_to_the_per_tensor_path():
+    class Wrapped(torch.Tensor):
+        pass
+
+    params, grads, moments = lists(48)
+    params[0] = params[0].as_subclass(Wrapped)
+    assert _triton._table("t", (params, grads, moments), 0) is None
+
+
+def test_per_parameter_scalars_must_hold_one_float32_each():
+    params, grads, moments = lists(48, 40)
+    powers = [torch.ones(1), torch.ones(1)]
+    assert _triton._table("t", (params, grads, moments, powers), 1) is not None
+    assert _triton._table("u", (params, grads, moments, [torch.ones(2), powers[1]]), 1) is None
+
+
+def test_no_triton_or_no_cuda_means_not_available():
+    assert not _triton.available([torch.zeros(3)])
+    assert not _triton.available([])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton")
+def test_the_kernels_equal_the_reference_in_triton_s_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_triton_kernels.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
