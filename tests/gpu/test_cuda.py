@@ -164,6 +164,15 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
+def assert_same_bits(reference, fast, params_a, params_b, step: int) -> None:
+    """Parameters and every state tensor of the two optimizers hold the same bits."""
+    for (n, a), (_, b) in zip(params_a, params_b):
+        assert torch.equal(bits(a), bits(b)), f"step {step}: {n}"
+    sa, sb = reference.ms_state_dict(), fast.ms_state_dict()
+    for key in sa:
+        assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 )
@@ -178,11 +187,7 @@ def test_fast_paths_equal_the_reference_on_cuda(name, kwargs, impl):
         grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
         reference(grads)
         fast(tuple(x.clone() for x in grads))
-        for (n, a), (_, b) in zip(params_a, params_b):
-            assert torch.equal(bits(a), bits(b)), f"step {step}: {n}"
-        sa, sb = reference.ms_state_dict(), fast.ms_state_dict()
-        for key in sa:
-            assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
+        assert_same_bits(reference, fast, params_a, params_b, step)
 
 
 # ------------------------------------------------------------------ multi-tensor (Triton) kernels
@@ -235,11 +240,7 @@ def test_multi_tensor_kernels_equal_the_reference_bit_for_bit(name, kwargs):
             grads = tuple(x.clone() for x in grads)
         reference(grads)
         fast(tuple(x.clone() for x in grads))
-        for (n, a), (_, b) in zip(params_a, params_b):
-            assert torch.equal(bits(a), bits(b)), f"step {step}: {n}"
-        sa, sb = reference.ms_state_dict(), fast.ms_state_dict()
-        for key in sa:
-            assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
+        assert_same_bits(reference, fast, params_a, params_b, step)
     assert _triton._TABLES, "the multi-tensor kernel did not run"
 
 

@@ -27,6 +27,7 @@ contiguous, not 16-byte aligned, or on several devices, and calls made while dyn
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import os
@@ -59,13 +60,20 @@ _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))  # no subclass (DTensor):
 
 
 def available(tensors: Sequence[Tensor]) -> bool:
-    """Triton is importable and ``tensors`` (non-empty) are CUDA tensors, outside dynamo."""
+    """Triton is importable and ``tensors`` (non-empty) are on a CUDA GPU it compiles for (compute
+    capability 7.0 or newer), outside dynamo."""
     return (
         triton is not None
         and bool(tensors)
         and tensors[0].is_cuda
+        and _supported(tensors[0].device)
         and not torch.compiler.is_compiling()
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _supported(device: torch.device) -> bool:
+    return torch.cuda.get_device_capability(device) >= (7, 0)
 
 
 class _Table:

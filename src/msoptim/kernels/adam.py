@@ -596,16 +596,8 @@ def adam_fused(
     )
     beta1c, beta2c = _constants(beta1, beta2)
     lists = (params, grads, moment1, moment2, beta1_powers, beta2_powers)
-    if _triton.available(params) and _triton.adam(
-        lists,
-        lr,
-        beta1=beta1,
-        beta2=beta2,
-        beta1c=beta1c,
-        beta2c=beta2c,
-        eps=eps,
-        nesterov=nesterov,
-    ):
+    hyper = {"beta1": beta1, "beta2": beta2, "beta1c": beta1c, "beta2c": beta2c, "eps": eps}
+    if _triton.available(params) and _triton.adam(lists, lr, **hyper, nesterov=nesterov):
         return
     # Tensors without a scalar remainder (numel % 8 == 0: nearly every tensor of real models)
     # get the cheaper kernel; the others the one that also computes the remainder.
@@ -616,11 +608,7 @@ def adam_fused(
             picked[:4],
             (lr,),
             per_parameter=picked[4:],
-            beta1=beta1,
-            beta2=beta2,
-            beta1c=beta1c,
-            beta2c=beta2c,
-            eps=eps,
+            **hyper,
             nesterov=nesterov,
             scalar_tail=scalar_tail,
         )
