@@ -54,6 +54,15 @@ def test_a_kept_table_is_reused_and_refreshed_when_gradients_move():
     assert first.addresses[1].tolist() == [g.data_ptr() for g in new_grads]
 
 
+def test_other_lengths_behind_the_same_call_site_get_a_new_table():
+    first, last = torch.zeros(16), torch.zeros(24)
+    one = _triton._table("t", ([first, torch.zeros(5), last],) * 2, 0)
+    other = _triton._table("t", ([first, torch.zeros(7), last],) * 2, 0)
+    assert other is not one
+    assert other.numels == [16, 7, 24]
+    assert other.numels_device.tolist() == [16, 7, 24]
+
+
 @pytest.mark.parametrize(
     "spoil",
     [

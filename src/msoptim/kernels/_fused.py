@@ -38,7 +38,8 @@ How it runs (numbers in ``bench/RESULTS.md``):
   eagerly) are one hardware FMA (:func:`fma`). Only float32 tensors are compiled (float64 would
   meet the eager float64 ``sqrt``). On CUDA the kernels are built with eager CUDA's rounding
   (:func:`_cuda_options`: no FMA contraction, IEEE division), and Momentum, SGD, Adam,
-  AdamWeightDecay, Adagrad and RMSProp run multi-tensor Triton kernels instead (:mod:`msoptim.kernels._triton`).
+  AdamWeightDecay, Adagrad and RMSProp run multi-tensor Triton kernels instead
+  (:mod:`msoptim.kernels._triton`).
   Tested, not assumed (``tests/test_fast_path.py``, ``tests/gpu``).
 * What the compiled kernel does not cover runs the same per-tensor update eagerly (the reference
   arithmetic): tensors of 0 or 1 element, dtypes other than float32, a tensor whose layout differs

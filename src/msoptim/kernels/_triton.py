@@ -2,7 +2,7 @@
 
 ``fused=True`` on CUDA runs Momentum, SGD, Adam, AdamWeightDecay, Adagrad and RMSProp here, and
 so does the default (``fused=None`` with ``foreach=None``, :func:`msoptim.kernels.use_fused`).
-A per-tensor compiled kernel (:mod:`msoptim.kernels._fused`) costs a launch per tensor, which is what
+A per-tensor compiled kernel (:mod:`msoptim.kernels._fused`) costs a launch per tensor, which
 ``torch.optim``'s fused optimizers avoid by walking all of a group's tensors in one launch. These
 kernels do the same: a call's tensors are described by a device table (each tensor's address per
 list, its length, and a map from each program to its tensor and first element); a program updates
@@ -17,8 +17,8 @@ the reference bit for bit on CUDA (parameters and state, mixed shapes with scala
 
 The table is kept per call site and rebuilt (one small host-to-device copy from pinned memory, no
 sync) when an address changes: gradients freed and re-allocated between steps usually come back
-at the same addresses. Tables used while a CUDA graph was being captured are kept alive with the
-call site, so a graph's replays never read a freed table. Capture after warm-up steps, as
+at the same addresses. Address tables read while a CUDA graph was being captured are kept alive
+with the call site, so a graph's replays never read a freed one. Capture after warm-up steps, as
 ``torch.cuda.graphs`` asks.
 
 What this module does not take runs the per-tensor path: tensors that are not float32, not
@@ -44,7 +44,17 @@ try:  # Triton ships with torch's CUDA builds; without it every call takes the p
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
-__all__ = ["BLOCK", "adam", "adam_weight_decay", "available", "momentum"]
+__all__ = [
+    "BLOCK",
+    "adagrad",
+    "adam",
+    "adam_weight_decay",
+    "available",
+    "clear_tables",
+    "momentum",
+    "rmsprop",
+    "sgd",
+]
 
 #: Elements per Triton program (a multiple of MindSpore's 8-wide vector blocks).
 BLOCK = 2048
@@ -96,12 +106,10 @@ class _Table:
         self.block_start = _upload(block_start, device)
         self.numels_device = _upload(numels, device)
         self.scratch = torch.empty(self.count, dtype=torch.float32, device=device)
-        #: Address tables a captured CUDA graph may still read.
+        #: Address tables a captured CUDA graph may still read (kept alive with the table).
         self.captured: list[Tensor] = []
 
     def refresh(self, addresses: list[list[int]], device: torch.device) -> None:
-        if _capturing() or self.captured:
-            self.captured.append(self.addresses)
         self.addresses_host = addresses
         self.addresses = _upload(torch.tensor(addresses, dtype=torch.int64), device)
 
@@ -142,11 +150,13 @@ def _placed(lists: Sequence[Sequence[Tensor]], addresses: list[list[int]], scala
 def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _Table | None:
     """The kept table of this call site, checked (and refreshed) for these tensors; or None."""
     params = lists[0]
+    numels = list(map(Tensor.numel, params))
+    if not all(numels) or not all(map(_same_kind, lists, _lengths(lists, numels, scalar_lists))):
+        return None
     key = (name, len(lists), len(params), id(params[0]), id(params[-1]))
     table = _TABLES.get(key)
-    numels = table.numels if table is not None else list(map(Tensor.numel, params))
-    if not all(map(_same_kind, lists, _lengths(lists, numels, scalar_lists))) or not all(numels):
-        return None
+    if table is not None and table.numels != numels:
+        table = None  # other parameters behind the same ids: a new table
     addresses = [list(map(Tensor.data_ptr, items)) for items in lists]
     if table is not None and addresses == table.addresses_host:
         _TABLES.move_to_end(key)
@@ -751,7 +761,7 @@ def _capturing() -> bool:
 
 
 def _remember_capture(table: _Table) -> None:
-    if _capturing() and not table.captured:
+    if _capturing() and not any(kept is table.addresses for kept in table.captured):
         table.captured.append(table.addresses)
 
 
