@@ -70,8 +70,11 @@ def test_other_lengths_behind_the_same_call_site_get_a_new_table():
         lambda p, g, m: m.__setitem__(1, torch.zeros(40, dtype=torch.float64)),  # dtype
         lambda p, g, m: g.__setitem__(1, torch.zeros(41)),  # length
         lambda p, g, m: g.__setitem__(1, torch.zeros(41)[1:]),  # 4 bytes off 16-byte alignment
+        # the same state tensor object, its data swapped: re-checked, as its address moved
+        lambda p, g, m: setattr(m[1], "data", torch.zeros(40, dtype=torch.float64)),
+        lambda p, g, m: setattr(p[0], "data", torch.zeros(6, 8).t()),  # a parameter: always
     ],
-    ids=["strided", "float64", "length", "misaligned"],
+    ids=["strided", "float64", "length", "misaligned", "state-data", "param-data"],
 )
 def test_odd_tensors_are_left_to_the_per_tensor_path(spoil):
     params, grads, moments = lists(48, 40)

@@ -31,6 +31,7 @@ import functools
 import itertools
 import operator
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -93,6 +94,7 @@ class _Table:
         device = lists[0][0].device
         self.numels = list(map(Tensor.numel, lists[0]))
         self.addresses_host = addresses
+        self.refs = [list(map(weakref.ref, items)) for items in lists]
         self.count = len(self.numels)
         self.addresses = _upload(torch.tensor(addresses, dtype=torch.int64), device)
         numels = torch.tensor(self.numels, dtype=torch.int64)
@@ -109,8 +111,16 @@ class _Table:
         #: Address tables a captured CUDA graph may still read (kept alive with the table).
         self.captured: list[Tensor] = []
 
-    def refresh(self, addresses: list[list[int]], device: torch.device) -> None:
+    def holds(self, index: int, items: Sequence[Tensor], addresses: list[int]) -> bool:
+        """List ``index`` holds the tensors it held at the last call, at the same addresses."""
+        return addresses == self.addresses_host[index] and all(
+            map(operator.is_, items, map(operator.call, self.refs[index]))
+        )
+
+    def refresh(self, lists: Sequence[Sequence[Tensor]], addresses: list[list[int]]) -> None:
         self.addresses_host = addresses
+        self.refs = [list(map(weakref.ref, items)) for items in lists]
+        device = lists[0][0].device
         self.addresses = _upload(torch.tensor(addresses, dtype=torch.int64), device)
 
 
@@ -148,23 +158,34 @@ def _placed(lists: Sequence[Sequence[Tensor]], addresses: list[list[int]], scala
 
 
 def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _Table | None:
-    """The kept table of this call site, checked (and refreshed) for these tensors; or None."""
+    """The kept table of this call site, checked (and refreshed) for these tensors; or None.
+
+    Parameters and gradients are checked at every call (``p.data = ...`` can change a layout
+    without a new object, and gradients are new objects); a state list that holds the same
+    tensors at the same addresses as at the last call is taken as it is.
+    """
     params = lists[0]
     numels = list(map(Tensor.numel, params))
-    if not all(numels) or not all(map(_same_kind, lists, _lengths(lists, numels, scalar_lists))):
-        return None
     key = (name, len(lists), len(params), id(params[0]), id(params[-1]))
     table = _TABLES.get(key)
     if table is not None and table.numels != numels:
         table = None  # other parameters behind the same ids: a new table
     addresses = [list(map(Tensor.data_ptr, items)) for items in lists]
+    lengths = _lengths(lists, numels, scalar_lists)
+    for index, items in enumerate(lists):
+        if index >= 2 and table is not None and table.holds(index, items, addresses[index]):
+            continue
+        if not _same_kind(items, lengths[index]):
+            return None
+    if not all(numels):
+        return None
     if table is not None and addresses == table.addresses_host:
         _TABLES.move_to_end(key)
         return table
     if not _placed(lists, addresses, scalar_lists):
         return None
     if table is not None:  # new addresses (new gradients, say): the same table, refreshed
-        table.refresh(addresses, params[0].device)
+        table.refresh(lists, addresses)
         _TABLES.move_to_end(key)
         return table
     table = _TABLES[key] = _Table(lists, addresses)
