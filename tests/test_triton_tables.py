@@ -116,3 +116,16 @@ def test_the_kernels_equal_the_reference_in_triton_s_interpreter():
         timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_kernel_that_cannot_be_built_names_the_way_out():
+    class Broken:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                raise ValueError("no ptxas for this GPU")
+
+            return launch
+
+    with pytest.raises(RuntimeError, match=r"fused=False \(or foreach=True\)") as caught:
+        _triton._run(Broken(), (1,), 0, BLOCK=_triton.BLOCK)
+    assert "no ptxas for this GPU" in str(caught.value)

@@ -59,6 +59,8 @@ __all__ = [
 
 #: Elements per Triton program (a multiple of MindSpore's 8-wide vector blocks).
 BLOCK = 2048
+#: Tensors per program of Adam's first launch (its powers and bias-corrected lrs).
+POWERS_BLOCK = 1024
 #: Launch options: 4 warps a program; libdevice without flushing subnormals to zero (Triton's
 #: default flushes them in ``*_rn`` functions, where eager CUDA keeps them).
 _OPTIONS: dict[str, Any] = {"num_warps": 4, "enable_reflect_ftz": False}
@@ -648,21 +650,25 @@ def _launch(
     """
     if table is None or not all(_scalar_ok(value, lists) for value in scalars):
         return False
-    kernel[(table.blocks,)](
-        table.addresses,
-        table.count,
-        table.block_tensor,
-        table.block_start,
-        table.numels_device,
-        *scalars,
-        *args,
-        BLOCK=BLOCK,
-        **constexprs,
-        **_OPTIONS,
-    )
+    arguments = (table.addresses, table.count, table.block_tensor, table.block_start)
+    grid = (table.blocks,)
+    _run(kernel, grid, *arguments, table.numels_device, *scalars, *args, BLOCK=BLOCK, **constexprs)
     _remember_capture(table)
     _bump_versions(lists, written)
     return True
+
+
+def _run(kernel: Any, grid: tuple[int], *args: Any, **constexprs: Any) -> None:
+    """Launch (compiling on first use) with a clear error if Triton cannot build the kernel."""
+    try:
+        kernel[grid](*args, **constexprs, **_OPTIONS)
+    except Exception as error:
+        name = getattr(getattr(kernel, "fn", kernel), "__name__", "kernel")
+        raise RuntimeError(
+            f"msoptim: the CUDA multi-tensor kernel {name!r} failed to compile or run "
+            f"({type(error).__name__}: {error}). It needs Triton and a GPU it supports; pass "
+            "fused=False (or foreach=True) to the optimizer to use the uncompiled kernels."
+        ) from error
 
 
 def momentum(
@@ -725,9 +731,9 @@ def adam(
     table = _table("adam", lists, 2)
     if table is None or not _scalar_ok(lr, lists):
         return False
-    _adam_powers_kernel[(triton.cdiv(table.count, 1024),)](
-        table.addresses, table.count, lr, table.scratch, beta1, beta2, BLOCK=1024, **_OPTIONS
-    )
+    grid = (triton.cdiv(table.count, POWERS_BLOCK),)
+    arguments = (table.addresses, table.count, lr, table.scratch, beta1, beta2)
+    _run(_adam_powers_kernel, grid, *arguments, BLOCK=POWERS_BLOCK)
     return _launch(
         table,
         _adam_kernel,
