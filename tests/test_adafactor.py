@@ -330,7 +330,9 @@ def test_kernels_bitwise_on_16bit_parameters():
 
 
 @pytest.mark.parametrize(
-    "shape", [(33, 17), (4, 100, 1), (2, 16, 1, 1), (1, 1000, 2), (64, 32, 3, 3), (3, 1)]
+    "shape",
+    [(33, 17), (4, 100, 1), (2, 16, 1, 1), (1, 1000, 2), (64, 32, 3, 3), (3, 1), (2, 16), (17, 2)],
+    # (the last axis: 1 term, at most SLICE_LOOP_MAX terms, more; the rest: 1 element or more)
 )
 def test_sequential_sums(shape):
     """The CPU sums are MindSpore's loops: element after element, rounded to float32 each time."""
@@ -351,6 +353,8 @@ def test_sequential_sums(shape):
     for value in flat:
         expected += value
     assert torch.equal(kernels._sum_all(flat), expected)
+    # A 1-D tensor (the row statistics of a matrix), kept as one element.
+    assert torch.equal(kernels._sum_along(flat, -1, keepdim=True), expected.reshape(1))
 
 
 def _loop_sum(x: torch.Tensor, dim: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ differs from MindSpore's Python (Ascend) path only in rounding (``g / sqrt(v)`` 
 Precision: bit-exact on the golden case (every step, parameters and state) for CPU tensors. Two
 things matter. (1) MindSpore sums in sequence, in float32 (one loop per row/column mean, one loop
 per block of 1000 elements for an RMS); for plain CPU tensors the sums here are the same
-sequential sums (NumPy's ``cumsum`` accumulates in order). An RMS over more than 1000 elements
+sequential sums (:func:`_sum_along`). An RMS over more than 1000 elements
 (split across as many threads as the recording machine had), other devices, DTensors and traced
 tensors use ``torch.sum``, whose order moves a mean or an RMS by an ulp now and then: measured on
 the golden case, at most 2 ulp in the parameters over 10 steps and 2 ulp of the tensor's scale in
@@ -63,22 +63,37 @@ def _sequential(x: Tensor) -> bool:
     )
 
 
+#: Up to this many terms, a sum adds whole slices in place (strided reads); above it, the terms
+#: are added row by row by ``np.add.reduce`` (after a transposing copy for the last axis).
+SLICE_LOOP_MAX = 16
+
+
 def _sum_along(x: Tensor, dim: int, *, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` (-1 or -2), in sequence on the CPU (the kernel's loop), else ``torch.sum``.
 
-    NumPy's ``cumsum`` accumulates in order. For an axis that is not the innermost in memory,
-    ``np.add.reduce`` also does (it adds whole rows; it sums pairwise only along the innermost
-    axis) and needs no temporary, so it is used there; ``test_sequential_sums`` pins both.
+    Every element's total is ``((x0 + x1) + x2) + ...`` in float32, computed for all of them at
+    once: ``np.add.reduce`` over an axis that is not the innermost in memory adds whole slices in
+    order (it sums pairwise only along the innermost axis), so the reduced axis is never left
+    innermost; ``test_sequential_sums`` pins every branch.
     """
     if not _sequential(x):
         return torch.sum(x, dim=dim, keepdim=keepdim)
     array = x.detach().numpy()
-    if dim != -1 and array.shape[-1] > 1 and array.flags.c_contiguous:
-        total = np.add.reduce(array, axis=dim, keepdims=True)
+    terms = array.shape[dim]
+    if array.ndim == 1:
+        total = np.cumsum(array, dtype=array.dtype)[-1]  # NumPy's cumsum accumulates in order
+    elif terms <= SLICE_LOOP_MAX:
+        moved = np.moveaxis(array, dim, 0)
+        total = moved[0].copy()
+        for term in moved[1:]:
+            np.add(total, term, out=total)
+    elif dim != -1 and array.shape[-1] > 1 and array.flags.c_contiguous:
+        total = np.add.reduce(array, axis=dim)
     else:
-        total = np.take(np.cumsum(array, axis=dim, dtype=array.dtype), [-1], axis=dim)
-    result = torch.from_numpy(total)
-    return result if keepdim else result.squeeze(dim)
+        front = np.ascontiguousarray(np.moveaxis(array, dim, 0)).reshape(terms, -1)
+        total = np.add.reduce(front, axis=0).reshape(np.moveaxis(array, dim, 0).shape[1:])
+    result = torch.from_numpy(np.asarray(total, dtype=array.dtype))
+    return result.unsqueeze(dim) if keepdim else result
 
 
 def _sum_all(x: Tensor) -> Tensor:
