@@ -334,9 +334,13 @@ def test_kernels_bitwise_on_16bit_parameters():
     [(33, 17), (4, 100, 1), (2, 16, 1, 1), (1, 1000, 2), (64, 32, 3, 3), (3, 1), (2, 16), (17, 2)],
     # (the last axis: 1 term, at most SLICE_LOOP_MAX terms, more; the rest: 1 element or more)
 )
-def test_sequential_sums(shape):
+@pytest.mark.parametrize("block", [None, 34])
+def test_sequential_sums(shape, block, monkeypatch):
     """The CPU sums are MindSpore's loops: element after element, rounded to float32 each time."""
     import msoptim.kernels.adafactor as kernels
+
+    if block is not None:  # blocks of 2 rows of 17 terms, and a last block of 1 row
+        monkeypatch.setattr(kernels, "BLOCK_ELEMENTS", block)
 
     x = torch.rand(shape, generator=torch.Generator().manual_seed(len(shape)))
     for dim in (-1, -2):

@@ -64,8 +64,10 @@ def _sequential(x: Tensor) -> bool:
 
 
 #: Up to this many terms, a sum adds whole slices in place (strided reads); above it, the terms
-#: are added row by row by ``np.add.reduce`` (after a transposing copy for the last axis).
+#: are added row by row by ``np.add.reduce`` (over blocks transposed in cache for the last axis).
 SLICE_LOOP_MAX = 16
+#: Elements per transposed block (256 KB of float32: stays in a core's cache).
+BLOCK_ELEMENTS = 1 << 16
 
 
 def _sum_along(x: Tensor, dim: int, *, keepdim: bool = False) -> Tensor:
@@ -73,8 +75,8 @@ def _sum_along(x: Tensor, dim: int, *, keepdim: bool = False) -> Tensor:
 
     Every element's total is ``((x0 + x1) + x2) + ...`` in float32, computed for all of them at
     once: ``np.add.reduce`` over an axis that is not the innermost in memory adds whole slices in
-    order (it sums pairwise only along the innermost axis), so the reduced axis is never left
-    innermost; ``test_sequential_sums`` pins every branch.
+    order (it sums pairwise only along the innermost axis, or when only one slice is left), so the
+    reduced axis is never left innermost; ``test_sequential_sums`` pins every branch.
     """
     if not _sequential(x):
         return torch.sum(x, dim=dim, keepdim=keepdim)
@@ -90,10 +92,24 @@ def _sum_along(x: Tensor, dim: int, *, keepdim: bool = False) -> Tensor:
     elif dim != -1 and array.shape[-1] > 1 and array.flags.c_contiguous:
         total = np.add.reduce(array, axis=dim)
     else:
-        front = np.ascontiguousarray(np.moveaxis(array, dim, 0)).reshape(terms, -1)
-        total = np.add.reduce(front, axis=0).reshape(np.moveaxis(array, dim, 0).shape[1:])
+        last = np.moveaxis(array, dim, -1)
+        total = _row_totals(last.reshape(-1, terms)).reshape(last.shape[:-1])
     result = torch.from_numpy(np.asarray(total, dtype=array.dtype))
     return result.unsqueeze(dim) if keepdim else result
+
+
+def _row_totals(matrix: np.ndarray) -> np.ndarray:
+    """Each row's sequential sum: blocks of rows are transposed (in cache) and reduced row-wise."""
+    rows, terms = matrix.shape
+    totals = np.empty(rows, dtype=matrix.dtype)
+    step = max(2, BLOCK_ELEMENTS // terms)
+    for start in range(0, rows, step):
+        block = matrix[start : start + step]
+        if len(block) == 1:  # a single column would be summed pairwise
+            totals[start] = np.cumsum(block[0], dtype=matrix.dtype)[-1]
+        else:
+            totals[start : start + len(block)] = np.add.reduce(np.ascontiguousarray(block.T), 0)
+    return totals
 
 
 def _sum_all(x: Tensor) -> Tensor:
