@@ -142,7 +142,8 @@ def _factored_direction(
     col.copy_(new_col)
     # The kernel takes sqrt of the float value before it is stored in the parameter's dtype.
     c_factor = exact_sqrt(new_col)
-    return grad / torch.clamp(r_factor.unsqueeze(-1) * c_factor.unsqueeze(-2), min=FLOOR)
+    scale = torch.clamp_(r_factor.unsqueeze(-1) * c_factor.unsqueeze(-2), min=FLOOR)
+    return torch.div(grad, scale, out=scale)
 
 
 def _read_second_moment(sq: Tensor, new: Tensor) -> Tensor:
@@ -166,18 +167,27 @@ def _finish(
     weight_decay: float,
     scale_parameter: bool,
 ) -> None:
-    """Clip by RMS, scale by the (relative) lr, first moment, weight decay, write the parameter."""
+    """Clip by RMS, scale by the (relative) lr, first moment, weight decay, write the parameter.
+
+    ``direction`` is this step's temporary and is overwritten (in-place ops round as the
+    out-of-place ones do; they spare a fresh buffer, which for a large tensor means page faults).
+    """
     dtype = direction.dtype
     weight = param.to(dtype)
     lr_eff = lr * torch.clamp(_rms(weight), min=eps2) if scale_parameter else lr
     coefficient = lr_eff / torch.clamp(_rms(direction) / clip_threshold, min=1.0)
-    update = direction * coefficient
-    if exp_avg is not None:
+    update = direction.mul_(coefficient)
+    if exp_avg is not None and exp_avg.dtype == dtype:
+        update = exp_avg.mul_(beta1).add_(update.mul_(one_minus_beta1))
+    elif exp_avg is not None:
         update = exp_avg.to(dtype) * beta1 + update * one_minus_beta1
         exp_avg.copy_(update)
     if weight_decay != 0.0:
         update = update + weight * weight_decay * lr_eff
-    param.copy_(weight - update)
+    if param.dtype == dtype:
+        param.sub_(update)
+    else:
+        param.copy_(weight - update)
 
 
 def _one_minus(value: float) -> float:
@@ -223,7 +233,7 @@ def adafactor_reference(
     for index, (param, grad) in enumerate(zip(params, grads)):
         dtype = _compute_dtype(param)
         grad = grad.to(dtype)
-        upd = grad * grad + eps1
+        upd = (grad * grad).add_(eps1)
         if param.ndim >= 2:
             direction = _factored_direction(
                 grad,
