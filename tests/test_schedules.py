@@ -36,6 +36,7 @@ from msoptim.schedules import (
     WarmUpLR,
     as_step_tensor,
 )
+from powf_reference import glibc_powf
 
 PROPERTY = settings(max_examples=50, deadline=None, derandomize=True)
 EPS32 = 2.0**-24  # float32 unit roundoff
@@ -43,25 +44,16 @@ TINY32 = 2.0**-126  # smallest normal float32: absolute slack where results unde
 
 # --------------------------------------------------------------------------------------------------
 # A scalar reference model of MindSpore's float32 CPU evaluation, written as plainly as possible:
-# numpy float32 scalars for + - * / (IEEE, one rounding each), float64 sin/pow rounded once, and
-# nnacl's integer-exponent path (binary powering in float32). The modules compute the same thing
+# numpy float32 scalars for + - * / (IEEE, one rounding each), float64 sin rounded once, and C
+# ``powf`` itself (MindSpore's ``Pow`` kernel calls it). The modules compute the same thing
 # branch-free on tensors; the two must agree bit for bit.
 
 f32 = np.float32
+LIBM_POWF = glibc_powf()
 
 
 def _ref_pow(base: float, exponent: float) -> np.float32:
-    base, exponent = f32(base), f32(exponent)
-    if abs(float(exponent) - math.trunc(float(exponent))) < 1e-6:
-        n, result, square = abs(math.trunc(float(exponent))), f32(1.0), base
-        with np.errstate(over="ignore", under="ignore"):
-            while n:
-                if n % 2:
-                    result = f32(result * square)
-                square = f32(square * square)
-                n //= 2
-            return result if exponent >= 0 else f32(f32(1.0) / result)
-    return f32(float(base) ** float(exponent))
+    return f32(LIBM_POWF(f32(base), f32(exponent)))
 
 
 def reference(schedule: LearningRateSchedule, step: int) -> np.float32:
@@ -83,7 +75,7 @@ def reference(schedule: LearningRateSchedule, step: int) -> np.float32:
         if schedule.is_stair:
             p = f32(math.floor(p))
         denominator = f32(f32(1.0) + f32(f32(schedule.decay_rate) * p))
-        return f32(f32(schedule.learning_rate) / denominator)
+        return f32(f32(f32(1.0) / denominator) * f32(schedule.learning_rate))
     if isinstance(schedule, CosineDecayLR):
         p = f32(min(step, schedule.decay_steps))
         phase = f32(f32(math.pi) * f32(f32(p / f32(schedule.decay_steps)) + f32(0.5)))
@@ -160,11 +152,26 @@ def test_cosine_uses_mindspore_sine_form_not_cosine() -> None:
     assert _bits(CosineDecayLR(0.001, 0.05, 6)(2)) == _bits(f32(0.03774999))
 
 
-def test_integer_exponent_uses_float32_binary_powering() -> None:
-    # nnacl multiplies 0.9 * 0.9**2 * 0.9**4 for 0.9**7: one ulp below the correctly rounded power.
-    schedule = ExponentialDecayLR(1.0, 0.9, 1)
-    assert _bits(schedule(7)) == _bits(f32(0.4782968))
-    assert _bits(schedule(7)) != _bits(f32(float(f32(0.9)) ** 7))
+# Values MindSpore 2.10 gave on CPU (``cell(Tensor(step, int32))``), where a simpler model of its
+# arithmetic fails: ``powf`` for integer exponents and for exponents within 1e-6 of an integer, its
+# inexact last bit, its subnormal results, and ``float / Tensor`` as a reciprocal times the float.
+MINDSPORE_VALUES = [
+    (ExponentialDecayLR(3.3, 3.3, 1), 3, 118.59210205078125),
+    (ExponentialDecayLR(1.0, 0.9, 1), 7, 0.47829681634902954),
+    (ExponentialDecayLR(9.379040163342644e-06, 2.0, 36), 22, 1.4325876691145822e-05),
+    (InverseDecayLR(3.3, 0.1, 196), 196, 2.999999761581421),
+    (PolynomialDecayLR(0.1, 0.01, 4, 1e-07), 1, 0.10000000149011612),
+    (PolynomialDecayLR(0.1, 0.01, 4, 1e-07), 2, 0.09999999403953552),
+    (PolynomialDecayLR(0.1, 0.01, 4, 1e-07), 4, 0.009999999776482582),
+    (NaturalExpDecayLR(0.99, 7.0, 769), 13, 2.9842752745493467e-40),
+]
+
+
+@pytest.mark.parametrize(("schedule", "step", "expected"), MINDSPORE_VALUES)
+def test_values_a_simpler_model_of_mindspore_misses(
+    schedule: LearningRateSchedule, step: int, expected: float
+) -> None:
+    assert _bits(schedule(step)) == _bits(f32(expected))
 
 
 def test_huge_steps_underflow_or_overflow_like_the_formula() -> None:

@@ -91,8 +91,8 @@ def piecewise_constant_lr(milestone: Sequence[int], learning_rates: Sequence[flo
     Raises:
         TypeError: ``milestone`` or ``learning_rates`` is not a list or tuple; a milestone is not an
             ``int`` (or is a ``bool``); a learning rate is not a ``float`` (an ``int`` included).
-        ValueError: the two have different lengths or are empty; a milestone is ``<= 0``; a
-            milestone is smaller than the one before it; a learning rate is NaN or infinite.
+        ValueError: the two have different lengths; a milestone is ``<= 0``; a milestone is
+            smaller than the one before it; a learning rate is NaN or infinite.
 
     Example:
         >>> piecewise_constant_lr([2, 5], [0.1, 0.05])
@@ -104,11 +104,11 @@ def piecewise_constant_lr(milestone: Sequence[int], learning_rates: Sequence[flo
         MindSpore accepts some inputs that look like mistakes, and so do we, so that ported code
         gives the same list: **equal consecutive milestones** (the segment is empty and its learning
         rate never appears), **tuples** for either argument, and **negative learning rates** (only
-        the type is checked; a negative lr makes the optimizer ascend). We are stricter in two
-        places where the result could never be used: empty lists raise ``ValueError`` (MindSpore
-        returns ``[]``, which no optimizer can step with), and NaN or infinite learning rates raise
-        ``ValueError``. MindSpore's docstring calls the milestones "monotonically increasing"; its
-        check, and ours, only requires them to be non-decreasing.
+        the type is checked; a negative lr makes the optimizer ascend), and two **empty** lists
+        (the result is ``[]``: no step has a learning rate, and an optimizer given it refuses it).
+        NaN or infinite learning rates raise ``ValueError``, as in MindSpore. MindSpore's docstring
+        calls the milestones "monotonically increasing"; its check, and ours, only requires them
+        to be non-decreasing.
 
     References:
         https://www.mindspore.cn/docs/en/master/api_python/nn/mindspore.nn.piecewise_constant_lr.html
@@ -139,14 +139,6 @@ def piecewise_constant_lr(milestone: Sequence[int], learning_rates: Sequence[flo
             f"as long as 'milestone' ({len(milestone)} entries)",
             learning_rates,
             f"It has {len(learning_rates)}; give exactly one learning rate per milestone.",
-        )
-    if not milestone:
-        fail(
-            api,
-            "milestone",
-            "non-empty",
-            milestone,
-            "An empty schedule has no learning rate for any step; give at least one milestone.",
         )
     lrs: list[float] = []
     previous = 0

@@ -17,12 +17,12 @@ MindSpore's recordings rather than merely close:
 * Constants are rounded to float32 once, at construction. An op between a float32 tensor and a
   Python float then gives the same bits whether a backend applies the scalar in float32 or in
   float64.
-* ``sin`` and non-integer ``pow`` are evaluated in float64 and rounded once to float32; torch's
-  float32 ``sin``/``pow`` can be one ulp away from MindSpore's.
-* An integer exponent is applied by binary powering in float32, as MindSpore's ``Pow`` kernel does.
-  Without knowing the step on the host, that means both paths are computed and ``torch.where``
-  picks one: about fifty tiny ops for the exponential schedules, which ``torch.compile`` or a CUDA
-  graph fuse into one kernel.
+* ``sin`` is evaluated in float64 and rounded once to float32; torch's float32 ``sin`` can be one
+  ulp away from MindSpore's.
+* ``pow`` is C ``powf`` (MindSpore's CPU kernel calls it for every exponent), computed by
+  :mod:`msoptim._powf` with glibc's algorithm in float64 tensor ops: about thirty tiny ops, which
+  ``torch.compile`` or a CUDA graph fuse into one kernel.
+* ``python_float / tensor`` is ``reciprocal(tensor) * python_float`` in MindSpore (two roundings).
 
 The float64 list counterparts (``exponential_decay_lr`` and friends) live in
 :mod:`msoptim.lr_functions`. The formulas are duplicated on purpose, one per precision.
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim._powf import exp2_of_product, log2_constant, powf
 from msoptim._validate import (
     check_bool,
     check_non_negative_float,
@@ -59,8 +60,9 @@ __all__ = [
 
 
 def _f32(value: float) -> float:
-    """``value`` rounded to the nearest float32, as a Python float."""
-    return float(np.float32(value))
+    """``value`` rounded to the nearest float32, as a Python float (inf beyond its range)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 _PI = _f32(math.pi)
@@ -71,17 +73,9 @@ _E = _f32(math.e)
 # * ``Sin`` calls C ``sinf``. We take float64 ``sin`` rounded once to float32 (the correctly
 #   rounded value); ``sinf`` rarely differs from it by one ulp, and in these schedules the final
 #   rounding absorbed every such case we sampled.
-# * ``Pow`` (nnacl ``Power``) has two paths. An exponent within 1e-6 of an integer n is evaluated by
-#   binary powering in float32: ``x, x*x, (x*x)*(x*x), ...`` multiplied in, lowest bit first, with
-#   a rounding after every product, then ``1 / result`` for a negative exponent. That is *not* the
-#   correctly rounded power (float32 ``0.9 ** 7`` is one ulp off), so we do the same products. Any
-#   other exponent goes to C ``powf``, which we take as float64 ``pow`` rounded once (``powf`` is
-#   one ulp away from that in roughly 1 case in 4000 of our samples).
+# * ``Pow`` calls C ``powf`` for every exponent, integers included: :func:`msoptim._powf.powf`
+#   follows glibc's algorithm step for step (it is not correctly rounded, so neither is ours).
 # MPS has no float64, so there the float32 ops are used as they are.
-
-_INTEGER_TOLERANCE = _f32(1e-6)  # nnacl: fabsf(x - (int)x) < 1e-6, compared in double
-_INT32_BITS = 31
-_INT32_MAX_FLOAT32 = 2147483520.0  # 2**31 - 128
 
 
 def _sin32(x: Tensor) -> Tensor:
@@ -90,83 +84,24 @@ def _sin32(x: Tensor) -> Tensor:
     return torch.sin(x.double()).float()
 
 
-def _powf_scalar_base(base: float, exponent: Tensor) -> Tensor:
+def _pow_constant_base(base: float, log2_base: float | None, exponent: Tensor) -> Tensor:
+    """MindSpore's float32 ``Pow(base, exponent)``; ``log2_base`` is ``log2_constant(base)``."""
     if exponent.device.type == "mps":
         return torch.pow(base, exponent)
-    return torch.pow(base, exponent.double()).float()
+    if log2_base is None:  # a base that float32 rounds to 0 or inf
+        return powf(torch.full_like(exponent, base), exponent)
+    return exp2_of_product(exponent, log2_base)
 
 
-def _powf_scalar_exponent(base: Tensor, exponent: float) -> Tensor:
+def _pow_constant_exponent(base: Tensor, exponent: float) -> Tensor:
+    """MindSpore's float32 ``Pow(base, exponent)`` for a tensor ``base >= 0``."""
     if base.device.type == "mps":
         return torch.pow(base, exponent)
-    return torch.pow(base.double(), exponent).float()
+    return powf(base, exponent)
 
 
-def _is_integral(exponent: float) -> bool:
-    """nnacl's test for its integer-power path, on a Python float already rounded to float32."""
-    return abs(exponent - math.trunc(exponent)) <= _INTEGER_TOLERANCE
-
-
-def _binary_powers(base: float) -> tuple[float, ...]:
-    """``base ** (2 ** k)`` for k = 0, 1, ..., squared in float32 as nnacl squares it.
-
-    Stops early at a fixed point of squaring (0, 1 or inf): every higher power equals the last one.
-    """
-    powers = [base]
-    with np.errstate(over="ignore", under="ignore"):
-        while len(powers) < _INT32_BITS:
-            square = float(np.float32(powers[-1]) * np.float32(powers[-1]))
-            if square == powers[-1]:
-                break
-            powers.append(square)
-    return tuple(powers)
-
-
-def _power_by_squaring(powers: tuple[float, ...], exponent: Tensor) -> Tensor:
-    """nnacl's integer path for a constant base: ``base ** trunc(exponent)`` as float32 products.
-
-    ``powers`` comes from :func:`_binary_powers`. Branch-free: each bit of ``|trunc(exponent)|``
-    selects whether its power is multiplied in, in nnacl's order (multiplying by 1 is exact).
-    """
-    # C's (int) of a value past int32 is undefined; we saturate at the largest float32 below 2**31,
-    # which keeps huge exponents meaningful (the power under- or overflows as it should).
-    n = torch.clamp(torch.trunc(exponent).abs(), max=_INT32_MAX_FLOAT32).to(torch.int64)
-    result = torch.ones_like(exponent)
-    saturated = len(powers) < _INT32_BITS
-    for k, power in enumerate(powers):
-        if saturated and k == len(powers) - 1:
-            selected = n >= (1 << k)  # all higher powers equal this fixed point
-        else:
-            selected = torch.bitwise_and(n, 1 << k) != 0
-        result = torch.where(selected, result * power, result)
-    return torch.where(exponent >= 0, result, 1.0 / result)
-
-
-def _ms_pow_constant_base(base: float, powers: tuple[float, ...], exponent: Tensor) -> Tensor:
-    """MindSpore's float32 ``Pow(base, exponent)`` for a constant base and a tensor exponent."""
-    integral = (exponent - torch.trunc(exponent)).abs() <= _INTEGER_TOLERANCE
-    return torch.where(
-        integral, _power_by_squaring(powers, exponent), _powf_scalar_base(base, exponent)
-    )
-
-
-def _ms_pow_constant_exponent(base: Tensor, exponent: float) -> Tensor:
-    """MindSpore's float32 ``Pow(base, exponent)`` for a tensor base and a constant exponent."""
-    if not _is_integral(exponent):
-        return _powf_scalar_exponent(base, exponent)
-    n = abs(math.trunc(exponent))
-    result = torch.ones_like(base)
-    square = base
-    while n:
-        if n & 1:
-            result = result * square
-        n >>= 1
-        if n:
-            square = square * square
-    return result if exponent >= 0 else 1.0 / result
-
-
-_E_POWERS = _binary_powers(_E)
+_LOG2_E = log2_constant(_E)
+assert _LOG2_E is not None
 
 
 def as_step_tensor(global_step: int | Tensor, *, api: str = "LearningRateSchedule") -> Tensor:
@@ -366,7 +301,7 @@ class ExponentialDecayLR(LearningRateSchedule):
             is_stair=is_stair,
             _lr32=_f32(learning_rate),
             _rate32=_f32(decay_rate),
-            _rate_powers=_binary_powers(_f32(decay_rate)),
+            _rate_log2=log2_constant(_f32(decay_rate)),
             _steps32=_f32(decay_steps),
         )
 
@@ -374,9 +309,8 @@ class ExponentialDecayLR(LearningRateSchedule):
         """The learning rate at ``global_step``."""
         p = global_step.to(torch.float32) / self._steps32
         if self.is_stair:
-            # the exponent is always an integer: only nnacl's binary-powering path can run
-            return self._lr32 * _power_by_squaring(self._rate_powers, torch.floor(p))
-        return self._lr32 * _ms_pow_constant_base(self._rate32, self._rate_powers, p)
+            p = torch.floor(p)
+        return self._lr32 * _pow_constant_base(self._rate32, self._rate_log2, p)
 
 
 class NaturalExpDecayLR(LearningRateSchedule):
@@ -442,7 +376,7 @@ class NaturalExpDecayLR(LearningRateSchedule):
         if self.is_stair:
             p = torch.floor(p / self._steps32) * self._steps32
         exponent = self._neg_rate32 * p
-        return self._lr32 * _ms_pow_constant_base(_E, _E_POWERS, exponent)
+        return self._lr32 * _pow_constant_base(_E, _LOG2_E, exponent)
 
 
 class InverseDecayLR(LearningRateSchedule):
@@ -500,8 +434,9 @@ class InverseDecayLR(LearningRateSchedule):
         if self.is_stair:
             p = torch.floor(p)
         denominator = 1.0 + self._rate32 * p
-        # a true division: torch's ``float / tensor`` is ``reciprocal(tensor) * float``
-        return torch.full_like(denominator, self._lr32) / denominator
+        # MindSpore's ``float / Tensor`` is ``Tensor.reciprocal() * float``: two roundings (the
+        # reciprocal as an IEEE division: torch's ``reciprocal`` is not exact on every device)
+        return torch.full_like(denominator, 1.0) / denominator * self._lr32
 
 
 class CosineDecayLR(LearningRateSchedule):
@@ -655,7 +590,7 @@ class PolynomialDecayLR(LearningRateSchedule):
             p = step / horizon
         else:
             p = torch.clamp(step, max=self._steps32) / self._steps32
-        return self._diff32 * _ms_pow_constant_exponent(1.0 - p, self._power32) + self._end32
+        return self._diff32 * _pow_constant_exponent(1.0 - p, self._power32) + self._end32
 
 
 class WarmUpLR(LearningRateSchedule):
