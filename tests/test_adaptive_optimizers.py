@@ -787,3 +787,16 @@ def test_ftrl_add_param_group_rejects_an_lr_and_accepts_a_plain_group():
     assert [name for name, _ in params] == list(opt.parameter_names)
     opt(gradients(params, 0))
     assert torch.equal(opt.state[params[5][1]]["moments"] > 0.1, torch.ones(7, dtype=torch.bool))
+
+
+def test_asgd_eta_uses_c_powf_like_mindspore():
+    """MindSpore 2.10's ``eta`` after steps 293-295 of ``nn.ASGD([w], 0.3, lambd=0.5, alpha=0.75,
+    t0=1.0)``: at step 294 ``powf`` is one ulp from the correctly rounded power, and so is eta."""
+    param = torch.nn.Parameter(torch.ones(3))
+    opt = ASGD([param], learning_rate=0.3, lambd=0.5, alpha=0.75, t0=1.0)
+    recorded = {293: 0.01728120446205139, 294: 0.017238076776266098, 295: 0.01719520427286625}
+    for step in range(1, 296):
+        param.grad = torch.full((3,), 1e-3)
+        opt.step()
+        if step in recorded:
+            assert opt.state[param]["eta"].item() == recorded[step], step

@@ -35,12 +35,16 @@ def _inputs(kind: str, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np
         return np.exp(rng.uniform(-87, 88, n)), rng.uniform(-3, 3, n)
     if kind == "integer":
         return rng.uniform(0.25, 4, n), rng.integers(-120, 120, n)
+    if kind == "negative":  # integer and fractional exponents
+        exponents = rng.integers(-40, 40, n).astype(np.float64)
+        exponents[::2] += rng.uniform(-1, 1, n // 2)
+        return -rng.uniform(0.1, 3, n), exponents
     if kind == "subnormal":
         return rng.uniform(1, 2**23, n) * 2.0**-149, rng.uniform(-1, 1, n)
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["decay", "wide", "integer", "subnormal"])
+@pytest.mark.parametrize("kind", ["decay", "wide", "integer", "negative", "subnormal"])
 def test_tensor_base_matches_the_c_library(kind):
     bases, exponents = (
         a.astype(np.float32) for a in _inputs(kind, np.random.default_rng(len(kind)), 20_000)

@@ -151,12 +151,12 @@ def _exp2_of_product(y: Tensor, log2_x: Tensor | float) -> Tensor:
 
 
 def powf(x: Tensor | float, y: Tensor | float) -> Tensor:
-    """``x ** y`` in float32 exactly as glibc's ``powf``, for ``x >= 0`` (a tensor or a float).
+    """``x ** y`` in float32 exactly as glibc's ``powf`` (each of them a tensor or a float).
 
     One of ``x``, ``y`` is a float32 tensor (the result takes its shape and device), the other a
     tensor or a Python float (rounded to float32 first). Special values follow C: ``x ** 0 = 1``,
-    ``1 ** y = 1``, ``0 ** y`` is 0 (``y > 0``) or inf (``y < 0``), NaN in, NaN out. A negative
-    ``x`` is not supported (no schedule takes one).
+    ``1 ** y = 1``, ``0 ** y`` is 0 (``y > 0``) or inf (``y < 0``), NaN in, NaN out, a negative
+    ``x`` gives NaN unless ``y`` is an integer (then the sign of ``(-1) ** y``).
 
     Example:
         >>> import torch
@@ -169,9 +169,15 @@ def powf(x: Tensor | float, y: Tensor | float) -> Tensor:
     y = y.float() if isinstance(y, Tensor) else torch.tensor(y, dtype=torch.float32)
     x, y = x.to(like.device), y.to(like.device)
     x, y = torch.broadcast_tensors(x, y)
-    positive = torch.where(x > 0, x, 1.0)  # zeros and NaNs are replaced below
+    magnitude = x.abs()
+    positive = torch.where(magnitude > 0, magnitude, 1.0)  # zeros and NaNs are replaced below
     power = _exp2_of_product(y, powf_log2(torch.where(torch.isinf(positive), 1.0, positive)))
     power = torch.where(torch.isinf(x), torch.where(y > 0, torch.inf, 0.0), power)
+    # A negative base: NaN unless y is an integer, negated for an odd one.
+    integer = y == torch.trunc(y)
+    odd = integer & (torch.fmod(y, 2.0) != 0)
+    signed = torch.where(odd, -power, torch.where(integer, power, torch.nan))
+    power = torch.where(x < 0, signed, power)
     power = torch.where(x == 0, torch.where(y > 0, 0.0, torch.inf), power)
     power = torch.where(torch.isnan(x) | torch.isnan(y), torch.nan, power)
     return torch.where((y == 0) | (x == 1), 1.0, power)

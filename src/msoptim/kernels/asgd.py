@@ -7,9 +7,8 @@
     mu  = 1 / max(1, t - t0)
 
 MindSpore writes this with float32 tensor ops (one rounding each; float16/bfloat16 parameters are
-computed in float32 and cast back, ``ax`` is accumulated in its own dtype); the power is correctly
-rounded (computed in float64 and rounded once), which matches the MindSpore 2.10 CPU recordings bit
-for bit. Both branches are tensor ops (``torch.where``), so a step has no host synchronisation.
+computed in float32 and cast back, ``ax`` is accumulated in its own dtype); the power is C
+``powf``, as MindSpore's ``Pow`` kernel computes it (:mod:`msoptim._powf`). Both branches are tensor ops (``torch.where``), so a step has no host synchronisation.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim._powf import powf
 from msoptim.kernels._exact import exact_reciprocal, float32_constant
 from msoptim.kernels._fused import fused_apply
 
@@ -34,7 +34,7 @@ def _schedules(
     """This step's new ``eta`` and ``mu`` (the same for every parameter of a group)."""
     t = step.to(lr.dtype)
     base = (lr * lambd) * t + 1.0
-    eta = lr / torch.pow(base.double(), alpha).to(lr.dtype)
+    eta = lr / powf(base, alpha)
     mu = exact_reciprocal(torch.clamp_min(t - t0, 1.0))
     return eta, mu
 

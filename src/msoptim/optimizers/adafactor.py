@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from msoptim._powf import powf
 from msoptim._validate import (
     check_bool,
     check_float_in_range,
@@ -69,9 +70,8 @@ def _relative_step_size(step: Tensor, warmup_init: bool) -> Tensor:
 
 
 def _beta2t(step: Tensor, decay_rate: float) -> Tensor:
-    """``1 - step ** -decay_rate`` (float32; the power is rounded once from float64)."""
-    power = torch.pow(step.to(torch.float64), _f32(-decay_rate)).to(torch.float32)
-    return 1.0 - power
+    """``1 - step ** -decay_rate`` (float32; the power is C ``powf``, as MindSpore's ``Pow``)."""
+    return 1.0 - powf(step.to(torch.float32), _f32(-decay_rate))
 
 
 def _check_kernel_arguments(group: dict[str, Any]) -> None:
