@@ -932,11 +932,12 @@ GROUP_INDEX = r"(param_groups\s*\[\s*{i}\s*\]|groups?\s*(\[\s*{i}\s*\]|#?\s*{i}\
 def offending_tokens(groups: Sequence[Mapping]) -> list[str]:
     """Keys or parameter names a good message could name instead of the group index."""
     tokens = []
-    grouped = [n for g in groups for n in g.get("params", ()) if isinstance(n, str)]
+    groups = [group for group in groups if isinstance(group, Mapping)]
+    grouped = [n for g in groups for n in _names(g.get("params"))]
     for group in groups:
         tokens += [key for key in group if key not in GROUP_KEYS]
         if "order_params" in group:
-            order = [n for n in group["order_params"] if isinstance(n, str)]
+            order = _names(group["order_params"])
             tokens += [n for n in order if n not in grouped] + [
                 n for n in grouped if n not in order
             ]
@@ -948,6 +949,11 @@ def offending_tokens(groups: Sequence[Mapping]) -> list[str]:
     return tokens
 
 
+def _names(value: Any) -> list[str]:
+    """The parameter names in a recorded 'params' / 'order_params' value (which may be anything)."""
+    return [n for n in value if isinstance(n, str)] if isinstance(value, list) else []
+
+
 def check_group_message(groups: Sequence[Mapping], message: str, *, what: str) -> None:
     """Better than MindSpore: the message names the group index or the offending key/parameter."""
     if not groups:
@@ -955,7 +961,13 @@ def check_group_message(groups: Sequence[Mapping], message: str, *, what: str) -
             f"{what}: message does not say the list is empty: {message}"
         )
         return
-    unknown = [key for group in groups for key in group if key not in GROUP_KEYS]
+    unknown = [
+        key
+        for group in groups
+        if isinstance(group, Mapping)
+        for key in group
+        if key not in GROUP_KEYS
+    ]
     for key in unknown:
         assert key in message, f"{what}: message does not name the unknown key {key!r}: {message}"
         close = difflib.get_close_matches(key, GROUP_KEYS, n=1)
@@ -972,7 +984,12 @@ def check_group_error(case: Mapping) -> None:
     params = make_params(standard_param_specs())
 
     def construct() -> Any:
-        groups = [build_group(group, params) for group in case["groups"]]
+        # A recorded element that is not a dict (a name, None, a number) is passed as it is, a
+        # name as its parameter, as the recorder passed it to MindSpore.
+        groups = [
+            build_group(group, params) if isinstance(group, Mapping) else param_item(group, params)
+            for group in case["groups"]
+        ]
         return msoptim.Momentum(groups, learning_rate=0.1, momentum=0.9)
 
     if case.get("error") is None:

@@ -486,12 +486,6 @@ GROUP_CASES = [
         r"param_groups\[0\]\['lr'\] must be a flat list.*shape \(1, 2\)",
     ),
     (
-        "lr-empty-list",
-        groups(g("fc.weight", lr=[])),
-        ValueError,
-        r"param_groups\[0\]\['lr'\] must not be an empty list",
-    ),
-    (
         "lr-table-with-nan",
         groups(g("fc.weight", lr=[0.1, NAN])),
         ValueError,
@@ -538,12 +532,6 @@ GROUP_CASES = [
         groups(g("fc.weight", lr=torch.tensor(NAN))),
         ValueError,
         r"param_groups\[0\]\['lr'\] must hold a finite value",
-    ),
-    (
-        "lr-negative-tensor",
-        groups(g("fc.weight", lr=torch.tensor(-0.1))),
-        ValueError,
-        r"param_groups\[0\]\['lr'\] must hold a finite value >= 0",
     ),
     (
         "lr-meta-tensor",
@@ -680,9 +668,6 @@ LR_CASES = [
     ("object", object(), TypeError, r"'learning_rate' must be a float"),
     ("dict", {"lr": 0.1}, TypeError, r"'learning_rate'.*got a dict"),
     ("schedule-class", msoptim.CosineDecayLR, TypeError, r"'learning_rate' must be a float"),
-    ("nested-list", [[0.1], [0.2]], TypeError, r"'learning_rate' must be a flat list"),
-    ("empty-list", [], ValueError, r"'learning_rate' must not be an empty list"),
-    ("empty-tuple", (), ValueError, r"'learning_rate' must not be an empty list"),
     ("list-with-inf", [0.1, INF], ValueError, r"'learning_rate'.*entry 1 is inf"),
     (
         "list-with-None",
@@ -709,7 +694,6 @@ LR_CASES = [
         ValueError,
         r"'learning_rate' must hold a finite value",
     ),
-    ("tensor-negative", torch.tensor(-1.0), ValueError, r"'learning_rate' must hold a finite"),
     ("tensor-2d", torch.ones(2, 3), ValueError, r"'learning_rate' must be a 0-d tensor"),
     (
         "tensor-bool-table",
@@ -1226,7 +1210,7 @@ _on(
     "step-past-the-table",
     lambda ctx: ctx.opt(grads_for(ctx.params)),
     LearningRateTableExhaustedError,
-    r"table of 3 values, valid for global_step 0\.\.2, but global_step is 3",
+    r"table of 3 values \(valid for global_step 0\.\.2\), but global_step is 3",
 )
 _on(
     _exhausted,
@@ -1681,7 +1665,6 @@ LR_FUNCTION_CASES = [
         r"'milestone' must be a list or tuple",
     ),
     ("piecewise_constant_lr", "lengths", ([2, 5], [0.1]), ValueError, r"'learning_rates'.*2 entr"),
-    ("piecewise_constant_lr", "empty", ([], []), ValueError, r"'milestone' must be non-empty"),
     ("piecewise_constant_lr", "zero", ([0, 2], [0.1, 0.2]), ValueError, r"'milestone\[0\]'"),
     ("piecewise_constant_lr", "float", ([2.0], [0.1]), TypeError, r"'milestone\[0\]' must be"),
     ("piecewise_constant_lr", "bool", ([2, True], [0.1, 0.2]), TypeError, r"'milestone\[1\]'"),
@@ -2147,6 +2130,35 @@ def test_none_gradients_skip_the_parameter_for_that_step() -> None:
     assert not torch.equal(params[3][1], named_params()[3][1])
 
 
+@pytest.mark.parametrize(
+    ("desc", "lr", "group_lr", "error"),
+    [
+        ("nested list", [[0.1], [0.2]], None, ValueError),
+        ("empty list", [], None, RuntimeError),
+        ("empty tuple", (), None, RuntimeError),
+        ("empty 1-D tensor", torch.zeros(0), None, RuntimeError),
+        ("empty group list", 0.1, [], RuntimeError),
+    ],
+)
+def test_tables_mindspore_accepts_but_cannot_step_warn_then_the_first_step_raises(
+    desc, lr, group_lr, error
+) -> None:
+    """MindSpore accepts these at construction and fails at step 1 (``ValueError`` "not
+    callable"; ``RuntimeError`` from its ``Gather``). msoptim: a warning now, that error at the
+    first step and from ``get_lr()``, before anything changes."""
+    params = named_params()
+    spec = params if group_lr is None else [{"params": params, "lr": group_lr}]
+    with pytest.warns(UserWarning, match="first step raises"):
+        opt = msoptim.Momentum(spec, lr, 0.9)
+    before = [p.detach().clone() for _, p in params]
+    with pytest.raises(error, match="Nothing was updated"):
+        opt(grads_for(params))
+    with pytest.raises(error):
+        opt.get_lr()
+    assert all(torch.equal(p, b) for (_, p), b in zip(params, before))
+    assert int(opt.global_step) == 0
+
+
 def test_disjoint_views_of_one_buffer_are_accepted() -> None:
     """Contiguous-memory parameters (views of one flat buffer that do not overlap) are fine."""
     flat = torch.zeros(10)
@@ -2169,6 +2181,15 @@ def test_disjoint_views_of_one_buffer_are_accepted() -> None:
         ("int tensor table", lambda p: msoptim.Momentum(p, torch.tensor([1, 0]), 0.9)),
         ("one-entry table (warns)", lambda p: msoptim.Momentum(p, [0.1], 0.9)),
         ("SGD int momentum", lambda p: msoptim.SGD(p, momentum=1)),
+        (
+            "SGD bool momentum and dampening",
+            lambda p: msoptim.SGD(p, momentum=True, dampening=False),
+        ),
+        ("negative 0-d tensor lr", lambda p: msoptim.Momentum(p, torch.tensor(-0.1), 0.9)),
+        (
+            "negative 0-d tensor group lr",
+            lambda p: msoptim.Momentum([{"params": p, "lr": torch.tensor(-0.1)}], 0.1, 0.9),
+        ),
         ("ASGD t0=inf", lambda p: msoptim.ASGD(p, t0=INF)),
         ("AdaFactor beta1=None", lambda p: msoptim.AdaFactor(p, beta1=None)),
         (

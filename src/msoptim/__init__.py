@@ -15,6 +15,8 @@ from msoptim.checkpoint import (
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
+    NotAParameterError,
+    OrderParamsStringError,
     UnknownGroupKeyError,
     UnsupportedLrKindError,
 )
@@ -81,7 +83,9 @@ __all__ = [
     "LearningRateTableExhaustedError",
     "Momentum",
     "NaturalExpDecayLR",
+    "NotAParameterError",
     "Optimizer",
+    "OrderParamsStringError",
     "PolynomialDecayLR",
     "ProximalAdagrad",
     "RMSProp",

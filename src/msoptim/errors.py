@@ -8,6 +8,8 @@ from __future__ import annotations
 __all__ = [
     "DuplicateParameterError",
     "LearningRateTableExhaustedError",
+    "NotAParameterError",
+    "OrderParamsStringError",
     "UnknownGroupKeyError",
     "UnsupportedLrKindError",
 ]
@@ -25,6 +27,22 @@ class DuplicateParameterError(ValueError, RuntimeError):
     """A parameter appears twice (in one group, in two groups, or as two views of one storage).
 
     MindSpore raises ``RuntimeError`` for a parameter set twice; a bad argument is a ``ValueError``.
+    """
+
+
+class NotAParameterError(TypeError, AttributeError):
+    """An ``order_params`` entry that is not a parameter (a name, a plain tensor).
+
+    MindSpore raises ``AttributeError`` (it reads the entry's ``.name``); a wrong type is a
+    ``TypeError``. This class is both.
+    """
+
+
+class OrderParamsStringError(TypeError, ValueError):
+    """``order_params`` given as a string.
+
+    MindSpore iterates its characters and fails its length check (``ValueError``); a string where
+    a list belongs is a ``TypeError``. This class is both.
     """
 
 

@@ -18,7 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import describe
-from msoptim.errors import DuplicateParameterError, UnknownGroupKeyError
+from msoptim.errors import (
+    DuplicateParameterError,
+    NotAParameterError,
+    OrderParamsStringError,
+    UnknownGroupKeyError,
+)
 from msoptim.lr_sources import LrSpec, parse_lr, parse_weight_decay
 from msoptim.params import is_named_param, trainable_params
 
@@ -50,25 +55,40 @@ class ResolvedParams:
     ordered: bool
 
 
+# MindSpore validates groups in passes; with several problems, the first pass that finds one
+# decides the exception type (each pass goes through the groups in order):
+STRUCTURE = 1  # keys, then the 'params' list or the 'order_params' dict, group by group
+LR = 2  # each group's lr
+VALUES = 3  # each group's weight_decay and grad_centralization, then duplicates
+ORDER = 4  # 'order_params' against the grouped parameters
+
+
 class _Problems:
-    """Collects violations; raises one exception of the first violation's type listing them all."""
+    """Collects violations; raises one exception listing them all, of the type MindSpore raises
+    (the first violation in MindSpore's order of checks: pass, then group, then as found)."""
 
     def __init__(self, api: str) -> None:
         self.api = api
-        self.items: list[tuple[type[Exception], str]] = []
+        self.items: list[tuple[tuple[int, int, int], type[Exception], str]] = []
+        self.stage, self.group = STRUCTURE, -1
+
+    def focus(self, stage: int, group: int = -1) -> None:
+        """Problems added from now on belong to this pass and group."""
+        self.stage, self.group = stage, group
 
     def add(self, kind: type[Exception], message: str) -> None:
-        self.items.append((kind, message))
+        self.items.append(((self.stage, self.group, len(self.items)), kind, message))
 
     def raise_if_any(self) -> None:
         if not self.items:
             return
-        kind = self.items[0][0]
-        if len(self.items) == 1:
-            message = f"{self.api}: {self.items[0][1]}"
+        ordered = sorted(self.items, key=lambda item: item[0])
+        kind = ordered[0][1]
+        if len(ordered) == 1:
+            message = f"{self.api}: {ordered[0][2]}"
         else:
-            lines = "\n".join(f"  - {text}" for _, text in self.items)
-            message = f"{self.api}: {len(self.items)} problems in 'params':\n{lines}"
+            lines = "\n".join(f"  - {text}" for _, _, text in ordered)
+            message = f"{self.api}: {len(ordered)} problems in 'params':\n{lines}"
         raise kind(message)
 
 
@@ -114,7 +134,11 @@ def _materialize(
 
 
 def _check_parameters(
-    items: list[Any], where: str, problems: _Problems, names: dict[int, str]
+    items: list[Any],
+    where: str,
+    problems: _Problems,
+    names: dict[int, str],
+    not_a_parameter: type[Exception] = TypeError,
 ) -> list[nn.Parameter]:
     """Each item is a Parameter or (name, Parameter) that requires grad; records given names."""
     params: list[nn.Parameter] = []
@@ -130,7 +154,7 @@ def _check_parameters(
                 else "Pass torch.nn.Parameter objects or (name, Parameter) pairs."
             )
             problems.add(
-                TypeError,
+                not_a_parameter,
                 f"{where}[{position}] must be a torch.nn.Parameter, but got "
                 f"{_describe_item(tensor)}. {fix}",
             )
@@ -227,10 +251,12 @@ def _resolve_group(
         return None
     resolved = ResolvedGroup(index, _check_parameters(items, f"{where}['params']", problems, names))
     if "lr" in group:
+        problems.focus(LR, index)
         try:
             resolved.lr = parse_lr(group["lr"], where=f"{where}['lr']", api=api)
         except (TypeError, ValueError) as error:
             problems.add(type(error), _strip_api(str(error), api))
+    problems.focus(VALUES, index)
     if "weight_decay" in group:
         try:
             resolved.weight_decay = parse_weight_decay(
@@ -246,6 +272,7 @@ def _resolve_group(
                 f"{where}['grad_centralization'] must be a bool, but got {describe(flag)}.",
             )
         resolved.grad_centralization = flag
+    problems.focus(STRUCTURE, index)
     for key, expected in echo_keys.items():
         if key in group:
             resolved.extra[key] = group[key]
@@ -277,7 +304,10 @@ def _resolve_order(
     index: int, group: Mapping[str, Any], problems: _Problems, names: dict[int, str]
 ) -> list[nn.Parameter] | None:
     where = f"param_groups[{index}]"
-    others = [key for key in group if key != "order_params"]
+    unknown = [key for key in group if key not in GROUP_KEYS]
+    for key in unknown:
+        problems.add(UnknownGroupKeyError, _unknown_key_message(key, where, GROUP_KEYS))
+    others = [key for key in group if key != "order_params" and key not in unknown]
     if others:
         problems.add(
             ValueError,
@@ -285,18 +315,27 @@ def _resolve_order(
             "only that key. Move the other keys to a group with 'params'.",
         )
     value = group["order_params"]
-    if isinstance(value, (Tensor, str)) or not isinstance(value, Iterable):
+    if isinstance(value, str):
+        problems.focus(ORDER, index)  # MindSpore reads the characters, then fails on the length
+        problems.add(
+            OrderParamsStringError,
+            f"{where}['order_params'] must be a list of parameters, but got {describe(value)}.",
+        )
+        return None
+    if isinstance(value, Tensor) or not isinstance(value, Iterable):
         problems.add(
             TypeError,
             f"{where}['order_params'] must be a list of parameters, but got {describe(value)}.",
         )
         return None
-    return _check_parameters(list(value), f"{where}['order_params']", problems, names)
+    where = f"{where}['order_params']"
+    return _check_parameters(list(value), where, problems, names, NotAParameterError)
 
 
 def _check_unique(groups: list[ResolvedGroup], names: dict[int, str], problems: _Problems) -> None:
     seen: dict[int, int] = {}
     for group in groups:
+        problems.focus(VALUES, group.index)
         for param in group.params:
             first = seen.get(id(param))
             label = _param_label(param, names.get(id(param)))
@@ -315,6 +354,7 @@ def _check_unique(groups: list[ResolvedGroup], names: dict[int, str], problems: 
                 )
     by_name: dict[str, int] = {}
     for group in groups:
+        problems.focus(VALUES, group.index)
         for param in group.params:
             name = names.get(id(param))
             if name is None:
@@ -454,10 +494,14 @@ def resolve_params(
     assert items is not None
     kinds = {isinstance(item, Mapping) for item in items}
     if len(kinds) > 1:
+        first_dict = next(i for i, item in enumerate(items) if isinstance(item, Mapping))
+        other = next(i for i, item in enumerate(items) if not isinstance(item, Mapping))
         problems.add(
             TypeError,
             "'params' must be all parameters (or (name, Parameter) pairs) or all group dicts, not "
-            "a mix. Put loose parameters in a group dict of their own.",
+            f"a mix: param_groups[{other}] is {_describe_item(items[other])} but "
+            f"param_groups[{first_dict}] is a group dict. Put loose parameters in a group dict of "
+            "their own.",
         )
         problems.raise_if_any()
     if not kinds.pop():
@@ -471,19 +515,23 @@ def resolve_params(
     order: list[nn.Parameter] | None = None
     order_index = -1
     for index, group in enumerate(items):
+        problems.focus(STRUCTURE, index)
         if "order_params" in group:
             if order is not None:
+                problems.focus(ORDER, index)  # our rule (MindSpore takes the last): checked last
                 problems.add(
                     ValueError,
                     f"param_groups[{index}] is a second 'order_params' dict (the first is "
                     f"param_groups[{order_index}]). Give one order.",
                 )
+            problems.focus(STRUCTURE, index)
             order = _resolve_order(index, group, problems, names)
             order_index = index
             continue
         resolved = _resolve_group(index, group, problems, names, echo_keys, api)
         if resolved is not None:
             groups.append(resolved)
+    problems.focus(STRUCTURE)
     if not groups and not problems.items:
         problems.add(ValueError, "'params' holds no group with 'params'. Add at least one group.")
     _check_unique(groups, names, problems)
@@ -491,6 +539,7 @@ def resolve_params(
     flat = [param for group in groups for param in group.params]
     ordered = bool(order)
     if order:
+        problems.focus(ORDER, order_index)
         flat = _apply_order(order_index, order, groups, names, problems)
         problems.raise_if_any()
     return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered)

@@ -34,6 +34,8 @@ class LrSpec:
     kind: LrKind
     value: Any
     where: str
+    #: Why a table MindSpore accepts at construction cannot serve any step (raised at the first).
+    unusable: str | None = None
 
     @property
     def table_length(self) -> int:
@@ -47,9 +49,11 @@ class TableLR(LearningRateSchedule):
     the gather never runs past the end.
     """
 
-    def __init__(self, table: Tensor) -> None:
+    def __init__(self, table: Tensor, unusable: str | None = None) -> None:
         super().__init__()
         self.register_buffer("learning_rate", table, persistent=True)
+        #: Set for a nested list: the error the first step (or ``get_lr()``) raises.
+        self.unusable = unusable
 
     def __len__(self) -> int:
         return self.learning_rate.shape[0]
@@ -115,26 +119,37 @@ def _static_from_tensor(value: Tensor, where: str, api: str) -> LrSpec:
             f"{api}: {_label(where)} must be a real-valued tensor, but got dtype {value.dtype}. "
             "Pass a float32 tensor."
         )
+    # Like MindSpore, no sign check for a tensor (a negative value ascends, as in a table).
     number = float(value.detach().to("cpu", torch.float64))
-    if not math.isfinite(number) or number < 0:
+    if not math.isfinite(number):
         raise ValueError(
-            f"{api}: {_label(where)} must hold a finite value >= 0, but got tensor({number}). "
-            "A negative or non-finite learning rate cannot train."
+            f"{api}: {_label(where)} must hold a finite value, but got tensor({number}). "
+            "A non-finite learning rate cannot train."
         )
     return LrSpec("static", value, where)
 
 
 def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
+    # MindSpore accepts an empty list, and a nested one as the optimizer's learning_rate (not as a
+    # group's), at construction and fails at the first step; so do we (with a warning now, and
+    # before anything changes then).
     if values.ndim != 1:
-        raise TypeError(
-            f"{api}: {_label(where)} must be a flat list of floats (one lr per step), but got a nested "
-            f"list of shape {values.shape}. Flatten it, or give each group its own 'lr'."
+        message = (
+            f"{api}: {_label(where)} must be a flat list of floats (one lr per step), but got a "
+            f"nested list of shape {values.shape}. Flatten it, or give each group its own 'lr'."
         )
+        if where.startswith("param_groups"):
+            raise TypeError(message)
+        warnings.warn(f"{message} (MindSpore accepts it here; the first step raises.)", stacklevel=4)
+        return LrSpec("table", np.zeros(0, np.float32), where, unusable=message)
     if values.size == 0:
-        raise ValueError(
-            f"{api}: {_label(where)} must not be an empty list. Give one learning rate per step, e.g. "
-            "from msoptim.cosine_decay_lr(...)."
+        warnings.warn(
+            f"{api}: {_label(where)} is an empty list: no step has a learning rate, so the first step "
+            "raises (as in MindSpore). Give one learning rate per step, e.g. from "
+            "msoptim.cosine_decay_lr(...).",
+            stacklevel=4,
         )
+        return LrSpec("table", values.astype(np.float32), where)
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
@@ -186,8 +201,13 @@ def parse_lr(value: Any, *, where: str, api: str) -> LrSpec:
         The parsed :class:`LrSpec`.
 
     Raises:
-        TypeError: for a kind MindSpore does not accept (dicts, 0-d numpy arrays, nested lists, ...).
-        ValueError: for a negative or non-finite static lr, an empty table, a string, a 2-D tensor.
+        TypeError: for a kind MindSpore does not accept (dicts, 0-d numpy arrays, a group's nested
+            list, ...).
+        ValueError: for a negative float or a non-finite static lr, a string, a 2-D tensor.
+
+    An empty list, and a nested one as the optimizer's ``learning_rate``, are accepted with a
+    warning, as MindSpore accepts them; the first step raises (``ValueError``, or for the empty
+    table ``LearningRateTableExhaustedError``).
     """
     if isinstance(value, LearningRateSchedule):
         return LrSpec("schedule", value, where)

@@ -280,7 +280,9 @@ class Optimizer(torch.optim.Optimizer):
             return lr, None
         if spec.kind == "table":
             table = torch.as_tensor(spec.value, dtype=torch.float32, device=self._device)
-            source: nn.Module = TableLR(table)
+            source: nn.Module = TableLR(table, spec.unusable)
+            if not len(table):  # no step can use it: the first one raises (_check_tables)
+                return torch.zeros((), device=self._device), source
         else:
             source = spec.value.to(self._device)
         first = self._first_value(spec.where, source, "learning rate")
@@ -784,15 +786,18 @@ class Optimizer(torch.optim.Optimizer):
         """Past the end of a dynamic lr table: raise before anything changes (host-side count)."""
         for index, group in enumerate(self.param_groups):
             source = group["lr_schedule"]
+            if isinstance(source, TableLR) and source.unusable:
+                raise ValueError(f"{source.unusable} Nothing was updated.")
             if isinstance(source, TableLR) and self._host_step >= len(source):
                 where = (
                     "learning_rate"
                     if group["lr_name"] == "learning_rate"
                     else (f"the 'lr' of param_groups[{group['lr_name'].rsplit('_', 1)[-1]}]")
                 )
+                valid = f"valid for global_step 0..{len(source) - 1}" if len(source) else "empty"
                 raise LearningRateTableExhaustedError(
                     f"{self._api}: the dynamic learning rate ({where}) is a table of "
-                    f"{len(source)} values, valid for global_step 0..{len(source) - 1}, but "
+                    f"{len(source)} values ({valid}), but "
                     f"global_step is {self._host_step} (param_groups[{index}]). Nothing was updated. "
                     "Build the table for the whole run (total_step = epochs * steps_per_epoch), or "
                     "stop training here."

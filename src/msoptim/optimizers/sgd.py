@@ -18,8 +18,8 @@ __all__ = ["SGD"]
 
 
 def _check_momentum_like(value: Any, name: str) -> float:
-    # MindSpore's SGD converts an int to float, then wants a float >= 0.
-    if isinstance(value, int) and not isinstance(value, bool):
+    # MindSpore's SGD converts an int (a bool too) to float, then wants a float >= 0.
+    if isinstance(value, int):
         value = float(value)
     if not isinstance(value, float):
         fail("SGD", name, "a float >= 0", value, "Pass a Python float.", exc=TypeError)
