@@ -140,7 +140,9 @@ def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
         )
         if where.startswith("param_groups"):
             raise TypeError(message)
-        warnings.warn(f"{message} (MindSpore accepts it here; the first step raises.)", stacklevel=4)
+        warnings.warn(
+            f"{message} (MindSpore accepts it here; the first step raises.)", stacklevel=4
+        )
         return LrSpec("table", np.zeros(0, np.float32), where, unusable=message)
     if values.size == 0:
         warnings.warn(
