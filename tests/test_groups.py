@@ -265,3 +265,28 @@ def test_params_on_two_devices_are_rejected():
     b = nn.Parameter(torch.ones(2, device="meta"))
     with pytest.raises(ValueError, match=r"one device"):
         msoptim.Momentum([("a", a), ("b", b)], learning_rate=0.1, momentum=0.9)
+
+
+def _mixed_mistakes(p):
+    a, b = pairs(p, "conv.weight", "bn.gamma", "bn.beta"), pairs(p, "fc.weight", "fc.bias")
+    return [
+        # (groups, the type MindSpore 2.10 raised): several mistakes, the first pass decides
+        ([{"params": a, "weight_decay": None}, {"params": b, "foo": 1}], KeyError),
+        ([{"params": a, "lr": "x"}, {"params": [*b, torch.ones(3)]}], TypeError),
+        ([{"params": a, "weight_decay": -1.0}, {"params": b, "lr": None}], TypeError),
+        ([{"params": [*a, a[0]]}, {"params": b, "weight_decay": "x"}], RuntimeError),
+        ([{"params": a + b}, {"order_params": a + b, "grad_centralisation": True}], KeyError),
+        ([{"params": a + b}, {"order_params": ["conv.weight", *a[1:], *b]}], AttributeError),
+        ([{"params": a + b}, {"order_params": [torch.ones(3), *a[1:], *b]}], AttributeError),
+        ([{"params": a + b}, {"order_params": "conv.weight"}], ValueError),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_the_exception_type_is_mindspores_first_failing_check(index):
+    """Recorded from MindSpore 2.10 (tools/record_golden_errors.py): with mistakes in several
+    checks, MindSpore's pass order (keys and parameter lists, lrs, weight decays and duplicates,
+    order_params) decides the type; every mistake is still listed."""
+    groups, mindspore_type = _mixed_mistakes(make_params())[index]
+    with pytest.raises(mindspore_type):
+        msoptim.Momentum(groups, 0.1, 0.9)
