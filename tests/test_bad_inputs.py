@@ -633,16 +633,6 @@ GROUP_CASES = [
         r"param_groups\[1\]\['order_params'\] must be a list of parameters",
     ),
     (
-        "two-order-params",
-        groups(
-            g("fc.weight"),
-            lambda ctx: {"order_params": ctx.pairs("fc.weight")},
-            lambda ctx: {"order_params": ctx.pairs("fc.weight")},
-        ),
-        ValueError,
-        r"param_groups\[2\] is a second 'order_params' dict",
-    ),
-    (
         "only-order-params",
         groups(lambda ctx: {"order_params": ctx.pairs("fc.weight")}),
         ValueError,
@@ -2157,6 +2147,15 @@ def test_tables_mindspore_accepts_but_cannot_step_warn_then_the_first_step_raise
         opt.get_lr()
     assert all(torch.equal(p, b) for (_, p), b in zip(params, before))
     assert int(opt.global_step) == 0
+
+
+def test_the_last_of_two_order_params_dicts_wins_with_a_warning() -> None:
+    """MindSpore accepts two 'order_params' dicts and silently takes the last; msoptim warns."""
+    params = named_params()
+    groups = [{"params": params}, {"order_params": params}, {"order_params": params[::-1]}]
+    with pytest.warns(UserWarning, match=r"param_groups\[2\] is a second 'order_params' dict"):
+        opt = msoptim.Momentum(groups, 0.1, 0.9)
+    assert opt.parameter_names == tuple(name for name, _ in params[::-1])
 
 
 def test_disjoint_views_of_one_buffer_are_accepted() -> None:

@@ -10,6 +10,7 @@ the fix. Nothing is mutated before everything is valid.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -518,13 +519,12 @@ def resolve_params(
         problems.focus(STRUCTURE, index)
         if "order_params" in group:
             if order is not None:
-                problems.focus(ORDER, index)  # our rule (MindSpore takes the last): checked last
-                problems.add(
-                    ValueError,
-                    f"param_groups[{index}] is a second 'order_params' dict (the first is "
-                    f"param_groups[{order_index}]). Give one order.",
+                warnings.warn(
+                    f"{api}: param_groups[{index}] is a second 'order_params' dict (the first is "
+                    f"param_groups[{order_index}]); MindSpore uses the last one, and so does "
+                    "msoptim. Give one order.",
+                    stacklevel=3,
                 )
-            problems.focus(STRUCTURE, index)
             order = _resolve_order(index, group, problems, names)
             order_index = index
             continue
