@@ -717,6 +717,9 @@ class OptimizerReplay:
     def check_state(self, expected: Mapping[str, Mapping], *, what: str) -> None:
         state = self.opt.ms_state_dict()
         names = {k for k in state if k != "global_step" and not k.startswith("learning_rate")}
+        # MindSpore names a placeholder Parameter it creates without a name ``Parameter$<n>``
+        # (AdaFactor's scalar exp_avg with beta1 = 0): no state of the algorithm.
+        expected = {k: v for k, v in expected.items() if not re.fullmatch(r"Parameter\$\d+", k)}
         missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
         assert (missing, extra) == ([], []), self.what(
             f"{what}: state names missing {missing}, extra {extra}"
@@ -749,12 +752,12 @@ class OptimizerReplay:
         )
         params, state = before
         for name, param in self.params.items():
-            assert torch.equal(param.detach(), params[name]), self.what(
+            assert _unchanged(param.detach(), params[name]), self.what(
                 f"step {step} raised {type(exc).__name__} but changed {name}"
             )
         after = self.opt.ms_state_dict()
         for name, tensor in state.items():
-            assert torch.equal(after[name], tensor), self.what(
+            assert _unchanged(after[name], tensor), self.what(
                 f"step {step} raised but changed {name}"
             )
         self.check_params(record["params"], what=f"after failed step {step}")
@@ -796,6 +799,15 @@ class OptimizerReplay:
             )
         elif "lr_after_last" in case:
             self.check_lr(case["lr_after_last"], what="get_lr() after the last step")
+
+
+def _unchanged(now: torch.Tensor, before: torch.Tensor) -> bool:
+    """The same values, a NaN where there was a NaN (an earlier step may have made one)."""
+    if now.shape != before.shape or now.dtype != before.dtype:
+        return False
+    if not now.dtype.is_floating_point:
+        return torch.equal(now, before)
+    return bool(((now == before) | (now.isnan() & before.isnan())).all())
 
 
 def replay_styles(case: Mapping) -> tuple[str, ...]:

@@ -400,7 +400,8 @@ if triton is not None:
         if UPDATE_SLOTS:
             accum = _add(accum, _mul(g, g))
             _store(p2, offs, n, accum, MASKED)
-        step = _mul(_mul(g, lr), _div(tl.full(g.shape, 1.0, tl.float32), _sqrt(accum)))
+        root = _sqrt(_add(accum, 1e-08))  # the CPU kernel's hidden epsilon (float32 1e-8)
+        step = _mul(_mul(g, lr), _div(tl.full(g.shape, 1.0, tl.float32), root))
         _store(p0, offs, n, _sub(w, step), MASKED)
 
     @triton.jit
@@ -458,7 +459,10 @@ if triton is not None:
             w = tl.where(positive, _sub(w, moment), w)
         else:  # MindSpore's vector kernel: fused multiply-adds
             ms = tl.fma(tl.fma(g, g, -ms), rate, ms)
-            moment = tl.fma(moment, momentum, _div(_mul(g, lr), _sqrt(_add(ms, epsilon))))
+            # eps outside the root in its vector loop, inside in its scalar loop (the last n % 8)
+            tail = offs >= n - n % 8
+            root = tl.where(tail, _sqrt(_add(ms, epsilon)), _add(_sqrt(ms), epsilon))
+            moment = tl.fma(moment, momentum, _div(_mul(g, lr), root))
             w = _sub(w, moment)
         _store(p2, offs, n, ms, MASKED)
         _store(p3, offs, n, moment, MASKED)

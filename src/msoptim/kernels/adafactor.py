@@ -146,14 +146,6 @@ def _factored_direction(
     return torch.div(grad, scale, out=scale)
 
 
-def _read_second_moment(sq: Tensor, new: Tensor) -> Tensor:
-    """The second moment used for the update: the stored value (float16 under ``compression``)."""
-    if sq.dtype == new.dtype:
-        return new
-    # compression: read back the float16 copy; the floor keeps an underflowed 0 from dividing.
-    return torch.clamp(sq.to(new.dtype), min=FLOOR)
-
-
 def _finish(
     param: Tensor,
     direction: Tensor,
@@ -247,7 +239,9 @@ def adafactor_reference(
             sq = exp_avg_sqs[index]
             new = torch.clamp(sq.to(dtype) * beta2t + upd * one_minus_beta2t, min=FLOOR)
             sq.copy_(new)
-            direction = grad / exact_sqrt(_read_second_moment(sq, new))
+            # Under ``compression`` the float16 copy is only stored: this step divides by the
+            # float32 value (the CPU kernel does), the next one reads the copy back.
+            direction = grad / exact_sqrt(new)
         _finish(
             param,
             direction,
@@ -337,7 +331,7 @@ def adafactor_foreach(
             torch._foreach_clamp_min_(news, FLOOR)
             for sq, new in zip(sqs, news):
                 sq.copy_(new)
-            reads = [_read_second_moment(sq, new) for sq, new in zip(sqs, news)]
+            reads = news  # the float32 values, as in the reference
         quotients = torch._foreach_div([grads[i] for i in flat], [exact_sqrt(r) for r in reads])
         for i, quotient in zip(flat, quotients):
             directions[i] = quotient

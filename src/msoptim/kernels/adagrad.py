@@ -1,12 +1,15 @@
 """MindSpore ``ApplyAdagrad``: ``acc += g*g`` (if ``update_slots``); ``w -= lr * g / sqrt(acc)``.
 
-There is no epsilon. Op order of MindSpore's float32 CPU kernel: ``w - (lr * g) * (1 / sqrt(acc))``,
-one rounding per operation (matched bit for bit against the MindSpore 2.10 recordings, apart from a
-rare last-bit difference in MindSpore's own ``1/sqrt``).
+Op order of MindSpore's float32 CPU kernel: ``w - (g * lr) * (1 / sqrt(acc + 1e-8))``, one rounding
+per operation. The ``1e-8`` is the kernel's own (``nn.Adagrad`` has no epsilon argument and the
+stored ``acc`` does not include it): it keeps ``accum=0.0`` with a zero gradient finite, and moves
+an update only where ``acc`` is small. Matched bit for bit against MindSpore 2.10 recordings,
+including ``accum=0.0`` runs (``tools/record_golden_optim.py``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,7 +17,10 @@ from msoptim.kernels import _triton
 from msoptim.kernels._exact import exact_reciprocal, exact_sqrt, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
 
-__all__ = ["adagrad_foreach", "adagrad_fused", "adagrad_reference", "adagrad_update"]
+__all__ = ["EPSILON", "adagrad_foreach", "adagrad_fused", "adagrad_reference", "adagrad_update"]
+
+#: The CPU kernel's hidden ``1e-8`` under the square root, as a float32 value.
+EPSILON = float(np.float32(1e-8))
 
 
 def adagrad_update(
@@ -23,7 +29,7 @@ def adagrad_update(
     """One tensor's update in MindSpore's float32 op order."""
     if update_slots:
         accum.add_(grad * grad)
-    param.sub_((grad * lr.to(grad.dtype)) * exact_reciprocal(exact_sqrt(accum)))
+    param.sub_((grad * lr.to(grad.dtype)) * exact_reciprocal(exact_sqrt(accum + EPSILON)))
 
 
 def adagrad_reference(
@@ -67,5 +73,6 @@ def adagrad_foreach(
     if update_slots:
         torch._foreach_add_(accums, torch._foreach_mul(grads, grads))
     steps = torch._foreach_mul(grads, [lr.to(grad.dtype) for grad in grads])
-    torch._foreach_mul_(steps, torch._foreach_reciprocal(foreach_exact_sqrt(accums)))
+    roots = foreach_exact_sqrt(torch._foreach_add(accums, EPSILON))
+    torch._foreach_mul_(steps, torch._foreach_reciprocal(roots))
     torch._foreach_sub_(params, steps)

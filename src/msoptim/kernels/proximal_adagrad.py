@@ -44,8 +44,12 @@ def _prox(param: Tensor, grad: Tensor, lr_t: Tensor, l1: float, l2: float) -> Te
     proximal = _fma(-grad, lr_t, param)
     denominator = _fma(lr_t, l2, 1.0)
     if l1 > 0:
-        shrunk = torch.clamp_min(_fma(-lr_t, l1, torch.abs(proximal)), 0.0)
-        return (shrunk / denominator) * torch.sign(proximal)
+        # The kernel's max(x, 0) and sign(x) give 0 for NaN (a zero gradient with accum 0
+        # makes ``0 * inf``): that element becomes 0, where torch's clamp and sign keep the NaN.
+        shrunk = _fma(-lr_t, l1, torch.abs(proximal))
+        shrunk = torch.where(shrunk > 0, shrunk, 0.0)
+        sign = (proximal > 0).to(proximal.dtype) - (proximal < 0).to(proximal.dtype)
+        return (shrunk / denominator) * sign
     return proximal / denominator
 
 

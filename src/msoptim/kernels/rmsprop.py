@@ -13,14 +13,16 @@ Centered (``mg``: the running mean of ``g``)::
     d    = (ms - mg*mg) + eps
     where d > 0:  mom = mom * momentum + (g * lr) / sqrt(d);  w -= mom
 
-Precision (matched against the MindSpore 2.10 CPU recordings: parameters bit for bit, state within
+Precision (matched against MindSpore 2.10 CPU recordings: parameters bit for bit, state within
 1 ulp): the non-centered kernel is MindSpore's vectorized one, compiled with fused multiply-adds:
 ``g*g - ms``, ``ms + (..)*c`` and ``mom*momentum + step`` are each rounded once: an exact emulation
 eagerly (:func:`~msoptim.kernels.adam.fused_multiply_add`), a hardware FMA in a compiled kernel.
-``eps`` is inside the square
-root, as documented (MindSpore's vector loop adds it outside, ``sqrt(ms) + eps``, its scalar tail
-inside; with the default 1e-10 both give the same bits). The centered kernel is plain float32
-arithmetic, one rounding per operation, with a correctly rounded square root.
+Where ``eps`` goes depends on the element, as in that kernel: its vector loop (the first
+``numel - numel % 8`` elements of a tensor, in row-major order) divides by ``sqrt(ms) + eps``, its
+scalar loop (the last ``numel % 8``) by ``sqrt(ms + eps)``, the documented form. With the default
+``1e-10`` the two agree unless ``ms`` is tiny; with ``eps=1e-6`` they differ by up to 16 ulp, and by
+orders of magnitude where ``ms`` underflows to 0. The centered kernel is plain float32 arithmetic,
+one rounding per operation, ``eps`` inside the root, a correctly rounded square root.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import Tensor
 from msoptim.kernels import _triton, apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
-from msoptim.kernels.adam import fused_multiply_add, local_tensors
+from msoptim.kernels.adam import VECTOR_WIDTH, fused_multiply_add, local_tensors
 
 __all__ = [
     "rmsprop_centered_update",
@@ -62,12 +64,27 @@ def rmsprop_update(
     rate: float,
     momentum: float,
     epsilon: float,
+    scalar_tail: bool = True,
 ) -> None:
-    """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values)."""
+    """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values).
+
+    ``scalar_tail=False`` treats every element as the vector loop does: right for a tensor (or a
+    concatenation of tensors) whose every length is a multiple of :data:`VECTOR_WIDTH`.
+    """
     mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
-    step = (grad * lr.to(grad.dtype)) / exact_sqrt(mean_square + epsilon)
+    root = exact_sqrt(mean_square) + epsilon
+    if scalar_tail:
+        root = torch.where(_in_scalar_tail(mean_square), exact_sqrt(mean_square + epsilon), root)
+    step = (grad * lr.to(grad.dtype)) / root
     moment.copy_(_fma(moment, momentum, step))
     param.sub_(moment)
+
+
+def _in_scalar_tail(tensor: Tensor) -> Tensor:
+    """True on the last ``numel % 8`` elements (row-major): those of MindSpore's scalar loop."""
+    numel = tensor.numel()
+    index = torch.arange(numel, device=tensor.device).view(tensor.shape)
+    return index >= numel - numel % VECTOR_WIDTH
 
 
 def rmsprop_centered_update(
@@ -186,15 +203,18 @@ def rmsprop_foreach(
         params, grads, mean_squares, moments = (
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
-        apply_concatenated(
-            rmsprop_update,
-            (params, grads, mean_squares, moments),
-            (0, 2, 3),
-            lr,
-            rate=rate,
-            momentum=momentum,
-            epsilon=epsilon,
-        )
+        # Concatenated, a tensor's scalar tail would not be at the end: tensors with one are
+        # updated one by one.
+        whole = [i for i, p in enumerate(params) if p.numel() % VECTOR_WIDTH == 0]
+        lists = (params, grads, mean_squares, moments)
+        constants = {"rate": rate, "momentum": momentum, "epsilon": epsilon}
+        if whole:
+            picked = tuple([items[i] for i in whole] for items in lists)
+            apply_concatenated(
+                rmsprop_update, picked, (0, 2, 3), lr, **constants, scalar_tail=False
+            )
+        for i in sorted(set(range(len(params))) - set(whole)):
+            rmsprop_update(*(items[i] for items in lists), lr, **constants)
         return
     if mean_grads is None:
         raise ValueError("rmsprop_foreach: centered=True needs the mean_grads buffers.")
