@@ -98,6 +98,7 @@ U32 = 2.0**-24
 
 GOLDEN_DIR_ENV = "MSOPTIM_GOLDEN_DIR"
 DEFAULT_GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+RECORDED_GOLDEN_DIR = Path(__file__).resolve().parent / "golden_recorded"
 
 FAMILIES = (
     "lr_function",
@@ -128,17 +129,34 @@ def golden_dir() -> Path:
     return Path(os.environ.get(GOLDEN_DIR_ENV) or DEFAULT_GOLDEN_DIR)
 
 
+def golden_dirs() -> list[Path]:
+    """``$MSOPTIM_GOLDEN_DIR`` alone, else the shared sample and our own recordings
+    (``tests/golden_recorded``: random cases from the recorders in ``tools/``)."""
+    if os.environ.get(GOLDEN_DIR_ENV):
+        return [golden_dir()]
+    return [DEFAULT_GOLDEN_DIR, RECORDED_GOLDEN_DIR]
+
+
 @functools.cache
-def load_all() -> dict[str, list[dict]]:
-    """Every case of every ``*.json`` (``index.json`` aside), by family; parsed once per session."""
-    by_family: dict[str, list[dict]] = {}
-    for path in sorted(golden_dir().glob("*.json")):
+def cases_in(directory: Path) -> list[dict]:
+    """Every case of every ``*.json`` in ``directory`` (``index.json`` aside), family filled in."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
         if path.name == "index.json":
             continue
         document = json.loads(path.read_text())
         for case in document["cases"]:
-            family = case.get("family", document.get("family"))
-            by_family.setdefault(family, []).append(case)
+            found.append({"family": document.get("family"), **case})
+    return found
+
+
+@functools.cache
+def load_all() -> dict[str, list[dict]]:
+    """Every case of the replayed directories, by family; parsed once per session."""
+    by_family: dict[str, list[dict]] = {}
+    for directory in golden_dirs():
+        for case in cases_in(directory):
+            by_family.setdefault(case["family"], []).append(case)
     return by_family
 
 
