@@ -164,6 +164,11 @@ def cases(family: str) -> list[dict]:
     return load_all().get(family, [])
 
 
+def sample_cases(family: str) -> list[dict]:
+    """The cases of the shared sample (or ``--golden-dir``) only: tests tuned to those cases."""
+    return [case for case in cases_in(golden_dir()) if case["family"] == family]
+
+
 @functools.cache
 def load_index() -> dict:
     path = golden_dir() / "index.json"

@@ -84,12 +84,19 @@ def replay_ulps(case, cls, *, foreach: bool) -> dict[str, int]:
     return worst
 
 
+def _thread_dependent(case) -> bool:
+    """AdamOffload recordings other than the sample's: MindSpore splits its tensors over a varying
+    number of threads (each chunk with its own scalar remainder), so the bits of a few moments
+    depend on the run; ``test_golden`` replays them at its tolerance."""
+    return case["optimizer"] == "AdamOffload" and case["id"].startswith("fuzz-")
+
+
 def golden_cases(names, families=("optimizer", "optimizer_gc_emulated")):
     return [
         pytest.param(case, id=gr.case_id(case))
         for family in families
         for case in gr.cases(family)
-        if case["optimizer"] in names
+        if case["optimizer"] in names and not _thread_dependent(case)
     ]
 
 

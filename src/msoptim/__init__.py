@@ -15,8 +15,10 @@ from msoptim.checkpoint import (
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
+    NestedLearningRateError,
     NotAParameterError,
     OrderParamsStringError,
+    PerGroupArgumentError,
     UnknownGroupKeyError,
     UnsupportedLrKindError,
 )
@@ -83,9 +85,11 @@ __all__ = [
     "LearningRateTableExhaustedError",
     "Momentum",
     "NaturalExpDecayLR",
+    "NestedLearningRateError",
     "NotAParameterError",
     "Optimizer",
     "OrderParamsStringError",
+    "PerGroupArgumentError",
     "PolynomialDecayLR",
     "ProximalAdagrad",
     "RMSProp",

@@ -8,8 +8,10 @@ from __future__ import annotations
 __all__ = [
     "DuplicateParameterError",
     "LearningRateTableExhaustedError",
+    "NestedLearningRateError",
     "NotAParameterError",
     "OrderParamsStringError",
+    "PerGroupArgumentError",
     "UnknownGroupKeyError",
     "UnsupportedLrKindError",
 ]
@@ -30,11 +32,12 @@ class DuplicateParameterError(ValueError, RuntimeError):
     """
 
 
-class NotAParameterError(TypeError, AttributeError):
+class NotAParameterError(TypeError, AttributeError, ValueError):
     """An ``order_params`` entry that is not a parameter (a name, a plain tensor).
 
-    MindSpore raises ``AttributeError`` (it reads the entry's ``.name``); a wrong type is a
-    ``TypeError``. This class is both.
+    MindSpore raises ``AttributeError`` (it reads the entry's ``.name``), or ``ValueError`` when
+    the list is also too long (it checks the length first); a wrong type is a ``TypeError``. This
+    class is all three.
     """
 
 
@@ -54,6 +57,24 @@ class UnknownGroupKeyError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class PerGroupArgumentError(UnknownGroupKeyError, ValueError):
+    """A group dict sets an optimizer argument (``momentum``, ``learning_rate``, ...) to a value
+    other than the optimizer's.
+
+    MindSpore knows five group keys and raises ``KeyError`` for any other; msoptim accepts an
+    optimizer argument repeated with the optimizer's own value (torch's wrappers write them), and
+    a different value is a ``ValueError``. This class is both.
+    """
+
+
+class NestedLearningRateError(TypeError, ValueError):
+    """A nested list given as ``learning_rate``, refused at the first step.
+
+    MindSpore accepts it at construction and fails at the first step with ``ValueError`` ("The
+    object is not callable") or, in some optimizers, ``TypeError``. This class is both.
+    """
 
 
 class UnsupportedLrKindError(TypeError, AttributeError):

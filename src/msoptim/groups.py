@@ -23,6 +23,7 @@ from msoptim.errors import (
     DuplicateParameterError,
     NotAParameterError,
     OrderParamsStringError,
+    PerGroupArgumentError,
     UnknownGroupKeyError,
 )
 from msoptim.lr_sources import LrSpec, parse_lr, parse_weight_decay
@@ -279,7 +280,7 @@ def _resolve_group(
             resolved.extra[key] = group[key]
             if not _same_value(group[key], expected):
                 problems.add(
-                    ValueError,
+                    PerGroupArgumentError,
                     f"{where}[{key!r}] is {describe(group[key])} but the optimizer's {key!r} is "
                     f"{describe(expected)}; MindSpore's optimizers take {key!r} per optimizer, not "
                     "per group. Remove it from the group.",

@@ -34,6 +34,7 @@ from msoptim._validate import describe
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
+    NestedLearningRateError,
     UnsupportedLrKindError,
 )
 from msoptim.groups import (
@@ -787,7 +788,7 @@ class Optimizer(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):
             source = group["lr_schedule"]
             if isinstance(source, TableLR) and source.unusable:
-                raise ValueError(f"{source.unusable} Nothing was updated.")
+                raise NestedLearningRateError(f"{source.unusable} Nothing was updated.")
             if isinstance(source, TableLR) and self._host_step >= len(source):
                 where = (
                     "learning_rate"

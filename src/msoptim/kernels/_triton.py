@@ -538,7 +538,7 @@ if triton is not None:
             beta2c,
         )
         if NESTEROV:
-            numerator = tl.fma(new_m, beta1, _mul(g, beta1c))
+            numerator = tl.fma(g, beta1c, _mul(new_m, beta1))
         else:
             numerator = new_m
         scaled = _mul(lr_t, numerator)

@@ -20,8 +20,9 @@ bit to MindSpore 2.10 CPU recordings (every Adam, LazyAdam, AdamOffload and amsg
 
 * ``Adam``: ``m ← fma(g − m, 1 − β1, m)``, ``v ← fma(fma(g, g, −v), 1 − β2, v)``; in the vector
   blocks ``w ← w − (lr_t·m) / (√v + ε)`` in float32; in the scalar remainder the division and the
-  subtraction are float64, rounded once. Nesterov's numerator is ``fma(m, β1, (1 − β1)·g)``
-  (no recording has Nesterov: inferred from the same contraction rule as the other kernels).
+  subtraction are float64, rounded once. Nesterov's numerator is ``fma(1 − β1, g, m·β1)``
+  (fitted to recordings of ``use_nesterov=True``, Adam and LazyAdam, vector blocks and remainder:
+  ``fma(m, β1, (1 − β1)·g)`` is one ulp off on about 1 element in 140).
 * ``AdamNoUpdateParam``: vector blocks ``m ← fma(m, β1, (1 − β1)·g)``,
   ``v ← fma(v, β2, ((1 − β2)·g)·g)``, ``δ = (−lr_t·m) / (√v + ε)``; scalar remainder
   ``m ← fma(1 − β1, g, m·β1)``, ``v ← fma((1 − β2)·g, g, v·β2)``, ``δ`` divided in float64 and
@@ -270,7 +271,7 @@ def _adam_math(
     lr_t = lr_t.to(w.dtype)
     m = fused_multiply_add(g - m, beta1c, m)
     v = fused_multiply_add(fused_multiply_add(g, g, -v), beta2c, v)
-    numerator = fused_multiply_add(m, beta1, g * beta1c) if nesterov else m
+    numerator = fused_multiply_add(g, beta1c, m * beta1) if nesterov else m
     scaled = lr_t * numerator
     new_w = w - scaled / (correctly_rounded_sqrt(v) + eps)
     if tail is not None:
@@ -542,7 +543,7 @@ def adam_update(
     w, g, old_m, old_v = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
     new_m = fused_multiply_add(g - old_m, beta1c, old_m)
     new_v = fused_multiply_add(fused_multiply_add(g, g, -old_v), beta2c, old_v)
-    numerator = fused_multiply_add(new_m, beta1, g * beta1c) if nesterov else new_m
+    numerator = fused_multiply_add(g, beta1c, new_m * beta1) if nesterov else new_m
     scaled = lr_t * numerator
     new_w = w - scaled / (correctly_rounded_sqrt(new_v) + eps)
     if scalar_tail:
