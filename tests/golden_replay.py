@@ -594,7 +594,9 @@ class DocumentedFormula:
             acc = self.state[f"accum.{name}"]
             if self.update_slots:
                 acc = self.state[f"accum.{name}"] = acc + g * g
-            self.w[name] = w - lr * g / np.sqrt(acc)
+            # + 1e-8: the CPU kernel's own epsilon (msoptim.kernels.adagrad.EPSILON), part of
+            # its arithmetic whatever update_slots says
+            self.w[name] = w - lr * g / np.sqrt(acc + np.float32(1e-8))
         else:  # FTRL
             n, z = self.state[f"moments.{name}"], self.state[f"linear.{name}"]
             n_new = n + g * g
