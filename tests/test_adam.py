@@ -67,6 +67,8 @@ def replay_ulps(case, cls, *, foreach: bool) -> dict[str, int]:
     check_state(case["init_state"])
     assign = case.get("assign_lr")
     for t, record in enumerate(case["expect"]):
+        if "error" in record:
+            break  # a refused step (an exhausted lr table): test_golden checks it
         if assign and assign["before_step"] == t + 1:
             opt.learning_rate.fill_(assign["value"])
         lr = opt.get_lr()

@@ -113,19 +113,20 @@ def main() -> int:
             [tensors("normal"), tensors("positive")],
             tensors("normal"),
         )
-    for centered in (False, True):
+    for centered, pieces in ((False, 1.0), (False, 2.0), (True, 1.0)):
         # eps 1e-3: large enough that the vector loop's sqrt(ms) + eps and the scalar tail's
-        # sqrt(ms + eps) give different bits
+        # sqrt(ms + eps) give different bits; two pieces: MindSpore's launches 6-10
         constants = rmsprop_constants(0.9, 0.9, 1e-3)
         hyper = {"decay": 0.9, "momentum": 0.9, "epsilon": 1e-3, "centered": centered}
+        chunks = torch.tensor(pieces, device=lr.device)
         extra = 3 if centered else 2
         run(
-            f"rmsprop centered={centered}",
-            lambda c, g, h=hyper, x=extra: rmsprop_reference(
-                c[0], g, c[1], c[2], c[3] if x == 3 else None, lr=lr, **h
+            f"rmsprop centered={centered} pieces={pieces:g}",
+            lambda c, g, h=hyper, x=extra, p=chunks: rmsprop_reference(
+                c[0], g, c[1], c[2], c[3] if x == 3 else None, lr=lr, **h, chunks=p
             ),
-            lambda c, g, x=extra, k=constants: _triton.rmsprop(
-                (c[0], g, c[1], c[2], *c[3 : x + 1]), lr, **k
+            lambda c, g, x=extra, k=constants, p=chunks: _triton.rmsprop(
+                (c[0], g, c[1], c[2], *c[3 : x + 1]), lr, p, **k
             ),
             [tensors("normal"), tensors("positive"), tensors("normal"), tensors("normal")],
             tensors("normal"),

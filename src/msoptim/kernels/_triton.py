@@ -432,6 +432,7 @@ if triton is not None:
         offs,
         n,
         lr,
+        chunks,
         rate,
         momentum,
         epsilon,
@@ -459,8 +460,12 @@ if triton is not None:
             w = tl.where(positive, _sub(w, moment), w)
         else:  # MindSpore's vector kernel: fused multiply-adds
             ms = tl.fma(tl.fma(g, g, -ms), rate, ms)
-            # eps outside the root in its vector loop, inside in its scalar loop (the last n % 8)
-            tail = offs >= n - n % 8
+            # eps outside the root in its vector loop, inside in its scalar loop: the last
+            # length % 8 elements of each of the kernel's ``chunks`` pieces of ceil(n / chunks)
+            size = (n + chunks - 1) // chunks
+            start = offs - offs % size
+            length = tl.minimum(n - start, size)
+            tail = offs - start >= length - length % 8
             root = tl.where(tail, _sqrt(_add(ms, epsilon)), _add(_sqrt(ms), epsilon))
             moment = tl.fma(moment, momentum, _div(_mul(g, lr), root))
             w = _sub(w, moment)
@@ -476,6 +481,7 @@ if triton is not None:
         block_start,
         numels,
         lr_ptr,
+        chunks_ptr,
         rate,
         momentum,
         epsilon,
@@ -484,10 +490,15 @@ if triton is not None:
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
         lr = tl.load(lr_ptr)
+        chunks = tl.load(chunks_ptr).to(tl.int32)
         if whole:
-            _rmsprop_block(table, count, t, offs, n, lr, rate, momentum, epsilon, CENTERED, False)
+            _rmsprop_block(
+                table, count, t, offs, n, lr, chunks, rate, momentum, epsilon, CENTERED, False
+            )
         else:
-            _rmsprop_block(table, count, t, offs, n, lr, rate, momentum, epsilon, CENTERED, True)
+            _rmsprop_block(
+                table, count, t, offs, n, lr, chunks, rate, momentum, epsilon, CENTERED, True
+            )
 
     # Adam: columns (w, g, m, v, beta1_power, beta2_power) ----------------------------------
 
@@ -707,16 +718,23 @@ def adagrad(lists: Sequence[Sequence[Tensor]], lr: Tensor, *, update_slots: bool
 
 
 def rmsprop(
-    lists: Sequence[Sequence[Tensor]], lr: Tensor, *, rate: float, momentum: float, epsilon: float
+    lists: Sequence[Sequence[Tensor]],
+    lr: Tensor,
+    chunks: Tensor,
+    *,
+    rate: float,
+    momentum: float,
+    epsilon: float,
 ) -> bool:
     """MindSpore ``ApplyRMSProp`` over ``(params, grads, mean_squares, moments)``, or
-    ``ApplyCenteredRMSProp`` with ``mean_grads`` as a fifth list."""
+    ``ApplyCenteredRMSProp`` with ``mean_grads`` as a fifth list (``chunks``: the pieces of
+    MindSpore's kernel at this step, :func:`msoptim.kernels.rmsprop.launch_chunks`)."""
     centered = len(lists) == 5
     written = (0, 2, 3, 4) if centered else (0, 2, 3)
     table = _table("rmsprop", lists, 0)
-    return _launch(
-        table, _rmsprop_kernel, lists, written, (lr,), rate, momentum, epsilon, CENTERED=centered
-    )
+    scalars = (lr, chunks)
+    hyper = (rate, momentum, epsilon)
+    return _launch(table, _rmsprop_kernel, lists, written, scalars, *hyper, CENTERED=centered)
 
 
 def adam(

@@ -19,7 +19,9 @@ Precision (matched against MindSpore 2.10 CPU recordings: parameters bit for bit
 eagerly (:func:`~msoptim.kernels.adam.fused_multiply_add`), a hardware FMA in a compiled kernel.
 Where ``eps`` goes depends on the element, as in that kernel: its vector loop (the first
 ``numel - numel % 8`` elements of a tensor, in row-major order) divides by ``sqrt(ms) + eps``, its
-scalar loop (the last ``numel % 8``) by ``sqrt(ms + eps)``, the documented form. With the default
+scalar loop (the last ``numel % 8``) by ``sqrt(ms + eps)``, the documented form. At launches 6-10
+the kernel runs each tensor in two pieces, each with its own scalar loop
+(:func:`launch_chunks`): recorded runs show it, and msoptim follows. With the default
 ``1e-10`` the two agree unless ``ms`` is tiny; with ``eps=1e-6`` they differ by up to 16 ulp, and by
 orders of magnitude where ``ms`` underflows to 0. The centered kernel is plain float32 arithmetic,
 one rounding per operation, ``eps`` inside the root, a correctly rounded square root.
@@ -36,6 +38,8 @@ from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import VECTOR_WIDTH, fused_multiply_add, local_tensors
 
 __all__ = [
+    "in_scalar_tail",
+    "launch_chunks",
     "rmsprop_centered_update",
     "rmsprop_foreach",
     "rmsprop_fused",
@@ -60,6 +64,7 @@ def rmsprop_update(
     mean_square: Tensor,
     moment: Tensor,
     lr: Tensor,
+    chunks: Tensor,
     *,
     rate: float,
     momentum: float,
@@ -68,23 +73,44 @@ def rmsprop_update(
 ) -> None:
     """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values).
 
-    ``scalar_tail=False`` treats every element as the vector loop does: right for a tensor (or a
-    concatenation of tensors) whose every length is a multiple of :data:`VECTOR_WIDTH`.
+    ``chunks`` (a 0-d float32 tensor, :func:`launch_chunks`) is how many pieces MindSpore's kernel
+    cuts the tensor into at this step; each piece has its own scalar tail. ``scalar_tail=False``
+    treats every element as the vector loop does: right for a tensor (or a concatenation of
+    tensors) whose pieces' lengths are all multiples of :data:`VECTOR_WIDTH`.
     """
     mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
     root = exact_sqrt(mean_square) + epsilon
     if scalar_tail:
-        root = torch.where(_in_scalar_tail(mean_square), exact_sqrt(mean_square + epsilon), root)
+        tail = in_scalar_tail(mean_square, chunks)
+        root = torch.where(tail, exact_sqrt(mean_square + epsilon), root)
     step = (grad * lr.to(grad.dtype)) / root
     moment.copy_(_fma(moment, momentum, step))
     param.sub_(moment)
 
 
-def _in_scalar_tail(tensor: Tensor) -> Tensor:
-    """True on the last ``numel % 8`` elements (row-major): those of MindSpore's scalar loop."""
+def launch_chunks(global_step: Tensor) -> Tensor:
+    """How many pieces MindSpore's CPU kernel cuts each tensor into, at the step after
+    ``global_step`` steps: a 0-d float32 tensor (no host sync).
+
+    Its ``ParallelLaunchAutoSearch`` times the kernel five launches at a time, with 1, 2, 4, ...
+    pieces, and then keeps the fastest: launches 6-10 of a kernel run on two pieces (recordings
+    show both pieces' scalar tails there), launches 1-5 on one; after the tenth the choice
+    depends on the machine's timings, and msoptim takes one piece.
+    """
+    step = global_step.reshape(())
+    return ((step >= 5) & (step < 10)).to(torch.float32) + 1.0
+
+
+def in_scalar_tail(tensor: Tensor, chunks: Tensor) -> Tensor:
+    """True on the elements of MindSpore's scalar loop (row-major): the last ``length % 8`` of each
+    of the ``chunks`` pieces, which are ``ceil(numel / chunks)`` long (the last one shorter)."""
     numel = tensor.numel()
     index = torch.arange(numel, device=tensor.device).view(tensor.shape)
-    return index >= numel - numel % VECTOR_WIDTH
+    pieces = chunks.to(torch.int64)
+    size = (numel + pieces - 1) // pieces
+    start = index - index % size
+    length = torch.clamp(numel - start, max=size)
+    return index - start >= length - length % VECTOR_WIDTH
 
 
 def rmsprop_centered_update(
@@ -109,6 +135,10 @@ def rmsprop_centered_update(
     param.copy_(torch.where(positive, param - moment, param))
 
 
+def _chunks(chunks: Tensor | None, lr: Tensor) -> Tensor:
+    return torch.ones((), device=lr.device) if chunks is None else chunks
+
+
 def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float]:
     return {
         "rate": _one_minus(decay),
@@ -129,8 +159,10 @@ def rmsprop_reference(
     momentum: float,
     epsilon: float,
     centered: bool,
+    chunks: Tensor | None = None,
 ) -> None:
-    """Per-tensor loop in MindSpore's CPU op order (the ground truth).
+    """Per-tensor loop in MindSpore's CPU op order (the ground truth); ``chunks``:
+    :func:`launch_chunks` of the step (one piece when omitted).
 
     Element-wise, so a DTensor's local shard is updated directly (the exact FMA emulation repairs
     elements through a flat view, which a DTensor has no rule for).
@@ -140,8 +172,9 @@ def rmsprop_reference(
         params, grads, mean_squares, moments = (
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
+        chunks = _chunks(chunks, lr)
         for param, grad, mean_square, moment in zip(params, grads, mean_squares, moments):
-            rmsprop_update(param, grad, mean_square, moment, lr, **constants)
+            rmsprop_update(param, grad, mean_square, moment, lr, chunks, **constants)
         return
     if mean_grads is None:
         raise ValueError("rmsprop_reference: centered=True needs the mean_grads buffers.")
@@ -163,6 +196,7 @@ def rmsprop_fused(
     momentum: float,
     epsilon: float,
     centered: bool,
+    chunks: Tensor | None = None,
 ) -> None:
     """The reference updates compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on CUDA
     one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
@@ -170,10 +204,12 @@ def rmsprop_fused(
     if centered and mean_grads is None:
         raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
     lists = (params, grads, mean_squares, moments, *([mean_grads] if centered else []))
-    if _triton.available(params) and _triton.rmsprop(lists, lr, **constants):
+    chunks = _chunks(chunks, lr)
+    if _triton.available(params) and _triton.rmsprop(lists, lr, chunks, **constants):
         return
     if not centered:
-        fused_apply(rmsprop_update, (params, grads, mean_squares, moments), (lr,), **constants)
+        lists = (params, grads, mean_squares, moments)
+        fused_apply(rmsprop_update, lists, (lr, chunks), **constants)
         return
     fused_apply(
         rmsprop_centered_update,
@@ -195,6 +231,7 @@ def rmsprop_foreach(
     momentum: float,
     epsilon: float,
     centered: bool,
+    chunks: Tensor | None = None,
 ) -> None:
     """:func:`rmsprop_reference` with ``torch._foreach_*`` ops (bit-identical)."""
     rate = _one_minus(decay)
@@ -203,18 +240,19 @@ def rmsprop_foreach(
         params, grads, mean_squares, moments = (
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
-        # Concatenated, a tensor's scalar tail would not be at the end: tensors with one are
-        # updated one by one.
-        whole = [i for i, p in enumerate(params) if p.numel() % VECTOR_WIDTH == 0]
+        # Concatenated, a tensor's scalar tails would be lost: tensors that may have one (in
+        # one piece or two) are updated one by one.
+        whole = [i for i, p in enumerate(params) if p.numel() % (2 * VECTOR_WIDTH) == 0]
         lists = (params, grads, mean_squares, moments)
         constants = {"rate": rate, "momentum": momentum, "epsilon": epsilon}
+        chunks = _chunks(chunks, lr)
         if whole:
             picked = tuple([items[i] for i in whole] for items in lists)
             apply_concatenated(
-                rmsprop_update, picked, (0, 2, 3), lr, **constants, scalar_tail=False
+                rmsprop_update, picked, (0, 2, 3), lr, chunks, **constants, scalar_tail=False
             )
         for i in sorted(set(range(len(params))) - set(whole)):
-            rmsprop_update(*(items[i] for items in lists), lr, **constants)
+            rmsprop_update(*(items[i] for items in lists), lr, chunks, **constants)
         return
     if mean_grads is None:
         raise ValueError("rmsprop_foreach: centered=True needs the mean_grads buffers.")

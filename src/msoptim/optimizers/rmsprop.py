@@ -9,7 +9,12 @@ from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float, check_positive_float
 from msoptim.kernels import check_impl, select_kernel
-from msoptim.kernels.rmsprop import rmsprop_foreach, rmsprop_fused, rmsprop_reference
+from msoptim.kernels.rmsprop import (
+    launch_chunks,
+    rmsprop_foreach,
+    rmsprop_fused,
+    rmsprop_reference,
+)
 from msoptim.optimizer import Optimizer
 
 __all__ = ["RMSProp"]
@@ -133,4 +138,5 @@ class RMSProp(Optimizer):
             momentum=group["momentum"],
             epsilon=group["epsilon"],
             centered=centered,
+            chunks=launch_chunks(self.global_step),
         )
