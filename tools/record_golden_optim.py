@@ -633,9 +633,9 @@ def random_arrays(draw: Draw, steps: int) -> tuple[list[dict], list[dict]]:
     return params, grads
 
 
-def random_config(draw: Draw, case_id: str) -> dict:
+def random_config(draw: Draw, case_id: str, max_steps: int = 8) -> dict:
     name = draw.pick(OPTIMIZERS)
-    steps = draw.integer(3, 8)
+    steps = draw.integer(3, max_steps)
     base = BASE_LR[name]
     kwargs = optimizer_kwargs(draw, name)
     groups = None
@@ -799,11 +799,11 @@ def invalid_groups(draw: Draw, groups: list | None) -> list:
 # Driver
 
 
-def random_configs(seed: int, count: int, invalid_share: float) -> list[dict]:
+def random_configs(seed: int, count: int, invalid_share: float, max_steps: int) -> list[dict]:
     configs = []
     for n in range(count):
         draw = Draw(np.random.default_rng([seed, n]))
-        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}")
+        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}", max_steps)
         if draw.chance(invalid_share):
             config = mutate_invalid(draw, config)
         configs.append(config)
@@ -840,7 +840,7 @@ def write_family(out: Path, family: str, cases: list[dict], meta: dict) -> None:
 def configs_of(args: argparse.Namespace) -> list[dict]:
     if args.resample:
         return resample_configs(args.resample)
-    return random_configs(args.seed, args.count, args.invalid_share)
+    return random_configs(args.seed, args.count, args.invalid_share, args.max_steps)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -894,6 +894,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--max-steps", type=int, default=8, help="steps per case: 3 to this (default 8)"
+    )
     parser.add_argument(
         "--invalid-share",
         type=float,
