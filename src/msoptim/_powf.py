@@ -22,7 +22,7 @@ import struct
 import torch
 from torch import Tensor
 
-__all__ = ["powf", "powf_log2"]
+__all__ = ["exp2_of_product", "log2_constant", "powf", "powf_log2"]
 
 # log2(x) = k + log2(c) + log1p(z/c - 1)/ln2 for x = 2**k * z, z in [0x3f330000, 2 * 0x3f330000):
 # (1/c, log2(c)) for each of the 16 subintervals, and the polynomial in r = z/c - 1.
