@@ -434,6 +434,7 @@ if triton is not None:
         lr,
         chunks,
         rate,
+        decay,
         momentum,
         epsilon,
         CENTERED: tl.constexpr,
@@ -458,16 +459,27 @@ if triton is not None:
             updated = _add(_mul(moment, momentum), _div(_mul(g, lr), _sqrt(denom)))
             moment = tl.where(positive, updated, moment)
             w = tl.where(positive, _sub(w, moment), w)
-        else:  # MindSpore's vector kernel: fused multiply-adds
-            ms = tl.fma(tl.fma(g, g, -ms), rate, ms)
-            # eps outside the root in its vector loop, inside in its scalar loop: the last
-            # length % 8 elements of each of the kernel's ``chunks`` pieces of ceil(n / chunks)
+        else:  # MindSpore's vector loop: fused multiply-adds, eps outside the root
+            difference = tl.fma(g, g, -ms)
+            vector_ms = tl.fma(difference, rate, ms)
+            step = _div(_mul(g, lr), _add(_sqrt(vector_ms), epsilon))
+            vector_moment = tl.fma(moment, momentum, step)
+            # its scalar loop (the last length % 8 elements of each of its ``chunks`` pieces of
+            # ceil(n / chunks)): double arithmetic, rounded once, eps inside the root
             size = (n + chunks - 1) // chunks
             start = offs - offs % size
             length = tl.minimum(n - start, size)
             tail = offs - start >= length - length % 8
-            root = tl.where(tail, _sqrt(_add(ms, epsilon)), _add(_sqrt(ms), epsilon))
-            moment = tl.fma(moment, momentum, _div(_mul(g, lr), root))
+            rate64 = 1.0 - tl.cast(decay, tl.float64)
+            scalar_ms = _add(ms.to(tl.float64), _mul(difference.to(tl.float64), rate64))
+            scalar_ms = scalar_ms.to(tl.float32)
+            root = _sqrt(_add(scalar_ms, epsilon).to(tl.float64))
+            scalar_step = _div(_mul(g, lr).to(tl.float64), root)
+            scalar_moment = _add(
+                _mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), scalar_step
+            )
+            ms = tl.where(tail, scalar_ms, vector_ms)
+            moment = tl.where(tail, scalar_moment.to(tl.float32), vector_moment)
             w = _sub(w, moment)
         _store(p2, offs, n, ms, MASKED)
         _store(p3, offs, n, moment, MASKED)
@@ -483,6 +495,7 @@ if triton is not None:
         lr_ptr,
         chunks_ptr,
         rate,
+        decay,
         momentum,
         epsilon,
         CENTERED: tl.constexpr,
@@ -493,11 +506,23 @@ if triton is not None:
         chunks = tl.load(chunks_ptr).to(tl.int32)
         if whole:
             _rmsprop_block(
-                table, count, t, offs, n, lr, chunks, rate, momentum, epsilon, CENTERED, False
+                table,
+                count,
+                t,
+                offs,
+                n,
+                lr,
+                chunks,
+                rate,
+                decay,
+                momentum,
+                epsilon,
+                CENTERED,
+                False,
             )
         else:
             _rmsprop_block(
-                table, count, t, offs, n, lr, chunks, rate, momentum, epsilon, CENTERED, True
+                table, count, t, offs, n, lr, chunks, rate, decay, momentum, epsilon, CENTERED, True
             )
 
     # Adam: columns (w, g, m, v, beta1_power, beta2_power) ----------------------------------
@@ -723,17 +748,19 @@ def rmsprop(
     chunks: Tensor,
     *,
     rate: float,
+    decay: float,
     momentum: float,
     epsilon: float,
 ) -> bool:
     """MindSpore ``ApplyRMSProp`` over ``(params, grads, mean_squares, moments)``, or
     ``ApplyCenteredRMSProp`` with ``mean_grads`` as a fifth list (``chunks``: the pieces of
-    MindSpore's kernel at this step, :func:`msoptim.kernels.rmsprop.launch_chunks`)."""
+    MindSpore's kernel at this step, :func:`msoptim.kernels.rmsprop.launch_chunks`; ``decay``
+    as a float32 value, for the scalar loop's double ``1.0 - decay``)."""
     centered = len(lists) == 5
     written = (0, 2, 3, 4) if centered else (0, 2, 3)
     table = _table("rmsprop", lists, 0)
     scalars = (lr, chunks)
-    hyper = (rate, momentum, epsilon)
+    hyper = (rate, decay, momentum, epsilon)
     return _launch(table, _rmsprop_kernel, lists, written, scalars, *hyper, CENTERED=centered)
 
 

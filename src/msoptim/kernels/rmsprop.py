@@ -29,6 +29,8 @@ one rounding per operation, ``eps`` inside the root, a correctly rounded square 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -67,25 +69,56 @@ def rmsprop_update(
     chunks: Tensor,
     *,
     rate: float,
+    rate64: float,
     momentum: float,
     epsilon: float,
     scalar_tail: bool = True,
 ) -> None:
-    """One tensor's non-centered update (``rate = 1 - decay`` and the constants as float32 values).
+    """One tensor's non-centered update (``rate = 1 - decay`` in float32, ``rate64`` the same in
+    double, the other constants as float32 values).
 
     ``chunks`` (a 0-d float32 tensor, :func:`launch_chunks`) is how many pieces MindSpore's kernel
     cuts the tensor into at this step; each piece has its own scalar tail. ``scalar_tail=False``
     treats every element as the vector loop does: right for a tensor (or a concatenation of
     tensors) whose pieces' lengths are all multiples of :data:`VECTOR_WIDTH`.
     """
-    mean_square.copy_(_fma(_fma(grad, grad, -mean_square), rate, mean_square))
-    root = exact_sqrt(mean_square) + epsilon
+    new_ms = _fma(_fma(grad, grad, -mean_square), rate, mean_square)
+    step = (grad * lr.to(grad.dtype)) / (exact_sqrt(new_ms) + epsilon)
+    new_moment = _fma(moment, momentum, step)
     if scalar_tail:
         tail = in_scalar_tail(mean_square, chunks)
-        root = torch.where(tail, exact_sqrt(mean_square + epsilon), root)
-    step = (grad * lr.to(grad.dtype)) / root
-    moment.copy_(_fma(moment, momentum, step))
-    param.sub_(moment)
+        tail_ms, tail_moment = _scalar_loop(
+            grad, mean_square, moment, lr, rate64, momentum, epsilon
+        )
+        new_ms = torch.where(tail, tail_ms, new_ms)
+        new_moment = torch.where(tail, tail_moment, new_moment)
+    mean_square.copy_(new_ms)
+    moment.copy_(new_moment)
+    param.sub_(new_moment)
+
+
+def _scalar_loop(
+    grad: Tensor,
+    mean_square: Tensor,
+    moment: Tensor,
+    lr: Tensor,
+    rate64: float,
+    momentum: float,
+    epsilon: float,
+) -> tuple[Tensor, Tensor]:
+    """The kernel's scalar loop: C++ promotes to double after ``1.0 - decay`` and ``std::sqrt``.
+
+    ``ms + (g*g - ms)·(1 - decay)`` and ``mom·momentum + (g·lr) / sqrt(ms + eps)`` are each
+    evaluated in double and rounded once (``g*g - ms`` is one float32 FMA, ``ms + eps`` a float32
+    sum). Fitted to MindSpore 2.10 recordings of all-scalar tensors: the mean square bit for bit,
+    the moment within an ulp.
+    """
+    dtype = mean_square.dtype
+    difference = _fma(grad, grad, -mean_square).double()
+    new_ms = (mean_square.double() + difference * rate64).to(dtype)
+    root = torch.sqrt((new_ms + epsilon).double())
+    step = (grad * lr.to(grad.dtype)).double() / root
+    return new_ms, (moment.double() * momentum + step).to(dtype)
 
 
 def launch_chunks(global_step: Tensor) -> Tensor:
@@ -147,6 +180,20 @@ def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _by_scalar_tail(numels: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Positions of the tensors without a scalar tail in one piece or two (a multiple of 16
+    elements), and of the others."""
+    whole = [i for i, numel in enumerate(numels) if numel % (2 * VECTOR_WIDTH) == 0]
+    rest = [i for i, numel in enumerate(numels) if numel % (2 * VECTOR_WIDTH) != 0]
+    return whole, rest
+
+
+def _rate64(decay: float) -> float:
+    """``1.0 - decay`` in double from the float32 decay (the scalar loop's, not rounded)."""
+    return 1.0 - float32_constant(decay)
+
+
 def rmsprop_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -173,6 +220,7 @@ def rmsprop_reference(
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
         chunks = _chunks(chunks, lr)
+        constants["rate64"] = _rate64(decay)
         for param, grad, mean_square, moment in zip(params, grads, mean_squares, moments):
             rmsprop_update(param, grad, mean_square, moment, lr, chunks, **constants)
         return
@@ -205,11 +253,32 @@ def rmsprop_fused(
         raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
     lists = (params, grads, mean_squares, moments, *([mean_grads] if centered else []))
     chunks = _chunks(chunks, lr)
-    if _triton.available(params) and _triton.rmsprop(lists, lr, chunks, **constants):
+    rate64 = _rate64(decay)
+    if _triton.available(params) and _triton.rmsprop(
+        lists, lr, chunks, **constants, decay=float32_constant(decay)
+    ):
         return
     if not centered:
-        lists = (params, grads, mean_squares, moments)
-        fused_apply(rmsprop_update, lists, (lr, chunks), **constants)
+        # Tensors whose every piece is whole vectors skip the scalar loop's float64 arithmetic.
+        # A compiled kernel sees a permuted layout in memory order, but the scalar tails are
+        # the last elements in row-major order: such tensors with a tail run eagerly.
+        whole, rest = _by_scalar_tail(tuple(p.numel() for p in params))
+        if not all(params[i].is_contiguous() for i in rest):
+            for i in [i for i in rest if not params[i].is_contiguous()]:
+                update_args = (*(items[i] for items in lists), lr, chunks)
+                rmsprop_update(*update_args, **constants, rate64=rate64)
+            rest = [i for i in rest if params[i].is_contiguous()]
+        for indices, scalar_tail in ((whole, False), (rest, True)):
+            if indices:
+                picked = tuple([items[i] for i in indices] for items in lists)
+                fused_apply(
+                    rmsprop_update,
+                    picked,
+                    (lr, chunks),
+                    **constants,
+                    rate64=rate64,
+                    scalar_tail=scalar_tail,
+                )
         return
     fused_apply(
         rmsprop_centered_update,
@@ -242,9 +311,14 @@ def rmsprop_foreach(
         )
         # Concatenated, a tensor's scalar tails would be lost: tensors that may have one (in
         # one piece or two) are updated one by one.
-        whole = [i for i, p in enumerate(params) if p.numel() % (2 * VECTOR_WIDTH) == 0]
+        whole, _ = _by_scalar_tail(tuple(p.numel() for p in params))
         lists = (params, grads, mean_squares, moments)
-        constants = {"rate": rate, "momentum": momentum, "epsilon": epsilon}
+        constants = {
+            "rate": rate,
+            "rate64": _rate64(decay),
+            "momentum": momentum,
+            "epsilon": epsilon,
+        }
         chunks = _chunks(chunks, lr)
         if whole:
             picked = tuple([items[i] for i in whole] for items in lists)
