@@ -21,17 +21,23 @@ __all__ = ["LearningRateScheduler", "printed_float32", "static_lr_of"]
 
 
 def printed_float32(value: float) -> float:
-    """The Python float MindSpore reads back from a float32 lr: its printed value (<= 8 digits).
+    """The Python float MindSpore reads back from a float32 lr: ``float(np.array2string(lr))``.
 
-    MindSpore's callbacks read the lr as ``float(numpy.array2string(lr))``: the shortest decimal that
-    identifies the float32 value, capped at 8 significant digits. Reproducing that keeps
-    ``fn(lr, step)`` bit-compatible (``lr * 0.1`` of 0.1 gives 0.010000000000000002, not the float32
-    0.1's 0.010000000149...).
+    NumPy prints a 0-d float32 array with at most 8 digits *after the decimal point* (the shortest
+    that identifies the value, else rounded there), in scientific notation (8 digits after the
+    mantissa's point) below 1e-4 and from 1e8, and float32 integers from 2**24 exactly: 0.0013889475
+    reads back as 0.00138895. ``fn(lr, step)`` then sees what MindSpore's callback sees (``lr * 0.1``
+    of 0.1 gives 0.010000000000000002, not the float32 0.1's 0.010000000149...). Written with
+    NumPy's formatting primitives, so the result does not depend on the NumPy version (matched to
+    NumPy 1.26's ``array2string``, MindSpore's, on 250,000 values).
     """
-    text = np.format_float_positional(
-        np.float32(value), precision=8, unique=True, fractional=False, trim="-"
-    )
-    return float(text)
+    x = np.float32(value)
+    size = abs(float(x))
+    if size != 0.0 and (size < 1e-4 or size >= 1e8):
+        return float(np.format_float_scientific(x, precision=8, unique=True, trim="."))
+    if size >= 2**24:
+        return float(x)
+    return float(np.format_float_positional(x, precision=8, unique=True, fractional=True, trim="."))
 
 
 def static_lr_of(optimizer: Any, api: str) -> torch.Tensor:
@@ -108,10 +114,12 @@ class LearningRateScheduler:
                 f"returned {describe(new_lr)} at step {step}."
             )
         new_lr = float(new_lr)
-        if not math.isfinite(new_lr) or new_lr < 0:
+        # A negative lr is assigned, as MindSpore assigns it (the optimizer then ascends, as with
+        # a negative table entry); a non-finite one could never train.
+        if not math.isfinite(new_lr):
             raise ValueError(
                 "LearningRateScheduler: the learning-rate function returned "
-                f"{new_lr!r} at step {step}; a learning rate must be finite and >= 0."
+                f"{new_lr!r} at step {step}; a learning rate must be finite."
             )
         if not math.isclose(lr, new_lr, rel_tol=1e-10):
             with torch.no_grad():
