@@ -42,7 +42,14 @@ KERNELS = {
     "adagrad": (_triton._adagrad_kernel, {"lr_ptr": "*fp32"}, {"UPDATE_SLOTS": True}),
     "rmsprop": (
         _triton._rmsprop_kernel,
-        {"lr_ptr": "*fp32", "rate": "fp32", "momentum": "fp32", "epsilon": "fp32"},
+        {
+            "lr_ptr": "*fp32",
+            "chunks_ptr": "*fp32",
+            "rate": "fp32",
+            "decay": "fp32",
+            "momentum": "fp32",
+            "epsilon": "fp32",
+        },
         {"CENTERED": False},
     ),
     "adam": (
