@@ -270,7 +270,8 @@ def rmsprop_fused(
             rest = [i for i in rest if params[i].is_contiguous()]
         for indices, scalar_tail in ((whole, False), (rest, True)):
             if indices:
-                picked = tuple([items[i] for i in indices] for items in lists)
+                everything = len(indices) == len(params)
+                picked = lists if everything else tuple([t[i] for i in indices] for t in lists)
                 fused_apply(
                     rmsprop_update,
                     picked,
