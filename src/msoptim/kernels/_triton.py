@@ -470,16 +470,20 @@ if triton is not None:
             start = offs - offs % size
             length = tl.minimum(n - start, size)
             tail = offs - start >= length - length % 8
-            rate64 = 1.0 - tl.cast(decay, tl.float64)
-            scalar_ms = _add(ms.to(tl.float64), _mul(difference.to(tl.float64), rate64))
-            scalar_ms = scalar_ms.to(tl.float32)
-            root = _sqrt(_add(scalar_ms, epsilon).to(tl.float64))
-            scalar_step = _div(_mul(g, lr).to(tl.float64), root)
-            scalar_moment = _add(
-                _mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), scalar_step
-            )
-            ms = tl.where(tail, scalar_ms, vector_ms)
-            moment = tl.where(tail, scalar_moment.to(tl.float32), vector_moment)
+            if tl.max(tail.to(tl.int32), 0) > 0:  # the float64 work only in blocks with a tail
+                rate64 = 1.0 - tl.cast(decay, tl.float64)
+                scalar_ms = _add(ms.to(tl.float64), _mul(difference.to(tl.float64), rate64))
+                scalar_ms = scalar_ms.to(tl.float32)
+                root = _sqrt(_add(scalar_ms, epsilon).to(tl.float64))
+                scalar_step = _div(_mul(g, lr).to(tl.float64), root)
+                scalar_moment = _add(
+                    _mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), scalar_step
+                )
+                ms = tl.where(tail, scalar_ms, vector_ms)
+                moment = tl.where(tail, scalar_moment.to(tl.float32), vector_moment)
+            else:
+                ms = vector_ms
+                moment = vector_moment
             w = _sub(w, moment)
         _store(p2, offs, n, ms, MASKED)
         _store(p3, offs, n, moment, MASKED)
