@@ -290,3 +290,20 @@ def test_the_exception_type_is_mindspores_first_failing_check(index):
     groups, mindspore_type = _mixed_mistakes(make_params())[index]
     with pytest.raises(mindspore_type):
         msoptim.Momentum(groups, 0.1, 0.9)
+
+
+def test_the_base_class_checks_come_before_the_optimizers_own():
+    """MindSpore's optimizers call the base ``Optimizer.__init__`` first: with a group mistake and
+    a bad optimizer argument, the group's error type wins (recorded from MindSpore 2.10)."""
+    p = make_params()
+    with pytest.raises(KeyError):  # not the ValueError of momentum < 0
+        msoptim.Momentum([{"params": pairs(p, "fc.weight"), "foo": 1}], 0.1, -1.0)
+    with pytest.raises(TypeError):  # grad_centralization=1, not amsgrad with lazy (ValueError)
+        msoptim.Adam(
+            [{"params": pairs(p, "fc.weight"), "grad_centralization": 1}],
+            0.1,
+            use_amsgrad=True,
+            use_lazy=True,
+        )
+    with pytest.raises(ValueError, match="'momentum'"):  # alone, the argument's own error
+        msoptim.Momentum(pairs(p, "fc.weight"), 0.1, -1.0)

@@ -113,6 +113,28 @@ def _describe_source(source: nn.Module | None) -> dict[str, Any]:
     }
 
 
+class OwnArgumentChecks:
+    """An optimizer's checks of its own arguments, run first, raised after the base class's.
+
+    MindSpore's optimizers call the base ``Optimizer.__init__`` (parameters, lr, groups, weight
+    decay) before checking their own arguments, so with mistakes on both sides the base class's
+    error wins. A subclass runs its checks inside ``with OwnArgumentChecks() as own:`` (the first
+    ``TypeError``/``ValueError`` is kept, later ones dropped) and passes ``own_checks=own``.
+    """
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def __enter__(self) -> OwnArgumentChecks:
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, TypeError | ValueError):
+            self.error = self.error or error
+            return True
+        return False
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of every msoptim optimizer: MindSpore's ``nn.Optimizer`` on ``torch.optim``.
 
@@ -166,6 +188,7 @@ class Optimizer(torch.optim.Optimizer):
         loss_scale: float = 1.0,
         *,
         defaults: dict[str, Any] | None = None,
+        own_checks: OwnArgumentChecks | None = None,
     ) -> None:
         api = type(self).__name__
         self._api = api
@@ -177,6 +200,8 @@ class Optimizer(torch.optim.Optimizer):
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
         resolved = resolve_params(parameters, api=api, echo_keys=echo)
         self._check_lr_lengths(top_lr, resolved)
+        if own_checks is not None and own_checks.error is not None:
+            raise own_checks.error  # after the base class's checks, as in MindSpore
         devices = {param.device for param in resolved.order}
         if len(devices) > 1:
             raise ValueError(
@@ -254,8 +279,12 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ construction helpers
 
     def _check_lr_lengths(self, top: LrSpec, resolved: ResolvedParams) -> None:
-        """MindSpore requires every table lr (top-level and per group) to have the same length."""
-        lengths = [(top.where, top.table_length)] if top.kind == "table" else []
+        """MindSpore requires every table lr (top-level and per group) to have the same length.
+
+        An empty or nested top-level table is left out, as MindSpore leaves it out: it serves no
+        step, and the first step raises (``_check_tables``)."""
+        usable = top.kind == "table" and top.table_length > 0 and top.unusable is None
+        lengths = [(top.where, top.table_length)] if usable else []
         lengths += [
             (group.lr.where, group.lr.table_length)
             for group in resolved.groups

@@ -11,7 +11,7 @@ from torch import Tensor
 from msoptim._validate import check_float_in_range, check_non_negative_float, describe
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adadelta import adadelta_foreach, adadelta_fused, adadelta_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["Adadelta"]
@@ -82,19 +82,21 @@ class Adadelta(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "Adadelta")
-        _check_float_type(rho, "rho", "Adadelta")
-        _check_float_type(epsilon, "epsilon", "Adadelta")
-        check_float_in_range(
-            rho, "rho", "Adadelta", 0.0, 1.0, low_inclusive=True, high_inclusive=True
-        )
-        check_non_negative_float(epsilon, "epsilon", "Adadelta")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "Adadelta")
+            _check_float_type(rho, "rho", "Adadelta")
+            _check_float_type(epsilon, "epsilon", "Adadelta")
+            check_float_in_range(
+                rho, "rho", "Adadelta", 0.0, 1.0, low_inclusive=True, high_inclusive=True
+            )
+            check_non_negative_float(epsilon, "epsilon", "Adadelta")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             loss_scale,
             defaults={"rho": rho, "epsilon": epsilon, "foreach": foreach, "fused": fused},
+            own_checks=own,
         )
 
     def __call__(self, gradients: Sequence[Tensor]) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor
 from msoptim._validate import check_bool, check_non_negative_float, fail
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adagrad import adagrad_foreach, adagrad_fused, adagrad_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["Adagrad"]
 
@@ -85,10 +85,11 @@ class Adagrad(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "Adagrad")
-        _check_float_type(accum, "accum", "Adagrad")
-        check_bool(update_slots, "update_slots", "Adagrad")
-        check_non_negative_float(accum, "accum", "Adagrad")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "Adagrad")
+            _check_float_type(accum, "accum", "Adagrad")
+            check_bool(update_slots, "update_slots", "Adagrad")
+            check_non_negative_float(accum, "accum", "Adagrad")
         super().__init__(
             learning_rate,
             params,
@@ -100,6 +101,7 @@ class Adagrad(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from msoptim.kernels.adam import (
     adam_reference,
 )
 from msoptim.lr_sources import parse_weight_decay
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = [
     "Adam",
@@ -124,13 +124,16 @@ class _AdamFamily(Optimizer):
         use_offload: bool = False,
         foreach: bool | None,
         fused: bool | None = None,
+        own_checks: OwnArgumentChecks | None = None,
     ) -> None:
-        check_impl(foreach, fused, type(self).__name__)
-        if fused and (use_amsgrad or use_offload):
-            raise ValueError(
-                f"{type(self).__name__}: fused=True compiles the plain Adam kernel; it does not "
-                "cover use_amsgrad or use_offload. Use fused=False with those."
-            )
+        own = own_checks or OwnArgumentChecks()
+        with own:
+            check_impl(foreach, fused, type(self).__name__)
+            if fused and (use_amsgrad or use_offload):
+                raise ValueError(
+                    f"{type(self).__name__}: fused=True compiles the plain Adam kernel; it does "
+                    "not cover use_amsgrad or use_offload. Use fused=False with those."
+                )
         super().__init__(
             learning_rate,
             params,
@@ -148,6 +151,7 @@ class _AdamFamily(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     @staticmethod
@@ -314,26 +318,27 @@ class Adam(_AdamFamily):
             )
         use_lazy = kwargs.get("use_lazy", False)
         use_offload = kwargs.get("use_offload", False)
-        check_betas_and_eps(beta1, beta2, eps, "Adam")
-        for name, flag in (
-            ("use_locking", use_locking),
-            ("use_nesterov", use_nesterov),
-            ("use_amsgrad", use_amsgrad),
-            ("use_lazy", use_lazy),
-            ("use_offload", use_offload),
-        ):
-            check_bool(flag, name, "Adam")
-        if use_amsgrad and (use_lazy or use_offload):
-            raise ValueError(
-                "Adam: 'use_amsgrad=True' cannot be combined with "
-                f"{'use_lazy' if use_lazy else 'use_offload'}=True (MindSpore has no such kernel). "
-                "Drop one of them."
-            )
-        if use_lazy and use_offload:
-            raise ValueError(
-                "Adam: 'use_lazy' and 'use_offload' cannot both be True. Pick one (on dense "
-                "gradients use_lazy=True is plain Adam)."
-            )
+        with OwnArgumentChecks() as own:
+            check_betas_and_eps(beta1, beta2, eps, "Adam")
+            for name, flag in (
+                ("use_locking", use_locking),
+                ("use_nesterov", use_nesterov),
+                ("use_amsgrad", use_amsgrad),
+                ("use_lazy", use_lazy),
+                ("use_offload", use_offload),
+            ):
+                check_bool(flag, name, "Adam")
+            if use_amsgrad and (use_lazy or use_offload):
+                raise ValueError(
+                    "Adam: 'use_amsgrad=True' cannot be combined with "
+                    f"{'use_lazy' if use_lazy else 'use_offload'}=True (MindSpore has no such "
+                    "kernel). Drop one of them."
+                )
+            if use_lazy and use_offload:
+                raise ValueError(
+                    "Adam: 'use_lazy' and 'use_offload' cannot both be True. Pick one (on dense "
+                    "gradients use_lazy=True is plain Adam)."
+                )
         super().__init__(
             params,
             learning_rate,
@@ -349,6 +354,7 @@ class Adam(_AdamFamily):
             use_offload=use_offload,
             foreach=foreach,
             fused=fused,
+            own_checks=own,
         )
         if use_offload:
             self._pipeline = ("decay", "scale")
@@ -425,9 +431,10 @@ class AdamOffload(_AdamFamily):
         *,
         foreach: bool | None = None,
     ) -> None:
-        check_betas_and_eps(beta1, beta2, eps, "AdamOffload")
-        check_bool(use_locking, "use_locking", "AdamOffload")
-        check_bool(use_nesterov, "use_nesterov", "AdamOffload")
+        with OwnArgumentChecks() as own:
+            check_betas_and_eps(beta1, beta2, eps, "AdamOffload")
+            check_bool(use_locking, "use_locking", "AdamOffload")
+            check_bool(use_nesterov, "use_nesterov", "AdamOffload")
         super().__init__(
             params,
             learning_rate,
@@ -440,6 +447,7 @@ class AdamOffload(_AdamFamily):
             loss_scale,
             use_offload=True,
             foreach=foreach,
+            own_checks=own,
         )
 
 
@@ -518,16 +526,17 @@ class LazyAdam(_AdamFamily):
     ) -> None:
         # MindSpore: the base class's weight-decay rules first, then LazyAdam's own float check.
         parse_weight_decay(weight_decay, where="weight_decay", api="LazyAdam")
-        check_betas_and_eps(beta1, beta2, eps, "LazyAdam")
-        if not isinstance(weight_decay, float):
-            raise TypeError(
-                f"LazyAdam: 'weight_decay' must be a float, but got {describe(weight_decay)}. "
-                "LazyAdam takes a Python float only (MindSpore's check, named 'weight_dacay', "
-                "rejects ints and schedules): write e.g. 0.0 or 1e-4, or use Adam for a "
-                "weight-decay schedule."
-            )
-        check_bool(use_locking, "use_locking", "LazyAdam")
-        check_bool(use_nesterov, "use_nesterov", "LazyAdam")
+        with OwnArgumentChecks() as own:
+            check_betas_and_eps(beta1, beta2, eps, "LazyAdam")
+            if not isinstance(weight_decay, float):
+                raise TypeError(
+                    f"LazyAdam: 'weight_decay' must be a float, but got {describe(weight_decay)}. "
+                    "LazyAdam takes a Python float only (MindSpore's check, named 'weight_dacay', "
+                    "rejects ints and schedules): write e.g. 0.0 or 1e-4, or use Adam for a "
+                    "weight-decay schedule."
+                )
+            check_bool(use_locking, "use_locking", "LazyAdam")
+            check_bool(use_nesterov, "use_nesterov", "LazyAdam")
         super().__init__(
             params,
             learning_rate,
@@ -541,4 +550,5 @@ class LazyAdam(_AdamFamily):
             use_lazy=True,
             foreach=foreach,
             fused=fused,
+            own_checks=own,
         )

@@ -14,7 +14,7 @@ from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_fused,
     adam_weight_decay_reference,
 )
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adam import check_betas_and_eps
 
 __all__ = ["AdamWeightDecay"]
@@ -94,8 +94,9 @@ class AdamWeightDecay(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "AdamWeightDecay")
-        check_betas_and_eps(beta1, beta2, eps, "AdamWeightDecay")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "AdamWeightDecay")
+            check_betas_and_eps(beta1, beta2, eps, "AdamWeightDecay")
         super().__init__(
             learning_rate,
             params,
@@ -108,6 +109,7 @@ class AdamWeightDecay(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

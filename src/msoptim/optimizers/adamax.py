@@ -10,7 +10,7 @@ from torch import Tensor
 
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adamax import adamax_foreach, adamax_fused, adamax_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adam import check_betas_and_eps, restore_float32_state
 
 __all__ = ["AdaMax"]
@@ -89,8 +89,9 @@ class AdaMax(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_betas_and_eps(beta1, beta2, eps, "AdaMax")
-        check_impl(foreach, fused, "AdaMax")
+        with OwnArgumentChecks() as own:
+            check_betas_and_eps(beta1, beta2, eps, "AdaMax")
+            check_impl(foreach, fused, "AdaMax")
         super().__init__(
             learning_rate,
             params,
@@ -103,6 +104,7 @@ class AdaMax(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor
 from msoptim._validate import check_bool, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.momentum import momentum_foreach, momentum_fused, momentum_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["Momentum"]
 
@@ -73,9 +73,10 @@ class Momentum(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "Momentum")
-        check_non_negative_float(momentum, "momentum", "Momentum")
-        check_bool(use_nesterov, "use_nesterov", "Momentum")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "Momentum")
+            check_non_negative_float(momentum, "momentum", "Momentum")
+            check_bool(use_nesterov, "use_nesterov", "Momentum")
         super().__init__(
             learning_rate,
             params,
@@ -87,6 +88,7 @@ class Momentum(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from msoptim.kernels.proximal_adagrad import (
     proximal_adagrad_fused,
     proximal_adagrad_reference,
 )
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["ProximalAdagrad"]
@@ -82,13 +82,14 @@ class ProximalAdagrad(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "ProximalAdagrad")
         api = "ProximalAdagrad"
-        for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
-            _check_float_type(value, name, api)
-        check_bool(use_locking, "use_locking", api)
-        for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
-            check_non_negative_float(value, name, api)
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "ProximalAdagrad")
+            for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
+                _check_float_type(value, name, api)
+            check_bool(use_locking, "use_locking", api)
+            for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
+                check_non_negative_float(value, name, api)
         super().__init__(
             learning_rate,
             params,
@@ -102,6 +103,7 @@ class ProximalAdagrad(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from msoptim.kernels.rmsprop import (
     rmsprop_fused,
     rmsprop_reference,
 )
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["RMSProp"]
 
@@ -94,12 +94,13 @@ class RMSProp(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "RMSProp")
-        check_non_negative_float(decay, "decay", "RMSProp")
-        check_non_negative_float(momentum, "momentum", "RMSProp")
-        check_positive_float(epsilon, "epsilon", "RMSProp")
-        check_bool(use_locking, "use_locking", "RMSProp")
-        check_bool(centered, "centered", "RMSProp")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "RMSProp")
+            check_non_negative_float(decay, "decay", "RMSProp")
+            check_non_negative_float(momentum, "momentum", "RMSProp")
+            check_positive_float(epsilon, "epsilon", "RMSProp")
+            check_bool(use_locking, "use_locking", "RMSProp")
+            check_bool(centered, "centered", "RMSProp")
         super().__init__(
             learning_rate,
             params,
@@ -114,6 +115,7 @@ class RMSProp(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
