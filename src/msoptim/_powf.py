@@ -17,8 +17,6 @@ rounding boundary, far rarer than anything a schedule evaluates.
 
 from __future__ import annotations
 
-import struct
-
 import torch
 from torch import Tensor
 
@@ -195,7 +193,3 @@ def log2_constant(x: float) -> float | None:
 def exp2_of_product(y: Tensor, log2_x: float) -> Tensor:
     """``powf(x, y)`` for a constant positive finite ``x`` given as ``log2_constant(x)``."""
     return torch.where(y == 0, 1.0, _exp2_of_product(y, log2_x))
-
-
-def _bits(value: float) -> int:  # for tests and debugging: the float64 bit pattern
-    return struct.unpack("<Q", struct.pack("<d", value))[0]

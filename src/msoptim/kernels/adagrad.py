@@ -9,18 +9,22 @@ including ``accum=0.0`` runs (``tools/record_golden_optim.py``).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from msoptim.kernels import _triton
-from msoptim.kernels._exact import exact_reciprocal, exact_sqrt, foreach_exact_sqrt
+from msoptim.kernels._exact import (
+    exact_reciprocal,
+    exact_sqrt,
+    float32_constant,
+    foreach_exact_sqrt,
+)
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["EPSILON", "adagrad_foreach", "adagrad_fused", "adagrad_reference", "adagrad_update"]
 
 #: The CPU kernel's hidden ``1e-8`` under the square root, as a float32 value.
-EPSILON = float(np.float32(1e-8))
+EPSILON = float32_constant(1e-8)
 
 
 def adagrad_update(

@@ -8,7 +8,8 @@
 
 MindSpore writes this with float32 tensor ops (one rounding each; float16/bfloat16 parameters are
 computed in float32 and cast back, ``ax`` is accumulated in its own dtype); the power is C
-``powf``, as MindSpore's ``Pow`` kernel computes it (:mod:`msoptim._powf`). Both branches are tensor ops (``torch.where``), so a step has no host synchronisation.
+``powf``, as MindSpore's ``Pow`` kernel computes it (:mod:`msoptim._powf`). Both branches are
+tensor ops (``torch.where``), so a step has no host synchronisation.
 """
 
 from __future__ import annotations

@@ -263,11 +263,11 @@ def rmsprop_fused(
         # A compiled kernel sees a permuted layout in memory order, but the scalar tails are
         # the last elements in row-major order: such tensors with a tail run eagerly.
         whole, rest = _by_scalar_tail(tuple(p.numel() for p in params))
-        if not all(params[i].is_contiguous() for i in rest):
-            for i in [i for i in rest if not params[i].is_contiguous()]:
-                update_args = (*(items[i] for items in lists), lr, chunks)
-                rmsprop_update(*update_args, **constants, rate64=rate64)
-            rest = [i for i in rest if params[i].is_contiguous()]
+        strided = [i for i in rest if not params[i].is_contiguous()]
+        for i in strided:
+            rmsprop_update(*(t[i] for t in lists), lr, chunks, **constants, rate64=rate64)
+        if strided:
+            rest = [i for i in rest if i not in strided]
         for indices, scalar_tail in ((whole, False), (rest, True)):
             if indices:
                 everything = len(indices) == len(params)
@@ -312,21 +312,16 @@ def rmsprop_foreach(
         )
         # Concatenated, a tensor's scalar tails would be lost: tensors that may have one (in
         # one piece or two) are updated one by one.
-        whole, _ = _by_scalar_tail(tuple(p.numel() for p in params))
+        whole, rest = _by_scalar_tail(tuple(p.numel() for p in params))
         lists = (params, grads, mean_squares, moments)
-        constants = {
-            "rate": rate,
-            "rate64": _rate64(decay),
-            "momentum": momentum,
-            "epsilon": epsilon,
-        }
+        constants = {**_constants(decay, momentum, epsilon), "rate64": _rate64(decay)}
         chunks = _chunks(chunks, lr)
         if whole:
             picked = tuple([items[i] for i in whole] for items in lists)
             apply_concatenated(
                 rmsprop_update, picked, (0, 2, 3), lr, chunks, **constants, scalar_tail=False
             )
-        for i in sorted(set(range(len(params))) - set(whole)):
+        for i in rest:
             rmsprop_update(*(items[i] for items in lists), lr, chunks, **constants)
         return
     if mean_grads is None:
