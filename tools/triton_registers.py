@@ -1,6 +1,6 @@
 """Compile msoptim's CUDA multi-tensor kernels for sm_90 on any machine and print their registers.
 
-Usage: ``python tools/triton_registers.py [--warps 4]`` (needs Triton; no GPU: Triton compiles for
+Usage: ``python tools/triton_registers.py [--warps N]`` (needs Triton; no GPU: Triton compiles for
 a named target and its bundled ``ptxas`` reports the resources). Registers per thread decide how
 many programs an SM runs at once; the H100 measurements in ``bench/RESULTS.md`` fall in the same
 order as these counts. ``--sass DIR`` also writes each kernel's machine code (``cuobjdump``), to
@@ -50,7 +50,11 @@ KERNELS = {
             "momentum": "fp32",
             "epsilon": "fp32",
         },
-        {"CENTERED": False},
+        {
+            "CENTERED": False,
+            "MAX_PIECES": _triton.RMSPROP_PIECES,
+            "TAIL_TENSORS": _triton.RMSPROP_TAIL_TENSORS,
+        },
     ),
     "adam": (
         _triton._adam_kernel,
@@ -73,16 +77,17 @@ KERNELS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warps", type=int, default=_triton._OPTIONS["num_warps"])
+    parser.add_argument("--warps", type=int, default=None, help="default: as shipped")
     parser.add_argument("--sass", type=Path, default=None, help="write <kernel>.sass here")
     args = parser.parse_args()
-    options = dict(_triton._OPTIONS, num_warps=args.warps)
     work = args.sass or Path("/tmp/msoptim-triton")
     work.mkdir(parents=True, exist_ok=True)
     for name, (kernel, scalars, flags) in KERNELS.items():
         constexprs = dict(flags, BLOCK=_triton.BLOCK)
         signature = {**TABLE, **scalars, **{key: "constexpr" for key in constexprs}}
         source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+        warps = args.warps or _triton.warps(kernel)
+        options = dict(_triton._OPTIONS, num_warps=warps)
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
         ptx = work / f"{name}.ptx"
         ptx.write_text(compiled.asm["ptx"])
@@ -94,7 +99,7 @@ def main() -> None:
             check=True,
         ).stderr
         registers = re.findall(r"Used (\d+) registers", report)
-        print(f"{name:18} {args.warps} warps x {_triton.BLOCK} elements: {registers[0]} registers")
+        print(f"{name:18} {warps} warps x {_triton.BLOCK} elements: {registers[0]} registers")
         if args.sass:
             sass = subprocess.run(
                 [str(BIN / "cuobjdump"), "-sass", str(cubin)], capture_output=True, text=True

@@ -61,9 +61,16 @@ __all__ = [
 BLOCK = 2048
 #: Tensors per program of Adam's first launch (its powers and bias-corrected lrs).
 POWERS_BLOCK = 1024
-#: Launch options: 4 warps a program; libdevice without flushing subnormals to zero (Triton's
-#: default flushes them in ``*_rn`` functions, where eager CUDA keeps them).
-_OPTIONS: dict[str, Any] = {"num_warps": 4, "enable_reflect_ftz": False}
+#: Launch options: libdevice without flushing subnormals to zero (Triton's default flushes them
+#: in ``*_rn`` functions, where eager CUDA keeps them).
+_OPTIONS: dict[str, Any] = {"enable_reflect_ftz": False}
+#: Warps a program: 4, or as measured faster on an H100 (bench/RESULTS.md), by kernel name.
+WARPS = 4
+KERNEL_WARPS = {"_adam_kernel": 8, "_adam_weight_decay_kernel": 8, "_rmsprop_kernel": 8}
+#: The most pieces MindSpore's RMSProp kernel is cut into (:func:`rmsprop.launch_chunks`), and
+#: the tensors whose scalar-loop elements one program of its kernel updates.
+RMSPROP_PIECES = 2
+RMSPROP_TAIL_TENSORS = 16
 #: Call sites whose tables are kept (least recently used dropped first).
 _TABLE_LIMIT = 256
 _TABLES: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
@@ -258,9 +265,12 @@ if triton is not None:
     def _locate(block_tensor, block_start, numels, BLOCK: tl.constexpr):
         """This program's tensor, its length, the positions of its elements and whether its block
         is whole (no mask: vector loads) or the tensor's last one."""
-        pid = tl.program_id(0)
-        t = tl.load(block_tensor + pid)
-        start = tl.multiple_of(tl.load(block_start + pid), BLOCK)
+        return _locate_block(tl.program_id(0), block_tensor, block_start, numels, BLOCK)
+
+    @triton.jit
+    def _locate_block(block, block_tensor, block_start, numels, BLOCK: tl.constexpr):
+        t = tl.load(block_tensor + block)
+        start = tl.multiple_of(tl.load(block_start + block), BLOCK)
         n = tl.load(numels + t)
         return t, n, start + tl.arange(0, BLOCK), start + BLOCK <= n
 
@@ -423,71 +433,108 @@ if triton is not None:
             _adagrad_block(table, count, t, offs, n, lr, UPDATE_SLOTS, True)
 
     # RMSProp: columns (w, g, mean_square, moment[, mean_grad]) ------------------------------
+    #
+    # MindSpore's (uncentered) kernel rounds differently in its scalar loop, the last length % 8
+    # elements of each of its ``chunks`` pieces (at most MAX_PIECES): double arithmetic, eps
+    # inside the root. The first programs update those few elements (TAIL_TENSORS tensors each),
+    # the block programs after them every other element in float32. Kept apart, the block
+    # programs carry no float64 registers (one kernel with both forms: 61-67% of copy).
 
     @triton.jit
-    def _rmsprop_block(
+    def _rmsprop_vector_loop(g, ms, moment, lr, rate, momentum, epsilon):
+        new_ms = tl.fma(tl.fma(g, g, -ms), rate, ms)
+        step = _div(_mul(g, lr), _add(_sqrt(new_ms), epsilon))
+        return new_ms, tl.fma(moment, momentum, step)
+
+    @triton.jit
+    def _rmsprop_scalar_loop(g, ms, moment, lr, decay, momentum, epsilon):
+        rate64 = 1.0 - tl.cast(decay, tl.float64)  # C++ ``1.0 - decay``: double
+        difference = tl.fma(g, g, -ms).to(tl.float64)
+        new_ms = _add(ms.to(tl.float64), _mul(difference, rate64)).to(tl.float32)
+        root = _sqrt(_add(new_ms, epsilon).to(tl.float64))
+        step = _div(_mul(g, lr).to(tl.float64), root)
+        new_moment = _add(_mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), step)
+        return new_ms, new_moment.to(tl.float32)
+
+    @triton.jit
+    def _rmsprop_apply(
+        table, count, t, offs, mask, lr, rate, decay, momentum, epsilon, SCALAR_LOOP: tl.constexpr
+    ):
+        """Uncentered RMSProp on the elements ``offs`` of tensor ``t`` where ``mask`` holds
+        (``mask`` None: all of them)."""
+        p0 = _pointer(table, 0, count, t) + offs
+        p2 = _pointer(table, 2, count, t) + offs
+        p3 = _pointer(table, 3, count, t) + offs
+        g = tl.load(_pointer(table, 1, count, t) + offs, mask=mask)
+        ms = tl.load(p2, mask=mask)
+        moment = tl.load(p3, mask=mask)
+        w = tl.load(p0, mask=mask)
+        if SCALAR_LOOP:
+            ms, moment = _rmsprop_scalar_loop(g, ms, moment, lr, decay, momentum, epsilon)
+        else:
+            ms, moment = _rmsprop_vector_loop(g, ms, moment, lr, rate, momentum, epsilon)
+        tl.store(p2, ms, mask=mask)
+        tl.store(p3, moment, mask=mask)
+        tl.store(p0, _sub(w, moment), mask=mask)
+
+    @triton.jit
+    def _in_scalar_loop(offs, n, size):
+        """Which of ``offs`` fall in a piece's last ``length % 8`` (pieces of ``size``)."""
+        start = offs - offs % size
+        length = tl.minimum(n - start, size)
+        return offs - start >= length - length % 8
+
+    @triton.jit
+    def _rmsprop_tail_program(
         table,
         count,
-        t,
-        offs,
-        n,
+        program,
+        n_ptr,
         lr,
         chunks,
-        rate,
         decay,
         momentum,
         epsilon,
-        CENTERED: tl.constexpr,
-        MASKED: tl.constexpr,
+        MAX_PIECES: tl.constexpr,
+        TAIL_TENSORS: tl.constexpr,
+    ):
+        """Scalar-loop elements of tensors [program * TAIL_TENSORS, ...): 8 lanes a piece."""
+        lane = tl.arange(0, TAIL_TENSORS * MAX_PIECES * 8)
+        t = program * TAIL_TENSORS + lane // (MAX_PIECES * 8)
+        real = t < count
+        t = tl.minimum(t, count - 1)  # lanes past the last tensor read a real table entry
+        piece = lane // 8 % MAX_PIECES
+        n = tl.load(n_ptr + t)
+        size = (n + chunks - 1) // chunks
+        length = tl.minimum(n - piece * size, size)  # <= 0 for a piece past the last
+        offs = piece * size + length - length % 8 + lane % 8
+        mask = real & (length > 0) & (lane % 8 < length % 8)
+        _rmsprop_apply(table, count, t, offs, mask, lr, 0.0, decay, momentum, epsilon, True)
+
+    @triton.jit
+    def _rmsprop_centered_block(
+        table, count, t, offs, n, lr, rate, momentum, epsilon, MASKED: tl.constexpr
     ):
         p0 = _pointer(table, 0, count, t) + offs
         p1 = _pointer(table, 1, count, t) + offs
         p2 = _pointer(table, 2, count, t) + offs
         p3 = _pointer(table, 3, count, t) + offs
+        p4 = _pointer(table, 4, count, t) + offs
         g = _load(p1, offs, n, MASKED)
         ms = _load(p2, offs, n, MASKED)
         moment = _load(p3, offs, n, MASKED)
         w = _load(p0, offs, n, MASKED)
-        if CENTERED:  # plain float32, one rounding per operation
-            ms = _add(ms, _mul(_sub(_mul(g, g), ms), rate))
-            p4 = _pointer(table, 4, count, t) + offs
-            mg = _load(p4, offs, n, MASKED)
-            mg = _add(mg, _mul(_sub(g, mg), rate))
-            _store(p4, offs, n, mg, MASKED)
-            denom = _add(_sub(ms, _mul(mg, mg)), epsilon)
-            positive = denom > 0
-            updated = _add(_mul(moment, momentum), _div(_mul(g, lr), _sqrt(denom)))
-            moment = tl.where(positive, updated, moment)
-            w = tl.where(positive, _sub(w, moment), w)
-        else:  # MindSpore's vector loop: fused multiply-adds, eps outside the root
-            difference = tl.fma(g, g, -ms)
-            vector_ms = tl.fma(difference, rate, ms)
-            step = _div(_mul(g, lr), _add(_sqrt(vector_ms), epsilon))
-            vector_moment = tl.fma(moment, momentum, step)
-            # its scalar loop (the last length % 8 elements of each of its ``chunks`` pieces of
-            # ceil(n / chunks)): double arithmetic, rounded once, eps inside the root
-            size = (n + chunks - 1) // chunks
-            start = offs - offs % size
-            length = tl.minimum(n - start, size)
-            tail = offs - start >= length - length % 8
-            if tl.max(tail.to(tl.int32), 0) > 0:  # the float64 work only in blocks with a tail
-                rate64 = 1.0 - tl.cast(decay, tl.float64)
-                scalar_ms = _add(ms.to(tl.float64), _mul(difference.to(tl.float64), rate64))
-                scalar_ms = scalar_ms.to(tl.float32)
-                root = _sqrt(_add(scalar_ms, epsilon).to(tl.float64))
-                scalar_step = _div(_mul(g, lr).to(tl.float64), root)
-                scalar_moment = _add(
-                    _mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), scalar_step
-                )
-                ms = tl.where(tail, scalar_ms, vector_ms)
-                moment = tl.where(tail, scalar_moment.to(tl.float32), vector_moment)
-            else:
-                ms = vector_ms
-                moment = vector_moment
-            w = _sub(w, moment)
+        mg = _load(p4, offs, n, MASKED)
+        ms = _add(ms, _mul(_sub(_mul(g, g), ms), rate))  # plain float32, one rounding an op
+        mg = _add(mg, _mul(_sub(g, mg), rate))
+        denom = _add(_sub(ms, _mul(mg, mg)), epsilon)
+        positive = denom > 0
+        updated = _add(_mul(moment, momentum), _div(_mul(g, lr), _sqrt(denom)))
+        moment = tl.where(positive, updated, moment)
+        _store(p4, offs, n, mg, MASKED)
         _store(p2, offs, n, ms, MASKED)
         _store(p3, offs, n, moment, MASKED)
-        _store(p0, offs, n, w, MASKED)
+        _store(p0, offs, n, tl.where(positive, _sub(w, moment), w), MASKED)
 
     @triton.jit
     def _rmsprop_kernel(
@@ -503,31 +550,58 @@ if triton is not None:
         momentum,
         epsilon,
         CENTERED: tl.constexpr,
+        MAX_PIECES: tl.constexpr,
+        TAIL_TENSORS: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
-        t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
         lr = tl.load(lr_ptr)
-        chunks = tl.load(chunks_ptr).to(tl.int32)
-        if whole:
-            _rmsprop_block(
-                table,
-                count,
-                t,
-                offs,
-                n,
-                lr,
-                chunks,
-                rate,
-                decay,
-                momentum,
-                epsilon,
-                CENTERED,
-                False,
-            )
+        if CENTERED:
+            t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
+            if whole:
+                _rmsprop_centered_block(
+                    table, count, t, offs, n, lr, rate, momentum, epsilon, False
+                )
+            else:
+                _rmsprop_centered_block(table, count, t, offs, n, lr, rate, momentum, epsilon, True)
         else:
-            _rmsprop_block(
-                table, count, t, offs, n, lr, chunks, rate, decay, momentum, epsilon, CENTERED, True
-            )
+            chunks = tl.load(chunks_ptr).to(tl.int32)
+            pid = tl.program_id(0)
+            tails = tl.cdiv(count, TAIL_TENSORS)
+            if pid < tails:
+                _rmsprop_tail_program(
+                    table,
+                    count,
+                    pid,
+                    numels,
+                    lr,
+                    chunks,
+                    decay,
+                    momentum,
+                    epsilon,
+                    MAX_PIECES,
+                    TAIL_TENSORS,
+                )
+            else:
+                t, n, offs, whole = _locate_block(
+                    pid - tails, block_tensor, block_start, numels, BLOCK
+                )
+                size = (n + chunks - 1) // chunks
+                first = tl.load(block_start + pid - tails)
+                last = tl.minimum(first + BLOCK, n) - 1
+                # A piece ends in this block, or this block ends in a piece's last length % 8
+                # (a cheap, scalar over-estimate of "holds scalar-loop elements").
+                piece = last // size
+                piece_end = tl.minimum(piece * size + size, n)
+                tail_start = piece_end - (piece_end - piece * size) % 8
+                if whole and first // size == piece and last < tail_start:
+                    _rmsprop_apply(
+                        table, count, t, offs, None, lr, rate, decay, momentum, epsilon, False
+                    )
+                else:
+                    mask = (offs < n) & ~_in_scalar_loop(offs, n, size)
+                    _rmsprop_apply(
+                        table, count, t, offs, mask, lr, rate, decay, momentum, epsilon, False
+                    )
 
     # Adam: columns (w, g, m, v, beta1_power, beta2_power) ----------------------------------
 
@@ -609,10 +683,8 @@ if triton is not None:
         BLOCK: tl.constexpr,
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
-        # The addresses are loaded before the branch, with the length: measured 10% faster than
-        # after it on an H100, where this kernel's 255-register programs run few at a time
-        # and a dependent load after the branch shows (AdamWeightDecay measured 4% the other
-        # way; bench/RESULTS.md).
+        # The addresses are loaded before the branch, with the length (the layout measured on
+        # the H100; the 10% once put down to it was where the buffers lie: bench/RESULTS.md).
         p0 = _pointer(table, 0, count, t) + offs
         p1 = _pointer(table, 1, count, t) + offs
         p2 = _pointer(table, 2, count, t) + offs
@@ -685,29 +757,50 @@ def _launch(
     written: tuple[int, ...],
     scalars: Sequence[Tensor],
     *args: Any,
+    tail_tensors: int = 0,
     **constexprs: Any,
 ) -> bool:
     """One launch of ``kernel`` over the call's ``table``; False (nothing done) without one.
 
     ``scalars``: 0-d float32 tensors the kernel reads (the lr, ...), passed first after the table;
-    ``args``: Python floats (float32 values) and scratch tensors, passed after them.
+    ``args``: Python floats (float32 values) and scratch tensors, passed after them. The grid has
+    a program per block, after a program per ``tail_tensors`` tensors (if given).
     """
     if table is None or not all(_scalar_ok(value, lists) for value in scalars):
         return False
     arguments = (table.addresses, table.count, table.block_tensor, table.block_start)
-    grid = (table.blocks,)
-    _run(kernel, grid, *arguments, table.numels_device, *scalars, *args, BLOCK=BLOCK, **constexprs)
+    tails = triton.cdiv(table.count, tail_tensors) if tail_tensors else 0
+    grid = (tails + table.blocks,)
+    _run(
+        kernel,
+        grid,
+        *arguments,
+        table.numels_device,
+        *scalars,
+        *args,
+        BLOCK=BLOCK,
+        **constexprs,
+    )
     _remember_capture(table)
     _bump_versions(lists, written)
     return True
 
 
+def warps(kernel: Any) -> int:
+    """The warps a program of ``kernel`` (a Triton function) runs with."""
+    return KERNEL_WARPS.get(_name(kernel), WARPS)
+
+
+def _name(kernel: Any) -> str:
+    return getattr(getattr(kernel, "fn", kernel), "__name__", "kernel")
+
+
 def _run(kernel: Any, grid: tuple[int], *args: Any, **constexprs: Any) -> None:
     """Launch (compiling on first use) with a clear error if Triton cannot build the kernel."""
     try:
-        kernel[grid](*args, **constexprs, **_OPTIONS)
+        kernel[grid](*args, **constexprs, num_warps=warps(kernel), **_OPTIONS)
     except Exception as error:
-        name = getattr(getattr(kernel, "fn", kernel), "__name__", "kernel")
+        name = _name(kernel)
         raise RuntimeError(
             f"msoptim: the CUDA multi-tensor kernel {name!r} failed to compile or run "
             f"({type(error).__name__}: {error}). It needs Triton and a GPU it supports; pass "
@@ -765,7 +858,18 @@ def rmsprop(
     table = _table("rmsprop", lists, 0)
     scalars = (lr, chunks)
     hyper = (rate, decay, momentum, epsilon)
-    return _launch(table, _rmsprop_kernel, lists, written, scalars, *hyper, CENTERED=centered)
+    return _launch(
+        table,
+        _rmsprop_kernel,
+        lists,
+        written,
+        scalars,
+        *hyper,
+        tail_tensors=0 if centered else RMSPROP_TAIL_TENSORS,
+        CENTERED=centered,
+        MAX_PIECES=RMSPROP_PIECES,
+        TAIL_TENSORS=RMSPROP_TAIL_TENSORS,
+    )
 
 
 def adam(
