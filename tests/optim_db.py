@@ -248,6 +248,7 @@ OPTIMIZER_CASES: tuple[OptimizerCase, ...] = (
                 "lr with relative_step", {"learning_rate": 0.01}, ValueError, r"relative_step"
             ),
         ),
+        supports=frozenset({"dynamic_lr", "foreach"}),  # one lr for every group, as in MindSpore
     ),
     OptimizerCase(
         "Lamb",

@@ -236,29 +236,44 @@ def test_matches_float64_reference(name, foreach):
             assert_float32_close(st["exp_avg_sq"].float(), state[n]["v"], what=n, ulps=REF_ULPS)
 
 
-def test_groups_use_their_lr_and_weight_decay_and_decay_every_parameter():
-    """Fixed-lr mode with per-group lr and weight decay (MindSpore cannot run group lrs; its
-    weight decay applies to every parameter, gamma/beta included)."""
+def test_groups_share_the_top_level_weight_decay_which_decays_every_parameter():
+    """MindSpore's AdaFactor applies its ``weight_decay`` argument to every parameter, gamma/beta
+    included, and ignores a group's own (msoptim warns): the run equals the float64 model with
+    the top-level value everywhere."""
     params = named_params()
     grads = grad_sets(params, 4)
     w0, g_np = as_numpy(params, grads)
-    first, second = params[:3], params[3:]
-    groups = [
-        {"params": first, "lr": 0.02, "weight_decay": 0.2},
-        {"params": second},
-    ]
-    run_msoptim(
-        lambda _: AdaFactor(
-            groups, learning_rate=0.01, relative_step=False, weight_decay=0.05, foreach=False
-        ),
-        params,
-        grads,
-    )
-    lrs = {n: 0.02 if i < 3 else 0.01 for i, (n, _) in enumerate(params)}
-    wds = {n: 0.2 if i < 3 else 0.05 for i, (n, _) in enumerate(params)}
-    want, _ = adafactor_numpy(w0, g_np, lr=lrs, weight_decay=wds, relative_step=False)
+    groups = [{"params": params[:3], "weight_decay": 0.2}, {"params": params[3:]}]
+    with pytest.warns(UserWarning, match=r"param_groups\[0\]\['weight_decay'\] = 0.2 .*ignored"):
+        run_msoptim(
+            lambda _: AdaFactor(
+                groups, learning_rate=0.01, relative_step=False, weight_decay=0.05, foreach=False
+            ),
+            params,
+            grads,
+        )
+    want, _ = adafactor_numpy(w0, g_np, lr=0.01, weight_decay=0.05, relative_step=False)
     for n, p in params:
         assert_float32_close(p, want[n], what=n, ulps=REF_ULPS)
+
+
+def test_a_group_lr_is_refused_with_a_fixed_lr_and_ignored_with_relative_steps():
+    """MindSpore 2.10: a group ``lr`` makes AdaFactor's first step fail (ValueError) with
+    ``relative_step=False``; with ``relative_step=True`` it is ignored (msoptim warns)."""
+    params = named_params()
+    groups = [{"params": params[:2], "lr": 0.5}, {"params": params[2:]}]
+    fixed = {"learning_rate": 0.01, "relative_step": False}
+    with pytest.raises(ValueError, match="one learning rate for all parameters"):
+        AdaFactor(groups, **fixed)
+    with pytest.raises(ValueError, match="one learning rate for all parameters"):
+        AdaFactor([{"params": params[:2], "lr": 0.01}, {"params": params[2:]}], **fixed)
+    twin = named_params()
+    grads = grad_sets(params, 3)
+    with pytest.warns(UserWarning, match="sets 'lr'; it is ignored"):
+        run_msoptim(lambda _: AdaFactor(groups), params, grads)
+    run_msoptim(lambda p: AdaFactor(p), twin, grads)
+    for (_, a), (_, b) in zip(params, twin):
+        assert torch.equal(a, b)
 
 
 # ----------------------------------------------------------------------------- reference == foreach
@@ -286,7 +301,7 @@ def test_reference_equals_foreach_bitwise(kwargs):
     runs = []
     for foreach in (False, True):
         params = _mixed_params(3)
-        groups = [{"params": params[:4]}, {"params": params[4:], "weight_decay": 0.3}]
+        groups = [{"params": params[:4]}, {"params": params[4:]}]
         opt = AdaFactor(groups, **kwargs, foreach=foreach)
         grads = grad_sets(params, 4, seed=11)
         for step, step_grads in enumerate(grads):
@@ -406,8 +421,8 @@ def test_without_first_moment_there_is_no_exp_avg():
 
 def test_step_and_global_step_advance_once_per_call_and_lr_reports_zero():
     params = named_params()
-    groups = [{"params": params[:2]}, {"params": params[2:], "weight_decay": 0.1}]
-    opt = AdaFactor(groups)
+    groups = [{"params": params[:2]}, {"params": params[2:]}]
+    opt = AdaFactor(groups, weight_decay=0.1)
     for step, grads in enumerate(grad_sets(params, 3), start=1):
         assert float(opt.get_lr()) == 0.0
         opt(tuple(grads))
@@ -423,8 +438,9 @@ def test_weight_decay_property_is_not_loss_scaled():
     assert float(opt.weight_decay) == 0.25
     assert float(opt.get_weight_decay()) == 0.25
     groups = [{"params": named_params()[:2], "weight_decay": 0.5}, {"params": named_params()[2:]}]
-    opt = AdaFactor(groups, weight_decay=0.25)
-    assert [float(x) for x in opt.weight_decay] == [0.5] * 2 + [0.25] * 4
+    with pytest.warns(UserWarning, match="ignored"):
+        opt = AdaFactor(groups, weight_decay=0.25)
+    assert [float(x) for x in opt.weight_decay] == [0.25] * 6
 
 
 def test_loss_scale_is_not_applied():
@@ -497,12 +513,15 @@ def test_add_param_group_shares_the_step_counter():
     opt = AdaFactor(
         [{"params": params[:3]}], learning_rate=0.01, relative_step=False, scale_parameter=False
     )
-    opt.add_param_group({"params": params[3:], "weight_decay": 0.1})
+    with pytest.warns(UserWarning, match=r"weight_decay 0.1 .*is ignored"):
+        opt.add_param_group({"params": params[3:], "weight_decay": 0.1})
     assert len({id(st["step"]) for st in opt.state.values()}) == 1
-    with pytest.raises(ValueError, match=r"weight_decay"):
-        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "weight_decay": 1.5})
+    assert [group["weight_decay"] for group in opt.param_groups] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="one learning rate for all parameters"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "lr": 0.1})
+    assert len(opt.param_groups) == 2
     relative = AdaFactor([{"params": params[:3]}])
-    with pytest.raises(ValueError, match="relative_step"):
+    with pytest.warns(UserWarning, match="it is ignored"):
         relative.add_param_group({"params": params[3:], "lr": 0.1})
 
 
@@ -560,16 +579,34 @@ def test_accepted_like_mindspore():
     AdaFactor(named_params(), eps=[0.0, 0.0])
 
 
-def test_group_errors():
+def test_group_weight_decays_mindspore_ignores_are_warned_not_refused():
+    """A schedule or a value MindSpore's own check would refuse (2.0) in a group: MindSpore's
+    base class accepts them and AdaFactor never reads them."""
     params = named_params()
-    with pytest.raises(ValueError, match=r"group sets 'lr' but relative_step=True"):
-        AdaFactor([{"params": params[:2], "lr": 0.1}, {"params": params[2:]}])
-    with pytest.raises(TypeError, match=r"param_groups\[1\]\['weight_decay'\]"):
-        AdaFactor(
-            [
-                {"params": params[:2]},
-                {"params": params[2:], "weight_decay": msoptim.WarmUpLR(0.1, 2)},
-            ]
-        )
-    with pytest.raises(ValueError, match=r"param_groups\[0\]\['weight_decay'\]"):
+    schedule = msoptim.WarmUpLR(0.1, 2)
+    with pytest.warns(UserWarning, match=r"param_groups\[1\]\['weight_decay'\] = .*WarmUpLR"):
+        opt = AdaFactor([{"params": params[:2]}, {"params": params[2:], "weight_decay": schedule}])
+    assert [group["weight_decay"] for group in opt.param_groups] == [0.0, 0.0]
+    opt(tuple(grads for grads in grad_sets(params, 1)[0]))  # the step never reads the schedule
+    assert opt.ms_state_dict()["step"].tolist() == [1.0]
+    with pytest.warns(UserWarning, match=r"param_groups\[0\]\['weight_decay'\] = 2.0"):
         AdaFactor([{"params": params, "weight_decay": 2.0}])
+
+
+def test_relative_steps_ignore_a_group_table_even_past_its_end():
+    """MindSpore 2.10 (recorded: seed 301): with ``relative_step=True`` a group's lr table is
+    never read by the step, which goes on past the table's end, while ``get_lr()`` there fails."""
+    params, twin = named_params(), named_params()
+    groups = [{"params": params[:2], "lr": [0.005]}, {"params": params[2:]}]
+    with pytest.warns(UserWarning, match="it is ignored"):
+        opt = AdaFactor(groups)
+    plain = AdaFactor(twin)
+    for step, grads in enumerate(grad_sets(params, 3)):
+        if step:
+            with pytest.raises(RuntimeError, match="table of 1 values"):
+                opt.get_lr()
+        opt(tuple(grads))
+        plain(tuple(g.clone() for g in grads))
+    assert int(opt.global_step) == 3
+    for (_, a), (_, b) in zip(params, twin):
+        assert torch.equal(a, b)

@@ -640,9 +640,9 @@ GROUP_CASES = [
     ),
     (
         "per-group-momentum",
-        groups(g("fc.weight", momentum=0.5)),
-        ValueError,
-        r"param_groups\[0\]\['momentum'\].*not per group",
+        groups(g("fc.weight", momentum=0.9)),
+        KeyError,
+        r"param_groups\[0\].*'momentum' is an argument of Momentum",
     ),
 ]
 for _desc, _params, _raises, _match in GROUP_CASES:

@@ -316,6 +316,26 @@ def _params(n: int = 3) -> list[nn.Parameter]:
     return [nn.Parameter(torch.randn(4)) for _ in range(n)]
 
 
+def as_torch_wrapper(build: Any) -> Any:
+    """Call ``build()`` from a frame of ``torch.distributed.optim``, where ZeroRedundancyOptimizer
+    builds its local optimizer (msoptim accepts group dicts that repeat the optimizer's arguments
+    there; the 2-process ZeRO tests above run the real wrapper)."""
+    namespace = {"__name__": "torch.distributed.optim.zero_redundancy_optimizer", "build": build}
+    exec("def call():\n    return build()\n", namespace)
+    return namespace["call"]()
+
+
+def test_user_groups_repeating_an_argument_get_mindspores_key_error():
+    (a,) = _params(1)
+    with pytest.raises(KeyError, match="unknown key 'momentum'"):
+        msoptim.Momentum([{"params": [a], "momentum": 0.9}], learning_rate=0.1, momentum=0.9)
+    as_torch_wrapper(
+        lambda: msoptim.Momentum(
+            [{"params": [a], "momentum": 0.9}], learning_rate=0.1, momentum=0.9
+        )
+    )
+
+
 def test_user_empty_group_still_raises():
     (a,) = _params(1)
     with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\] must not be empty"):
@@ -327,7 +347,9 @@ def test_user_empty_group_still_raises():
 def test_wrapper_empty_group_is_accepted_and_updates_nothing():
     a, b, _ = _params()
     kwargs = {"learning_rate": 0.1, "momentum": 0.9}
-    opt = msoptim.Momentum([{"params": [], **kwargs}, {"params": [a, b], **kwargs}], **kwargs)
+    opt = as_torch_wrapper(
+        lambda: msoptim.Momentum([{"params": [], **kwargs}, {"params": [a, b], **kwargs}], **kwargs)
+    )
     assert [len(group["params"]) for group in opt.param_groups] == [0, 2]
     a.grad, b.grad = torch.ones(4), torch.ones(4)
     before = a.detach().clone()
@@ -339,11 +361,17 @@ def test_wrapper_empty_group_is_accepted_and_updates_nothing():
 def test_wrapper_group_with_another_value_still_raises():
     (a,) = _params(1)
     with pytest.raises(ValueError, match=r"param_groups\[0\]\['momentum'\].*per optimizer"):
-        msoptim.Momentum([{"params": [], "momentum": 0.5}, {"params": [a]}], 0.1, 0.9)
+        as_torch_wrapper(
+            lambda: msoptim.Momentum([{"params": [], "momentum": 0.5}, {"params": [a]}], 0.1, 0.9)
+        )
 
 
 def test_rank_without_parameters_only_counts_steps():
-    opt = msoptim.Momentum([{"params": [], "learning_rate": 0.1}], learning_rate=0.1, momentum=0.9)
+    opt = as_torch_wrapper(
+        lambda: msoptim.Momentum(
+            [{"params": [], "learning_rate": 0.1}], learning_rate=0.1, momentum=0.9
+        )
+    )
     opt.step()
     assert opt.parameters == ()
     assert int(opt.global_step) == 1
@@ -353,7 +381,7 @@ def test_wrapper_weight_decay_warns_that_names_are_lost():
     a, b, _ = _params()
     kwargs = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
     with pytest.warns(UserWarning, match=r"beta or gamma.*explicit 'weight_decay'"):
-        msoptim.Momentum([{"params": [a, b], **kwargs}], **kwargs)
+        as_torch_wrapper(lambda: msoptim.Momentum([{"params": [a, b], **kwargs}], **kwargs))
     with warnings.catch_warnings():  # the recommended form: explicit group weight decays
         warnings.simplefilter("error")
         msoptim.Momentum(

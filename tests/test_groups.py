@@ -140,8 +140,13 @@ def _bad_groups(p):
         ),
         "per-group momentum": (
             [{"params": pairs(p, "fc.weight"), "momentum": 0.5}],
-            ValueError,
-            r"param_groups\[0\]\['momentum'\].*not per group",
+            KeyError,
+            r"unknown key 'momentum'.*argument of Momentum.*not per group",
+        ),
+        "group learning_rate (MindSpore's KeyError, even with the optimizer's value)": (
+            [{"params": pairs(p, "fc.weight"), "learning_rate": 0.1}],
+            KeyError,
+            r"unknown key 'learning_rate'.*own learning rate is 'lr'",
         ),
         "two names for one param": (
             [{"params": [("a", p["fc.weight"])]}, {"order_params": [("b", p["fc.weight"])]}],
@@ -307,3 +312,47 @@ def test_the_base_class_checks_come_before_the_optimizers_own():
         )
     with pytest.raises(ValueError, match="'momentum'"):  # alone, the argument's own error
         msoptim.Momentum(pairs(p, "fc.weight"), 0.1, -1.0)
+
+
+#: (optimizer, valid arguments, one bad argument of its own, the error MindSpore raises for it)
+OWN_ARGUMENT_MISTAKES = [
+    ("Momentum", {"learning_rate": 0.1, "momentum": 0.9}, {"momentum": -1.0}, ValueError),
+    ("SGD", {"learning_rate": 0.1}, {"momentum": -1.0}, ValueError),
+    ("ASGD", {"learning_rate": 0.1}, {"lambd": 1}, TypeError),
+    ("FTRL", {"learning_rate": 0.1}, {"l1": -1.0}, ValueError),
+    ("Rprop", {"learning_rate": 0.1}, {"etas": [0.5, 1.2]}, TypeError),
+    ("Lamb", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("Adam", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("LazyAdam", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("AdamOffload", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("AdamWeightDecay", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("AdaMax", {"learning_rate": 0.1}, {"beta1": 1.5}, ValueError),
+    ("RMSProp", {"learning_rate": 0.1}, {"decay": -1.0}, ValueError),
+    ("Adagrad", {"learning_rate": 0.1}, {"accum": -1.0}, ValueError),
+    ("Adadelta", {"learning_rate": 0.1}, {"rho": 1.5}, ValueError),
+    ("ProximalAdagrad", {"learning_rate": 0.1}, {"accum": -1.0}, ValueError),
+    (
+        "AdaFactor",
+        {"learning_rate": 0.1, "relative_step": False, "scale_parameter": False},
+        {"clip_threshold": -1.0},
+        ValueError,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "valid", "bad", "own_error"),
+    OWN_ARGUMENT_MISTAKES,
+    ids=[mistake[0] for mistake in OWN_ARGUMENT_MISTAKES],
+)
+def test_every_optimizer_checks_the_base_arguments_before_its_own(name, valid, bad, own_error):
+    """Every MindSpore optimizer calls the base ``Optimizer.__init__`` before checking its own
+    arguments (2.10 sources): a group mistake (an unknown key: KeyError) wins over a bad argument
+    of the optimizer's, which alone raises its own error."""
+    cls = getattr(msoptim, name)
+    p = make_params()
+    with pytest.raises(own_error):
+        cls(pairs(p, "fc.weight"), **{**valid, **bad})
+    with pytest.raises(KeyError, match="foo"):
+        cls([{"params": pairs(p, "fc.weight"), "foo": 1}], **{**valid, **bad})
+    cls(pairs(p, "fc.weight"), **valid)  # the valid arguments are valid

@@ -633,8 +633,10 @@ def random_arrays(draw: Draw, steps: int) -> tuple[list[dict], list[dict]]:
     return params, grads
 
 
-def random_config(draw: Draw, case_id: str, max_steps: int = 8) -> dict:
-    name = draw.pick(OPTIMIZERS)
+def random_config(
+    draw: Draw, case_id: str, max_steps: int = 8, optimizers: tuple[str, ...] = OPTIMIZERS
+) -> dict:
+    name = draw.pick(optimizers)
     steps = draw.integer(3, max_steps)
     base = BASE_LR[name]
     kwargs = optimizer_kwargs(draw, name)
@@ -653,7 +655,7 @@ def random_config(draw: Draw, case_id: str, max_steps: int = 8) -> dict:
             kwargs["weight_decay"] = 0.01
     if name in WITH_LOSS_SCALE and draw.chance(0.4):
         kwargs["loss_scale"] = draw.pick([1.0, 4.0, 1024.0])
-    if name != "AdaFactor" and draw.chance(0.3):
+    if draw.chance(0.3):
         groups = random_groups(draw, name, base, steps)
     assign_lr = None
     if not groups and (learning_rate or {}).get("kind") == "static" and draw.chance(0.3):
@@ -799,11 +801,13 @@ def invalid_groups(draw: Draw, groups: list | None) -> list:
 # Driver
 
 
-def random_configs(seed: int, count: int, invalid_share: float, max_steps: int) -> list[dict]:
+def random_configs(
+    seed: int, count: int, invalid_share: float, max_steps: int, optimizers: tuple[str, ...]
+) -> list[dict]:
     configs = []
     for n in range(count):
         draw = Draw(np.random.default_rng([seed, n]))
-        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}", max_steps)
+        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}", max_steps, optimizers)
         if draw.chance(invalid_share):
             config = mutate_invalid(draw, config)
         configs.append(config)
@@ -840,7 +844,8 @@ def write_family(out: Path, family: str, cases: list[dict], meta: dict) -> None:
 def configs_of(args: argparse.Namespace) -> list[dict]:
     if args.resample:
         return resample_configs(args.resample)
-    return random_configs(args.seed, args.count, args.invalid_share, args.max_steps)
+    optimizers = tuple(args.optimizers.split(",")) if args.optimizers else OPTIMIZERS
+    return random_configs(args.seed, args.count, args.invalid_share, args.max_steps, optimizers)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -902,6 +907,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.2,
         help="fraction of cases mutated into invalid calls (default 0.2)",
+    )
+    parser.add_argument(
+        "--optimizers", default="", help="comma-separated subset to draw from (default: all)"
     )
     parser.add_argument(
         "--resample",

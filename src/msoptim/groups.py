@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,10 +214,20 @@ def _describe_item(item: Any) -> str:
     return describe(item)
 
 
-def _unknown_key_message(key: Any, where: str, allowed: Iterable[str]) -> str:
+def _unknown_key_message(
+    key: Any, where: str, allowed: Iterable[str], arguments: Iterable[str] = (), api: str = ""
+) -> str:
     allowed = list(allowed)
     close = difflib.get_close_matches(str(key), allowed, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
+    if key == "learning_rate":
+        hint = " A group's own learning rate is 'lr'."
+    elif key in arguments:
+        hint = (
+            f" {key!r} is an argument of {api or 'the optimizer'}, set once for every group "
+            "(MindSpore takes it per optimizer, not per group): remove it from the group, or build "
+            "one optimizer per value."
+        )
     return f"{where} has unknown key {key!r}. Allowed keys: {', '.join(allowed)}.{hint}"
 
 
@@ -228,13 +238,14 @@ def _resolve_group(
     names: dict[int, str],
     echo_keys: Mapping[str, Any],
     api: str,
+    arguments: Sequence[str],
 ) -> ResolvedGroup | None:
     where = f"param_groups[{index}]"
     unknown = [key for key in group if key not in GROUP_KEYS and key not in echo_keys]
     for key in unknown:
         problems.add(
             UnknownGroupKeyError,
-            _unknown_key_message(key, where, [*GROUP_KEYS, *echo_keys]),
+            _unknown_key_message(key, where, [*GROUP_KEYS, *echo_keys], arguments, api),
         )
     if "params" not in group:
         problems.add(
@@ -466,7 +477,11 @@ def _apply_order(
 
 
 def resolve_params(
-    params: Any, *, api: str, echo_keys: Mapping[str, Any] | None = None
+    params: Any,
+    *,
+    api: str,
+    echo_keys: Mapping[str, Any] | None = None,
+    arguments: Sequence[str] = (),
 ) -> ResolvedParams:
     """Validate ``params`` and return groups, order and names; raise one clear error otherwise.
 
@@ -475,6 +490,7 @@ def resolve_params(
         api: the optimizer's name, for messages.
         echo_keys: optimizer arguments a group dict may repeat with the same value (wrappers such as
             ``ZeroRedundancyOptimizer`` copy the optimizer's keyword arguments into every group).
+        arguments: the optimizer's argument names, named in the error for a group that sets one.
 
     Raises:
         TypeError, ValueError, KeyError: with every problem listed, see module docstring.
@@ -529,7 +545,7 @@ def resolve_params(
             order = _resolve_order(index, group, problems, names)
             order_index = index
             continue
-        resolved = _resolve_group(index, group, problems, names, echo_keys, api)
+        resolved = _resolve_group(index, group, problems, names, echo_keys, api, arguments)
         if resolved is not None:
             groups.append(resolved)
     problems.focus(STRUCTURE)

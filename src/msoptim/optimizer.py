@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -113,6 +114,22 @@ def _describe_source(source: nn.Module | None) -> dict[str, Any]:
     }
 
 
+#: Modules whose calls build an optimizer from groups that repeat its keyword arguments:
+#: ZeroRedundancyOptimizer copies every argument into every group dict it hands a rank.
+_GROUP_ECHOING_MODULES = ("torch.distributed.optim",)
+
+
+def _built_by_torch_distributed() -> bool:
+    """Whether this constructor runs inside ``torch.distributed.optim`` (its wrappers' group dicts
+    repeat the optimizer's arguments; a user's group that does so gets MindSpore's KeyError)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_GROUP_ECHOING_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class OwnArgumentChecks:
     """An optimizer's checks of its own arguments, run first, raised after the base class's.
 
@@ -198,7 +215,12 @@ class Optimizer(torch.optim.Optimizer):
         top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)
         echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
-        resolved = resolve_params(parameters, api=api, echo_keys=echo)
+        resolved = resolve_params(
+            parameters,
+            api=api,
+            echo_keys=echo if _built_by_torch_distributed() else {},
+            arguments=list(echo),
+        )
         self._check_lr_lengths(top_lr, resolved)
         if own_checks is not None and own_checks.error is not None:
             raise own_checks.error  # after the base class's checks, as in MindSpore
@@ -751,7 +773,10 @@ class Optimizer(torch.optim.Optimizer):
             gradients = self.gradients_centralization(gradients)
         if "scale" in self._pipeline:
             gradients = self.scale_grad(gradients)
-        lrs = self._group_lrs(update_mirrors=True)
+        if self._step_reads_lrs():
+            lrs = self._group_lrs(update_mirrors=True)
+        else:
+            lrs = [None] * len(self.param_groups)
         for group, lr in zip(self.param_groups, lrs):
             params, grads, states = [], [], []
             for param in group["params"]:
@@ -777,6 +802,10 @@ class Optimizer(torch.optim.Optimizer):
         raise NotImplementedError(
             f"{self._api} must implement _update(group, params, grads, states, lr) or construct()."
         )
+
+    def _step_reads_lrs(self) -> bool:
+        """Whether a step uses the groups' lrs (AdaFactor's relative steps replace them)."""
+        return True
 
     def _group_lrs(self, *, update_mirrors: bool) -> list[Tensor]:
         """Each group's lr for the current ``global_step``; shared sources are evaluated once."""
@@ -889,7 +918,8 @@ class Optimizer(torch.optim.Optimizer):
     def _host_checks(self) -> None:
         self._check_lr_not_driven()
         self._adopt_group_values()
-        self._check_tables()
+        if self._step_reads_lrs():
+            self._check_tables()
         self._check_step_limit()
 
     @torch.compiler.disable

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from msoptim._powf import powf
 from msoptim._validate import (
@@ -20,7 +20,7 @@ from msoptim._validate import (
 )
 from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels.adafactor import adafactor_foreach, adafactor_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["AdaFactor"]
 
@@ -72,6 +72,11 @@ def _relative_step_size(step: Tensor, warmup_init: bool) -> Tensor:
 def _beta2t(step: Tensor, decay_rate: float) -> Tensor:
     """``1 - step ** -decay_rate`` (float32; the power is C ``powf``, as MindSpore's ``Pow``)."""
     return 1.0 - powf(step.to(torch.float32), _f32(-decay_rate))
+
+
+def _own_weight_decay(value: Any, top: float) -> bool:
+    """A group weight decay other than the optimizer's (ignored, as in MindSpore)."""
+    return not isinstance(value, int | float) or float(value) != float(top)
 
 
 def _check_kernel_arguments(group: dict[str, Any]) -> None:
@@ -154,11 +159,11 @@ class AdaFactor(Optimizer):
         MindSpore's is the HuggingFace/fairseq algorithm: ``eps1`` added to ``g^2``, a relative
         step ``min(1e-2, 1/sqrt(s))`` or the lr, an optional first moment, ``step`` as a float32
         ``(1,)`` state, and its CPU kernel's ``1e-30`` floors. As in MindSpore, weight decay applies
-        to every parameter (the beta/gamma name rule does not) and ``loss_scale`` is unused. Where
-        MindSpore fails or is silent, msoptim chooses: groups may carry their own ``lr`` in
-        fixed-lr mode (MindSpore's step fails on group lrs; with ``relative_step=True`` a group lr
-        raises ``ValueError``, MindSpore's rule for ``learning_rate``) and their own
-        ``weight_decay`` (MindSpore applies the top-level value to every group).
+        to every parameter (the beta/gamma name rule does not) and ``loss_scale`` is unused. Groups
+        share one lr and one weight decay, as in MindSpore 2.10: a group's ``weight_decay`` is
+        ignored (the top-level value applies; msoptim warns where MindSpore is silent), a group
+        ``lr`` raises ``ValueError`` at construction with ``relative_step=False`` (MindSpore's
+        first step fails on it) and is ignored, with a warning, with ``relative_step=True``.
 
     References:
         https://www.mindspore.cn/docs/en/r2.3/api_python/nn/mindspore.nn.AdaFactor.html,
@@ -209,15 +214,16 @@ class AdaFactor(Optimizer):
                 "Pass a learning rate, or relative_step=True."
             )
         lr = 0.0 if learning_rate is None else learning_rate
-        _check_eps(eps)
-        check_impl(foreach, None, _API)
-        check_non_negative_float(clip_threshold, "clip_threshold", _API)
-        check_float_in_range(decay_rate, "decay_rate", _API, 0.0, 1.0)
-        check_float_in_range(weight_decay, "weight_decay", _API, 0.0, 1.0, low_inclusive=True)
-        check_bool(scale_parameter, "scale_parameter", _API)
-        check_bool(relative_step, "relative_step", _API)
-        check_bool(compression, "compression", _API)
-        _check_beta1(beta1)
+        with OwnArgumentChecks() as own:  # MindSpore checks these after the base class's
+            _check_eps(eps)
+            check_impl(foreach, None, _API)
+            check_non_negative_float(clip_threshold, "clip_threshold", _API)
+            check_float_in_range(decay_rate, "decay_rate", _API, 0.0, 1.0)
+            check_float_in_range(weight_decay, "weight_decay", _API, 0.0, 1.0, low_inclusive=True)
+            check_bool(scale_parameter, "scale_parameter", _API)
+            check_bool(relative_step, "relative_step", _API)
+            check_bool(compression, "compression", _API)
+            _check_beta1(beta1)
         # MindSpore scales by RMS(w) only for a numeric learning rate (its ``scale_lr``).
         self._scale_lr = isinstance(lr, int | float)
         if not self._scale_lr and scale_parameter:
@@ -244,52 +250,60 @@ class AdaFactor(Optimizer):
                 "compression": compression,
                 "foreach": foreach,
             },
+            own_checks=own,
         )
+        self._top_weight_decay = weight_decay
         self._check_groups()
 
     def _check_groups(self) -> None:
-        for index, group in enumerate(self.param_groups):
-            where = f"param_groups[{index}]['weight_decay']"
-            wd = group["weight_decay"]
-            if isinstance(wd, nn.Module):
-                raise TypeError(
-                    f"{_API}: {where} must be a float in [0, 1), but got a "
-                    f"{type(wd).__name__}: AdaFactor has no dynamic weight decay (as in MindSpore)."
-                )
-            check_float_in_range(wd, where, _API, 0.0, 1.0, low_inclusive=True)
-        if self.is_group_lr and self.param_groups[0]["relative_step"]:
-            raise ValueError(
-                f"{_API}: a parameter group sets 'lr' but relative_step=True computes the step "
-                "size itself, so the group lr would be ignored. Pass relative_step=False and "
-                "learning_rate=..., or remove 'lr' from the groups."
+        """MindSpore's AdaFactor has one weight decay and one lr for all parameters: a group's
+        ``weight_decay`` is ignored (warned), a group ``lr`` fails its first step (raised here)
+        unless ``relative_step=True`` computes the step size (ignored, warned)."""
+        ignored = [
+            f"param_groups[{index}]['weight_decay'] = {describe(group['weight_decay'])}"
+            for index, group in enumerate(self.param_groups)
+            if _own_weight_decay(group["weight_decay"], self._top_weight_decay)
+        ]
+        for group in self.param_groups:
+            group["weight_decay"] = self._top_weight_decay
+        self._live_groups = [self._live_values(group) for group in self.param_groups]
+        if ignored:
+            warnings.warn(
+                f"{_API}: {', '.join(ignored)} ignored: MindSpore's AdaFactor applies the "
+                f"top-level weight_decay ({self._top_weight_decay!r}) to every parameter. Pass "
+                "weight_decay=... to the optimizer, or build one AdaFactor per weight decay.",
+                stacklevel=3,
             )
+        if self.is_group_lr:
+            self._check_group_lr("a parameter group sets 'lr'")
+
+    def _check_group_lr(self, what: str) -> None:
+        if not self.param_groups[0]["relative_step"]:
+            raise ValueError(
+                f"{_API}: {what}, but AdaFactor has one learning rate for all parameters "
+                "(MindSpore's AdaFactor fails at its first step on group lrs). Remove 'lr' from "
+                "the groups, or build one AdaFactor per learning rate."
+            )
+        warnings.warn(
+            f"{_API}: {what}; it is ignored, as in MindSpore: relative_step=True computes the "
+            "step size min(1e-2, 1/sqrt(step)) for every parameter. Remove 'lr' from the groups.",
+            stacklevel=4,
+        )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group (validated first: AdaFactor's weight-decay and relative-step rules)."""
+        """Add a group (AdaFactor's rules: the top-level weight decay, no group lr)."""
         if isinstance(param_group, dict) and not getattr(self, "_building", False):
-            if "weight_decay" in param_group:
-                wd = param_group["weight_decay"]
-                where = "add_param_group: 'weight_decay'"
-                if isinstance(wd, nn.Module):
-                    raise TypeError(
-                        f"{_API}.{where} must be a float in [0, 1), but got a {type(wd).__name__}: "
-                        "AdaFactor has no dynamic weight decay (as in MindSpore)."
-                    )
-                check_float_in_range(
-                    wd,
-                    "weight_decay",
-                    f"{_API}.add_param_group",
-                    0.0,
-                    1.0,
-                    low_inclusive=True,
-                    allow_int=True,
+            wd = param_group.get("weight_decay", self._top_weight_decay)
+            if _own_weight_decay(wd, self._top_weight_decay):
+                warnings.warn(
+                    f"{_API}.add_param_group: the group's weight_decay {describe(wd)} is ignored: "
+                    f"AdaFactor applies the top-level weight_decay ({self._top_weight_decay!r}) "
+                    "to every parameter, as in MindSpore.",
+                    stacklevel=2,
                 )
-            if "lr" in param_group and self.param_groups[0]["relative_step"]:
-                raise ValueError(
-                    f"{_API}.add_param_group: the group sets 'lr' but relative_step=True computes "
-                    "the step size itself. Remove 'lr', or build the optimizer with "
-                    "relative_step=False."
-                )
+                param_group = {**param_group, "weight_decay": self._top_weight_decay}
+            if "lr" in param_group:
+                self._check_group_lr("add_param_group: the group sets 'lr'")
         super().add_param_group(param_group)
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -318,6 +332,11 @@ class AdaFactor(Optimizer):
             return  # a wrapper's rank that owns no parameter (ZeroRedundancyOptimizer) only counts
         self.state[self._parameters[0]]["step"].add_(1.0)
         super().construct(gradients)
+
+    def _step_reads_lrs(self) -> bool:
+        # MindSpore computes the lrs (get_lr()) and replaces them: a table past its end fails
+        # get_lr() but not the step.
+        return not self.param_groups[0]["relative_step"]
 
     def _update(self, group, params, grads, states, lr) -> None:
         step = states[0]["step"].reshape(())

@@ -11,7 +11,7 @@ from torch import Tensor
 from msoptim._validate import fail
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.asgd import asgd_foreach, asgd_fused, asgd_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["ASGD"]
@@ -84,29 +84,31 @@ class ASGD(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "ASGD")
-        for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
-            _check_float_type(value, name, "ASGD")
-        # MindSpore checks only the types; a NaN (or an infinite lambd/alpha) turns every
-        # parameter into NaN/inf at the first step, so it is refused here. t0=inf is meaningful
-        # (never start averaging) and is kept.
-        for name, value in (("lambd", lambd), ("alpha", alpha)):
-            if not math.isfinite(value):
-                fail(
-                    "ASGD",
-                    name,
-                    "a finite float",
-                    value,
-                    "Use e.g. 1e-4 for lambd, 0.75 for alpha.",
-                )
-        if math.isnan(t0):
-            fail("ASGD", "t0", "a float, not NaN", t0, "Use e.g. 1e6.")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "ASGD")
+            for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
+                _check_float_type(value, name, "ASGD")
+            # MindSpore checks only the types; a NaN (or an infinite lambd/alpha) turns every
+            # parameter into NaN/inf at the first step, so it is refused here. t0=inf is
+            # meaningful (never start averaging) and is kept.
+            for name, value in (("lambd", lambd), ("alpha", alpha)):
+                if not math.isfinite(value):
+                    fail(
+                        "ASGD",
+                        name,
+                        "a finite float",
+                        value,
+                        "Use e.g. 1e-4 for lambd, 0.75 for alpha.",
+                    )
+            if math.isnan(t0):
+                fail("ASGD", "t0", "a float, not NaN", t0, "Use e.g. 1e6.")
         super().__init__(
             learning_rate,
             params,
             weight_decay,
             1.0,
             defaults={"lambd": lambd, "alpha": alpha, "t0": t0, "foreach": foreach, "fused": fused},
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor
 from msoptim._validate import check_float_in_range, check_positive_float, fail
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.lamb import lamb_foreach, lamb_fused, lamb_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["Lamb"]
 
@@ -96,8 +96,9 @@ class Lamb(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        _check_betas_eps(beta1, beta2, eps)
-        check_impl(foreach, fused, "Lamb")
+        with OwnArgumentChecks() as own:
+            _check_betas_eps(beta1, beta2, eps)
+            check_impl(foreach, fused, "Lamb")
         super().__init__(
             learning_rate,
             params,
@@ -110,6 +111,7 @@ class Lamb(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

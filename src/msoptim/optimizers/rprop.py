@@ -10,7 +10,7 @@ from torch import Tensor
 from msoptim._validate import check_float_in_range, describe, fail
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.rprop import rprop_foreach, rprop_fused, rprop_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["Rprop"]
@@ -27,6 +27,31 @@ def _check_pair(value: Any, name: str, example: str) -> None:
             f"Rprop: '{name}' must be a tuple of 2 floats, but got {len(value)} values "
             f"{value!r}. Pass a tuple such as {example}."
         )
+
+
+def _check_rprop_arguments(etas: Any, step_sizes: Any) -> None:
+    """MindSpore's order: shapes, then min <= max, then the element types and ranges."""
+    _check_pair(etas, "etas", "(0.5, 1.2)")
+    _check_pair(step_sizes, "step_sizes", "(1e-6, 50.0)")
+    if step_sizes[0] > step_sizes[1]:
+        raise ValueError(
+            f"Rprop: the maximal step size must not be less than the minimal step size, but "
+            f"got step_sizes={step_sizes!r}. Pass (min_step, max_step)."
+        )
+    etaminus, etaplus = etas
+    check_float_in_range(etaminus, "etaminus", "Rprop", 0.0, 1.0)
+    _check_float_type(etaplus, "etaplus", "Rprop")
+    if not etaplus > 1.0:
+        raise ValueError(
+            f"Rprop: 'etaplus' must be a float > 1.0, but got {describe(etaplus)}. Use e.g. 1.2."
+        )
+    _check_float_type(step_sizes[0], "min_step_sizes", "Rprop")
+    _check_float_type(step_sizes[1], "max_step_sizes", "Rprop")
+    # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
+    # every step size NaN; refuse it.
+    for name, value in (("min_step_sizes", step_sizes[0]), ("max_step_sizes", step_sizes[1])):
+        if value != value:
+            fail("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
 
 
 class Rprop(Optimizer):
@@ -91,29 +116,9 @@ class Rprop(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "Rprop")
-        # MindSpore's order: shapes, then min <= max, then the element types and ranges.
-        _check_pair(etas, "etas", "(0.5, 1.2)")
-        _check_pair(step_sizes, "step_sizes", "(1e-6, 50.0)")
-        if step_sizes[0] > step_sizes[1]:
-            raise ValueError(
-                f"Rprop: the maximal step size must not be less than the minimal step size, but "
-                f"got step_sizes={step_sizes!r}. Pass (min_step, max_step)."
-            )
-        etaminus, etaplus = etas
-        check_float_in_range(etaminus, "etaminus", "Rprop", 0.0, 1.0)
-        _check_float_type(etaplus, "etaplus", "Rprop")
-        if not etaplus > 1.0:
-            raise ValueError(
-                f"Rprop: 'etaplus' must be a float > 1.0, but got {describe(etaplus)}. Use e.g. 1.2."
-            )
-        _check_float_type(step_sizes[0], "min_step_sizes", "Rprop")
-        _check_float_type(step_sizes[1], "max_step_sizes", "Rprop")
-        # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
-        # every step size NaN; refuse it.
-        for name, value in (("min_step_sizes", step_sizes[0]), ("max_step_sizes", step_sizes[1])):
-            if value != value:
-                fail("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "Rprop")
+            _check_rprop_arguments(etas, step_sizes)
         super().__init__(
             learning_rate,
             params,
@@ -125,6 +130,7 @@ class Rprop(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

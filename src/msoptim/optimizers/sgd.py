@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from msoptim._validate import check_bool, fail
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.sgd import sgd_foreach, sgd_fused, sgd_reference
-from msoptim.optimizer import Optimizer
+from msoptim.optimizer import Optimizer, OwnArgumentChecks
 from msoptim.schedules import LearningRateSchedule
 
 __all__ = ["SGD"]
@@ -87,21 +87,22 @@ class SGD(Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        check_impl(foreach, fused, "SGD")
-        momentum = _check_momentum_like(momentum, "momentum")
-        dampening = _check_momentum_like(dampening, "dampening")
-        check_bool(nesterov, "nesterov", "SGD")
-        if nesterov and (momentum <= 0.0 or dampening != 0.0):
-            raise ValueError(
-                f"SGD: 'nesterov=True' needs momentum > 0 and dampening == 0, but got momentum "
-                f"{momentum} and dampening {dampening}. Set momentum (e.g. 0.9) and dampening=0.0, "
-                "or nesterov=False."
-            )
-        if isinstance(weight_decay, LearningRateSchedule):
-            raise TypeError(
-                "SGD: 'weight_decay' must be a float, but got a LearningRateSchedule: SGD does not "
-                "support dynamic weight decay (as in MindSpore). Use Momentum, or a float."
-            )
+        with OwnArgumentChecks() as own:
+            check_impl(foreach, fused, "SGD")
+            momentum = _check_momentum_like(momentum, "momentum")
+            dampening = _check_momentum_like(dampening, "dampening")
+            check_bool(nesterov, "nesterov", "SGD")
+            if nesterov and (momentum <= 0.0 or dampening != 0.0):
+                raise ValueError(
+                    f"SGD: 'nesterov=True' needs momentum > 0 and dampening == 0, but got momentum "
+                    f"{momentum} and dampening {dampening}. Set momentum (e.g. 0.9) and "
+                    "dampening=0.0, or nesterov=False."
+                )
+            if isinstance(weight_decay, LearningRateSchedule):
+                raise TypeError(
+                    "SGD: 'weight_decay' must be a float, but got a LearningRateSchedule: SGD does "
+                    "not support dynamic weight decay (as in MindSpore). Use Momentum, or a float."
+                )
         super().__init__(
             learning_rate,
             params,
@@ -114,6 +115,7 @@ class SGD(Optimizer):
                 "foreach": foreach,
                 "fused": fused,
             },
+            own_checks=own,
         )
         for index, group in enumerate(self.param_groups):
             if isinstance(group["weight_decay"], nn.Module):
