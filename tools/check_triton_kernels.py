@@ -39,6 +39,7 @@ from msoptim.kernels.adam_weight_decay import _one_minus, adam_weight_decay_refe
 from msoptim.kernels.momentum import momentum_reference  # noqa: E402
 from msoptim.kernels.rmsprop import _constants as rmsprop_constants  # noqa: E402
 from msoptim.kernels.rmsprop import rmsprop_reference  # noqa: E402
+from msoptim.kernels.sgd import _keep as sgd_keep  # noqa: E402
 from msoptim.kernels.sgd import sgd_reference  # noqa: E402
 
 # More than RMSPROP_TAIL_TENSORS tensors: two of the RMSProp kernel's tail programs.
@@ -100,11 +101,19 @@ def main() -> int:
         (0.0, 0.0, False),
     ):
         kw = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
+        fast = {"momentum": momentum, "keep": sgd_keep(dampening), "nesterov": nesterov}
         run(
             f"sgd {kw}",
             lambda c, g, kw=kw: sgd_reference(c[0], g, c[1], c[2], lr=lr, **kw),
-            lambda c, g, kw=kw: _triton.sgd((c[0], g, c[1], c[2]), lr, **kw),
+            lambda c, g, kw=fast: _triton.sgd((c[0], g, c[1], c[2]), lr, **kw),
             [tensors("normal"), tensors("normal"), [torch.ones(s) for s in SHAPES]],
+            tensors("normal"),
+        )
+        run(  # past the first step (stat 0): the momentum buffer's update from the start
+            f"sgd {kw} after the first step",
+            lambda c, g, kw=kw: sgd_reference(c[0], g, c[1], c[2], lr=lr, **kw),
+            lambda c, g, kw=fast: _triton.sgd((c[0], g, c[1], c[2]), lr, **kw),
+            [tensors("normal"), tensors("normal"), [torch.zeros(s) for s in SHAPES]],
             tensors("normal"),
         )
     for update_slots in (True, False):

@@ -36,7 +36,7 @@ KERNELS = {
     ),
     "sgd": (
         _triton._sgd_kernel,
-        {"lr_ptr": "*fp32", "keep_ptr": "*fp64", "momentum": "fp32"},
+        {"lr_ptr": "*fp32", "keep": "fp32", "momentum": "fp32"},
         {"MOMENTUM": True, "DAMPENED": False, "NESTEROV": False},
     ),
     "adagrad": (_triton._adagrad_kernel, {"lr_ptr": "*fp32"}, {"UPDATE_SLOTS": True}),

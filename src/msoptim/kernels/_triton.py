@@ -351,9 +351,8 @@ if triton is not None:
         g = _load(p1, offs, n, MASKED)
         if MOMENTUM:
             accum = _load(p2, offs, n, MASKED)
-            if DAMPENED:  # float64, rounded once: MindSpore's ``(1.0 - dampening) * g`` in C++
-                scaled = _mul(accum, momentum).to(tl.float64)
-                updated = _add(scaled, _mul(keep, g.to(tl.float64))).to(tl.float32)
+            if DAMPENED:  # float32, each product rounded: ``keep`` is ``1 - dampening``
+                updated = _add(_mul(accum, momentum), _mul(keep, g))
             else:
                 updated = _add(_mul(accum, momentum), g)
             first = _load(p3, offs, n, MASKED) > 0
@@ -376,7 +375,7 @@ if triton is not None:
         block_start,
         numels,
         lr_ptr,
-        keep_ptr,
+        keep,
         momentum,
         MOMENTUM: tl.constexpr,
         DAMPENED: tl.constexpr,
@@ -385,7 +384,6 @@ if triton is not None:
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
         lr = tl.load(lr_ptr)
-        keep = tl.load(keep_ptr)
         if whole:
             _sgd_block(
                 table, count, t, offs, n, lr, momentum, keep, MOMENTUM, DAMPENED, NESTEROV, False
@@ -821,13 +819,13 @@ def sgd(
     lr: Tensor,
     *,
     momentum: float,
-    dampening: float,
+    keep: float,
     nesterov: bool,
 ) -> bool:
-    """MindSpore ``SGD`` over ``(params, grads, accums, stats)``."""
-    keep = _float64_constant(1.0 - dampening, lr.device)
+    """MindSpore ``SGD`` over ``(params, grads, accums, stats)``; ``keep``: ``1 - dampening`` as
+    a float32 value (:func:`msoptim.kernels.sgd.sgd_fused`)."""
     written = (0, 2, 3) if momentum > 0 else (0,)
-    flags = {"MOMENTUM": momentum > 0, "DAMPENED": dampening != 0.0, "NESTEROV": nesterov}
+    flags = {"MOMENTUM": momentum > 0, "DAMPENED": keep != 1.0, "NESTEROV": nesterov}
     table = _table("sgd", lists, 0)
     return _launch(table, _sgd_kernel, lists, written, (lr,), keep, momentum, **flags)
 
@@ -920,19 +918,6 @@ def adam_weight_decay(
     scalars = (lr, weight_decay)
     written = (0, 2, 3)
     return _launch(table, _adam_weight_decay_kernel, lists, written, scalars, beta1c, beta2c, eps)
-
-
-_CONSTANTS: dict[tuple[float, torch.device], Tensor] = {}
-
-
-def _float64_constant(value: float, device: torch.device) -> Tensor:
-    """A kept 0-d float64 tensor holding ``value`` (Triton takes Python floats as float32)."""
-    key = (value, device)
-    constant = _CONSTANTS.get(key)
-    if constant is None:
-        # A fill kernel, not a copy from the host (which would synchronize).
-        constant = _CONSTANTS[key] = torch.full((), value, dtype=torch.float64, device=device)
-    return constant
 
 
 def _scalar_ok(value: Tensor, lists: Sequence[Sequence[Tensor]]) -> bool:

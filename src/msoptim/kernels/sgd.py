@@ -3,8 +3,9 @@
 ``d = g + m * accum`` (Nesterov) or ``accum``; ``w -= lr * d``. ``stat`` (1 until the first update)
 marks the first step per element. With ``momentum == 0`` the buffers are never touched.
 
-Precision: MindSpore's CPU kernel evaluates ``(1.0 - dampening) * g`` in double (the C++ literal
-``1.0`` promotes it) and rounds the sum once to float32; the reference does the same.
+Precision: MindSpore's CPU kernel works in float32 throughout: ``dampening`` is a float32
+attribute, ``1 - dampening`` a float32 value, and ``m * accum`` and ``(1 - dampening) * g`` are
+rounded before their sum (no fused multiply-add), which every recorded SGD run matches bit for bit.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import torch
 from torch import Tensor
 
 from msoptim.kernels import _triton
+from msoptim.kernels._exact import float32_constant
 from msoptim.kernels._fused import fused_apply
 
 __all__ = ["sgd_foreach", "sgd_fused", "sgd_reference", "sgd_update"]
 
 
+def _keep(dampening: float) -> float:
+    """``1 - dampening`` as the kernel's float32 arithmetic gives it."""
+    return float32_constant(1.0 - float32_constant(dampening))
+
+
 def _dampened_accum(accum: Tensor, grad: Tensor, momentum: float, dampening: float) -> Tensor:
     if dampening == 0.0:
         return accum * momentum + grad
-    scaled = accum * momentum
-    return (scaled.double() + (1.0 - dampening) * grad.double()).to(accum.dtype)
+    return accum * momentum + grad * _keep(dampening)
 
 
 def sgd_update(
@@ -80,7 +86,7 @@ def sgd_fused(
     one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
     lists = (params, grads, accums, stats)
     if _triton.available(params) and _triton.sgd(
-        lists, lr, momentum=momentum, dampening=dampening, nesterov=nesterov
+        lists, lr, momentum=momentum, keep=_keep(dampening), nesterov=nesterov
     ):
         return
     fused_apply(
@@ -110,10 +116,7 @@ def sgd_foreach(
         if dampening == 0.0:
             torch._foreach_add_(scaled, grads)
         else:
-            scaled = [
-                (s.double() + (1.0 - dampening) * g.double()).to(s.dtype)
-                for s, g in zip(scaled, grads)
-            ]
+            torch._foreach_add_(scaled, torch._foreach_mul(grads, _keep(dampening)))
         for accum, stat, grad, new in zip(accums, stats, grads, scaled):
             torch.where(stat > 0, grad, new, out=accum)
         torch._foreach_zero_(stats)
