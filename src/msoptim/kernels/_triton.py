@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from msoptim.kernels._launch import MAX_PIECES
+
 try:  # Triton ships with torch's CUDA builds; without it every call takes the per-tensor path
     import triton
     import triton.language as tl
@@ -67,9 +69,9 @@ _OPTIONS: dict[str, Any] = {"enable_reflect_ftz": False}
 #: Warps a program: 4, or as measured faster on an H100 (bench/RESULTS.md), by kernel name.
 WARPS = 4
 KERNEL_WARPS = {"_adam_kernel": 8, "_adam_weight_decay_kernel": 8, "_rmsprop_kernel": 8}
-#: The most pieces MindSpore's RMSProp kernel is cut into (:func:`rmsprop.launch_chunks`), and
+#: The most pieces MindSpore's RMSProp kernel is cut into (:func:`_launch.launch_chunks`), and
 #: the tensors whose scalar-loop elements one program of its kernel updates.
-RMSPROP_PIECES = 2
+RMSPROP_PIECES = MAX_PIECES
 RMSPROP_TAIL_TENSORS = 16
 #: Call sites whose tables are kept (least recently used dropped first).
 _TABLE_LIMIT = 256
@@ -849,7 +851,7 @@ def rmsprop(
 ) -> bool:
     """MindSpore ``ApplyRMSProp`` over ``(params, grads, mean_squares, moments)``, or
     ``ApplyCenteredRMSProp`` with ``mean_grads`` as a fifth list (``chunks``: the pieces of
-    MindSpore's kernel at this step, :func:`msoptim.kernels.rmsprop.launch_chunks`; ``decay``
+    MindSpore's kernel at this step, :func:`msoptim.kernels._launch.launch_chunks`; ``decay``
     as a float32 value, for the scalar loop's double ``1.0 - decay``)."""
     centered = len(lists) == 5
     written = (0, 2, 3, 4) if centered else (0, 2, 3)

@@ -52,6 +52,7 @@ import functools
 import operator
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ from torch import Tensor
 
 from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply, in_fused_kernel
+from msoptim.kernels._launch import VECTOR_WIDTH, ScalarLoop, scalar_loop
 
 __all__ = [
     "VECTOR_WIDTH",
@@ -75,9 +77,6 @@ __all__ = [
     "fused_multiply_add",
     "local_tensors",
 ]
-
-#: Elements per vector block of MindSpore's CPU kernels (AVX, float32).
-VECTOR_WIDTH = 8
 
 Index = slice | Tensor | None
 
@@ -245,6 +244,11 @@ def _remainder_index(numels: tuple[int, ...], device: torch.device) -> Tensor | 
     return torch.tensor(positions, dtype=torch.long, device=device)
 
 
+def _pieces(chunks: Tensor | None, lr: Tensor) -> Tensor:
+    """The launch's piece count (:func:`~msoptim.kernels._launch.launch_chunks`); one if None."""
+    return torch.ones((), device=lr.device) if chunks is None else chunks
+
+
 def _at(value: Tensor, index: Index) -> Tensor:
     """``value[index]`` for a per-element tensor; a 0-d (shared) value as is."""
     return value if value.dim() == 0 else value[index]
@@ -285,7 +289,7 @@ def _offload_math(
     m: Tensor,
     v: Tensor,
     lr_t: Tensor,
-    tail: Index,
+    tail: ScalarLoop | None,
     *,
     beta1: float,
     beta2: float,
@@ -294,7 +298,8 @@ def _offload_math(
     eps: float,
     nesterov: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """MindSpore ``AdamNoUpdateParam`` on flat tensors; returns ``(delta, m, v)``."""
+    """MindSpore ``AdamNoUpdateParam`` on flat tensors; returns ``(delta, m, v)``. ``tail``: the
+    elements of the kernel's scalar loops at this launch (other products fused, float64 step)."""
     lr_t = lr_t.to(m.dtype)
     new_m = fused_multiply_add(m, beta1, g * beta1c)
     new_v = fused_multiply_add(v, beta2, (g * beta2c) * g)
@@ -302,14 +307,16 @@ def _offload_math(
     negative_lr = -lr_t
     delta = (negative_lr * numerator) / (correctly_rounded_sqrt(new_v) + eps)
     if tail is not None:
-        g_t, m_t, v_t = g[tail], m[tail], v[tail]
+        index, mask = tail
+        g_t, m_t, v_t = g[index], m[index], v[index]
         m_t = fused_multiply_add(g_t, beta1c, m_t * beta1)
         v_t = fused_multiply_add(g_t * beta2c, g_t, v_t * beta2)
         numerator_t = fused_multiply_add(m_t, beta1, g_t * beta1c) if nesterov else m_t
-        scaled_t = (_at(negative_lr, tail) * numerator_t).double()
-        delta[tail] = (scaled_t / (torch.sqrt(v_t.double()) + eps)).to(delta.dtype)
-        new_m[tail] = m_t
-        new_v[tail] = v_t
+        scaled_t = (_at(negative_lr, index) * numerator_t).double()
+        delta_t = (scaled_t / (torch.sqrt(v_t.double()) + eps)).to(delta.dtype)
+        delta[index] = torch.where(mask, delta_t, delta[index])
+        new_m[index] = torch.where(mask, m_t, new_m[index])
+        new_v[index] = torch.where(mask, v_t, new_v[index])
     return delta, new_m, new_v
 
 
@@ -387,12 +394,13 @@ def _multi_tensor(
     body: Callable[[list[Tensor], Tensor, Index], tuple[Tensor, ...]],
     targets: Callable[[list[int]], Sequence[Sequence[Tensor]]],
     *,
-    with_tail: bool,
+    tail_of: Callable[[tuple[int, ...], torch.device], Any] | None,
 ) -> None:
     """Run ``body`` once per dtype bucket on concatenated tensors, then write the results back.
 
-    ``tensor_lists[0]`` defines the layout (numels); ``body(flats, lr_per_element, tail_index)``
-    returns the new flat values, written to ``targets(bucket)`` in the same order.
+    ``tensor_lists[0]`` defines the layout (numels); ``body(flats, lr_per_element, tail)``
+    returns the new flat values, written to ``targets(bucket)`` in the same order; ``tail`` is
+    ``tail_of(numels, device)`` (the scalar-loop elements), or None.
     """
     layout = tensor_lists[0]
     for bucket in _buckets(layout):
@@ -400,9 +408,8 @@ def _multi_tensor(
         flats = [_concat(_pick(items, bucket)) for items in tensor_lists]
         lr_flat = _per_element(_pick(lr_ts, bucket), members)
         tail = None
-        if with_tail:
-            numels = tuple(t.numel() for t in members)
-            tail = _remainder_index(numels, flats[0].device)
+        if tail_of is not None:
+            tail = tail_of(tuple(t.numel() for t in members), flats[0].device)
         results = body(flats, lr_flat, tail)
         for target, flat in zip(targets(bucket), results):
             _write_back(target, flat)
@@ -505,7 +512,7 @@ def adam_foreach(
         lr_ts,
         body,
         lambda bucket: (_pick(params, bucket), _pick(moment1, bucket), _pick(moment2, bucket)),
-        with_tail=True,
+        tail_of=_remainder_index,
     )
 
 
@@ -631,12 +638,15 @@ def adam_offload_reference(
     beta2: float,
     eps: float,
     nesterov: bool,
+    chunks: Tensor | None = None,
 ) -> None:
     """MindSpore ``AdamNoUpdateParam`` + ``AssignAdd``, one tensor at a time.
 
     The moments and powers may live on another device than the parameters (host memory for
     offloading): gradients and the lr are brought to the moments' device, the step ``δ`` is
-    computed there and added to each parameter on its own device.
+    computed there and added to each parameter on its own device. ``chunks``: the pieces of
+    MindSpore's kernel at this step (:func:`~msoptim.kernels._launch.launch_chunks`; one when
+    omitted), each with its own scalar loop.
     """
     params, grads, moment1, moment2, beta1_powers, beta2_powers = _locals(
         params, grads, moment1, moment2, beta1_powers, beta2_powers
@@ -652,7 +662,7 @@ def adam_offload_reference(
             _flat(m),
             _flat(v),
             lr_t,
-            _remainder(param.numel()),
+            scalar_loop((param.numel(),), _pieces(chunks, lr).to(m.device)),
             beta1=beta1,
             beta2=beta2,
             beta1c=beta1c,
@@ -678,6 +688,7 @@ def adam_offload_foreach(
     beta2: float,
     eps: float,
     nesterov: bool,
+    chunks: Tensor | None = None,
 ) -> None:
     """Multi-tensor form of :func:`adam_offload_reference` (bit-identical)."""
     params, grads, moment1, moment2, beta1_powers, beta2_powers = _locals(
@@ -711,7 +722,10 @@ def adam_offload_foreach(
             deltas[i] = torch.empty_like(moment1[i])
         return _pick(deltas, bucket), _pick(moment1, bucket), _pick(moment2, bucket)
 
-    _multi_tensor((host_grads, moment1, moment2), lr_ts, body, targets, with_tail=True)
+    def tail_of(numels: tuple[int, ...], device: torch.device) -> ScalarLoop | None:
+        return scalar_loop(numels, _pieces(chunks, lr).to(device))
+
+    _multi_tensor((host_grads, moment1, moment2), lr_ts, body, targets, tail_of=tail_of)
     if host != params[0].device:
         deltas = [delta.to(params[0].device, non_blocking=True) for delta in deltas]
     torch._foreach_add_(params, deltas)
@@ -784,5 +798,5 @@ def adam_amsgrad_foreach(
         lr_ts,
         body,
         lambda bucket: tuple(_pick(items, bucket) for items in (params, moment1, moment2, vhats)),
-        with_tail=False,
+        tail_of=None,
     )

@@ -21,7 +21,7 @@ Where ``eps`` goes depends on the element, as in that kernel: its vector loop (t
 ``numel - numel % 8`` elements of a tensor, in row-major order) divides by ``sqrt(ms) + eps``, its
 scalar loop (the last ``numel % 8``) by ``sqrt(ms + eps)``, the documented form. At launches 6-10
 the kernel runs each tensor in two pieces, each with its own scalar loop
-(:func:`launch_chunks`): recorded runs show it, and msoptim follows. With the default
+(:func:`~msoptim.kernels._launch.launch_chunks`): recorded runs show it, and msoptim follows. With the default
 ``1e-10`` the two agree unless ``ms`` is tiny; with ``eps=1e-6`` they differ by up to 16 ulp, and by
 orders of magnitude where ``ms`` underflows to 0. The centered kernel is plain float32 arithmetic,
 one rounding per operation, ``eps`` inside the root, a correctly rounded square root.
@@ -37,7 +37,8 @@ from torch import Tensor
 from msoptim.kernels import _triton, apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
-from msoptim.kernels.adam import VECTOR_WIDTH, fused_multiply_add, local_tensors
+from msoptim.kernels._launch import VECTOR_WIDTH, in_scalar_tail, launch_chunks
+from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
     "in_scalar_tail",
@@ -119,31 +120,6 @@ def _scalar_loop(
     root = torch.sqrt((new_ms + epsilon).double())
     step = (grad * lr.to(grad.dtype)).double() / root
     return new_ms, (moment.double() * momentum + step).to(dtype)
-
-
-def launch_chunks(global_step: Tensor) -> Tensor:
-    """How many pieces MindSpore's CPU kernel cuts each tensor into, at the step after
-    ``global_step`` steps: a 0-d float32 tensor (no host sync).
-
-    Its ``ParallelLaunchAutoSearch`` times the kernel five launches at a time, with 1, 2, 4, ...
-    pieces, and then keeps the fastest: launches 6-10 of a kernel run on two pieces (recordings
-    show both pieces' scalar tails there), launches 1-5 on one; after the tenth the choice
-    depends on the machine's timings, and msoptim takes one piece.
-    """
-    step = global_step.reshape(())
-    return ((step >= 5) & (step < 10)).to(torch.float32) + 1.0
-
-
-def in_scalar_tail(tensor: Tensor, chunks: Tensor) -> Tensor:
-    """True on the elements of MindSpore's scalar loop (row-major): the last ``length % 8`` of each
-    of the ``chunks`` pieces, which are ``ceil(numel / chunks)`` long (the last one shorter)."""
-    numel = tensor.numel()
-    index = torch.arange(numel, device=tensor.device).view(tensor.shape)
-    pieces = chunks.to(torch.int64)
-    size = (numel + pieces - 1) // pieces
-    start = index - index % size
-    length = torch.clamp(numel - start, max=size)
-    return index - start >= length - length % VECTOR_WIDTH
 
 
 def rmsprop_centered_update(

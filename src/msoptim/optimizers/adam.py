@@ -17,6 +17,7 @@ from msoptim._validate import (
     fail,
 )
 from msoptim.kernels import check_impl, use_foreach, use_fused
+from msoptim.kernels._launch import launch_chunks
 from msoptim.kernels.adam import (
     adam_amsgrad_foreach,
     adam_amsgrad_reference,
@@ -206,7 +207,8 @@ class _AdamFamily(Optimizer):
             kernel(*lists, [state["vhat"] for state in states], *powers, **hyper)
         elif group["use_offload"]:
             kernel = adam_offload_foreach if fast else adam_offload_reference
-            kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
+            chunks = launch_chunks(self.global_step)
+            kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"], chunks=chunks)
         else:
             fused = use_fused(group, lists[0], multi_tensor=True)
             kernel = adam_fused if fused else adam_foreach if fast else adam_reference
