@@ -44,6 +44,7 @@ from msoptim.groups import (
     overlapping_parameters,
     resolve_params,
 )
+from msoptim.kernels.centralization import centralization_mean
 from msoptim.kernels.lr import evaluate_lr
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
 
@@ -737,7 +738,8 @@ class Optimizer(torch.optim.Optimizer):
     def gradients_centralization(self, gradients: Sequence[Tensor | None]) -> Gradients:
         """Centralize flagged gradients with ndim >= 2 and shape[1] % 16 == 0 (groups only).
 
-        ``g - mean(g, dims=1..ndim-1, keepdim=True)``: the mean over every axis but the first.
+        ``g - mean(g, dims=1..ndim-1, keepdim=True)``: the mean over every axis but the first,
+        rounded as MindSpore's CPU ``ReduceMean`` (:func:`~msoptim.kernels.centralization.centralization_mean`).
         """
         result = list(gradients)
         if not self.is_group:
@@ -746,7 +748,7 @@ class Optimizer(torch.optim.Optimizer):
             if grad is None or not self.grad_centralization_flags[i]:
                 continue
             if grad.ndim >= 2 and grad.shape[1] % 16 == 0:
-                result[i] = grad - grad.mean(dim=tuple(range(1, grad.ndim)), keepdim=True)
+                result[i] = grad - centralization_mean(grad)
         return result
 
     def scale_grad(self, gradients: Sequence[Tensor | None]) -> Gradients:
