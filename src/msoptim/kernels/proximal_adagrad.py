@@ -9,10 +9,11 @@ Precision: the arithmetic of MindSpore's vectorized CPU kernel, which is compile
 multiply-adds: ``acc + g*g``, ``w - g*lr_t``, ``1 + l2*lr_t`` and ``|prox| - lr_t*l1`` are each one
 IEEE fused multiply-add (rounded once: :func:`~msoptim.kernels.adam.fused_multiply_add` eagerly, a
 hardware FMA in a compiled kernel), the rest is float32 with a correctly rounded square root.
-Matched against the MindSpore 2.10 CPU recordings (accumulator bit for bit, parameters within 2
-ulp): MindSpore also runs a scalar tail of up to 3 elements per tensor, and some whole small
-tensors depending on its thread split, in mixed float/double arithmetic; msoptim uses the vector
-arithmetic for every element.
+The kernel's vector loops (AVX then SSE blocks) leave the last ``length % 4`` elements of each
+piece to a scalar loop (:mod:`msoptim.kernels._launch`: two pieces at launches 6-10), which
+divides ``lr / sqrt(acc)`` in double and shrinks by l1 in double (:func:`_scalar_loop`). Both
+forms fitted to 4,500 elements of MindSpore 2.10's ``ApplyProximalAdagrad`` run on its scalar
+loop alone and to the recorded optimizer runs: bit for bit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import Tensor
 from msoptim.kernels import apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._launch import in_scalar_tail, split_by_scalar_loop
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
@@ -53,13 +55,57 @@ def _prox(param: Tensor, grad: Tensor, lr_t: Tensor, l1: float, l2: float) -> Te
     return proximal / denominator
 
 
+#: The scalar loop takes what the AVX (8) and SSE (4) blocks leave: the last ``length % 4``.
+SCALAR_WIDTH = 4
+
+
 def proximal_adagrad_update(
-    param: Tensor, grad: Tensor, accum: Tensor, lr: Tensor, *, l1: float, l2: float
+    param: Tensor,
+    grad: Tensor,
+    accum: Tensor,
+    lr: Tensor,
+    chunks: Tensor,
+    *,
+    l1: float,
+    l2: float,
+    scalar_tail: bool = True,
 ) -> None:
-    """One tensor's update in MindSpore's op order (``l1``, ``l2`` as float32 values)."""
-    accum.copy_(_fma(grad, grad, accum))
-    lr_t = lr.to(accum.dtype) / exact_sqrt(accum)
-    param.copy_(_prox(param, grad, lr_t, l1, l2))
+    """One tensor's update in MindSpore's op order (``l1``, ``l2`` as float32 values).
+
+    ``chunks``: the pieces of MindSpore's kernel at this step
+    (:func:`~msoptim.kernels._launch.launch_chunks`), each with its own scalar loop;
+    ``scalar_tail=False`` treats every element as the vector loop does (right for tensors whose
+    pieces are whole blocks of 4 in any piece count).
+    """
+    new_accum = _fma(grad, grad, accum)
+    lr_t = lr.to(accum.dtype) / exact_sqrt(new_accum)
+    new_param = _prox(param, grad, lr_t, l1, l2)
+    if scalar_tail:
+        tail = in_scalar_tail(param, chunks, SCALAR_WIDTH)
+        new_param = torch.where(tail, _scalar_loop(param, grad, new_accum, lr, l1, l2), new_param)
+    accum.copy_(new_accum)
+    param.copy_(new_param)
+
+
+def _scalar_loop(
+    param: Tensor, grad: Tensor, accum: Tensor, lr: Tensor, l1: float, l2: float
+) -> Tensor:
+    """The kernel's scalar loop (C: ``lr / sqrt(acc)`` and ``fabs``/``fmax`` are double): the
+    adaptive lr is a double division rounded to float32, the proximal point and ``1 + l2*lr_t``
+    float32 FMAs, the l1 shrinkage and the final division double, rounded once."""
+    lr_t = (lr.double() / torch.sqrt(accum.double())).to(accum.dtype)
+    proximal = _fma(-grad, lr_t, param)
+    denominator = _fma(lr_t, l2, 1.0)
+    if l1 > 0:
+        shrunk = torch.abs(proximal).double() - (lr_t * l1).double()
+        shrunk = torch.where(shrunk > 0, shrunk, 0.0)  # fmax(x, 0.0): NaN gives 0
+        sign = (proximal > 0).double() - (proximal < 0).double()
+        return (sign * shrunk / denominator.double()).to(param.dtype)
+    return proximal / denominator
+
+
+def _pieces(chunks: Tensor | None, lr: Tensor) -> Tensor:
+    return torch.ones((), device=lr.device) if chunks is None else chunks
 
 
 def proximal_adagrad_reference(
@@ -70,16 +116,19 @@ def proximal_adagrad_reference(
     lr: Tensor,
     l1: float,
     l2: float,
+    chunks: Tensor | None = None,
 ) -> None:
-    """Per-tensor loop of :func:`proximal_adagrad_update` (the ground truth).
+    """Per-tensor loop of :func:`proximal_adagrad_update` (the ground truth); ``chunks``: the
+    step's :func:`~msoptim.kernels._launch.launch_chunks` (one piece when omitted).
 
     Element-wise, so a DTensor's local shard is updated directly (the exact FMA emulation repairs
     elements through a flat view, which a DTensor has no rule for).
     """
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
+    chunks = _pieces(chunks, lr)
     for param, grad, accum in zip(params, grads, accums):
-        proximal_adagrad_update(param, grad, accum, lr, l1=l1, l2=l2)
+        proximal_adagrad_update(param, grad, accum, lr, chunks, l1=l1, l2=l2)
 
 
 def proximal_adagrad_fused(
@@ -90,15 +139,31 @@ def proximal_adagrad_fused(
     lr: Tensor,
     l1: float,
     l2: float,
+    chunks: Tensor | None = None,
 ) -> None:
     """:func:`proximal_adagrad_update` compiled (see :mod:`msoptim.kernels._fused`)."""
-    fused_apply(
-        proximal_adagrad_update,
-        (params, grads, accums),
-        (lr,),
-        l1=float32_constant(l1),
-        l2=float32_constant(l2),
-    )
+    l1, l2 = float32_constant(l1), float32_constant(l2)
+    chunks = _pieces(chunks, lr)
+    lists = (params, grads, accums)
+    # Tensors whose pieces are whole blocks skip the scalar loop's float64 arithmetic. A compiled
+    # kernel sees a permuted layout in memory order, but the scalar loops are the last elements
+    # in row-major order: such tensors with a scalar loop run eagerly.
+    whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params), SCALAR_WIDTH)
+    strided = [i for i in rest if not params[i].is_contiguous()]
+    for i in strided:
+        proximal_adagrad_update(*(t[i] for t in lists), lr, chunks, l1=l1, l2=l2)
+    rest = [i for i in rest if i not in strided]
+    for indices, scalar_tail in ((whole, False), (rest, True)):
+        if indices:
+            picked = lists if len(indices) == len(params) else _pick(lists, indices)
+            fused_apply(
+                proximal_adagrad_update,
+                picked,
+                (lr, chunks),
+                l1=l1,
+                l2=l2,
+                scalar_tail=scalar_tail,
+            )
 
 
 def proximal_adagrad_foreach(
@@ -109,9 +174,29 @@ def proximal_adagrad_foreach(
     lr: Tensor,
     l1: float,
     l2: float,
+    chunks: Tensor | None = None,
 ) -> None:
     """:func:`proximal_adagrad_reference` once over the concatenated tensors of each dtype
-    (element-wise arithmetic: bit-identical)."""
+    (element-wise arithmetic: bit-identical); tensors with a scalar loop one by one."""
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    apply_concatenated(proximal_adagrad_update, (params, grads, accums), (0, 2), lr, l1=l1, l2=l2)
+    chunks = _pieces(chunks, lr)
+    lists = (params, grads, accums)
+    whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params), SCALAR_WIDTH)
+    if whole:
+        apply_concatenated(
+            proximal_adagrad_update,
+            _pick(lists, whole),
+            (0, 2),
+            lr,
+            chunks,
+            l1=l1,
+            l2=l2,
+            scalar_tail=False,
+        )
+    for i in rest:
+        proximal_adagrad_update(*(t[i] for t in lists), lr, chunks, l1=l1, l2=l2)
+
+
+def _pick(lists: tuple[list[Tensor], ...], indices: list[int]) -> tuple[list[Tensor], ...]:
+    return tuple([items[i] for i in indices] for items in lists)

@@ -37,7 +37,11 @@ from torch import Tensor
 from msoptim.kernels import _triton, apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
-from msoptim.kernels._launch import VECTOR_WIDTH, in_scalar_tail, launch_chunks
+from msoptim.kernels._launch import (
+    in_scalar_tail,
+    launch_chunks,
+    split_by_scalar_loop,
+)
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
@@ -157,14 +161,6 @@ def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float
 
 
 @functools.lru_cache(maxsize=64)
-def _by_scalar_tail(numels: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Positions of the tensors without a scalar tail in one piece or two (a multiple of 16
-    elements), and of the others."""
-    whole = [i for i, numel in enumerate(numels) if numel % (2 * VECTOR_WIDTH) == 0]
-    rest = [i for i, numel in enumerate(numels) if numel % (2 * VECTOR_WIDTH) != 0]
-    return whole, rest
-
-
 def _rate64(decay: float) -> float:
     """``1.0 - decay`` in double from the float32 decay (the scalar loop's, not rounded)."""
     return 1.0 - float32_constant(decay)
@@ -238,7 +234,7 @@ def rmsprop_fused(
         # Tensors whose every piece is whole vectors skip the scalar loop's float64 arithmetic.
         # A compiled kernel sees a permuted layout in memory order, but the scalar tails are
         # the last elements in row-major order: such tensors with a tail run eagerly.
-        whole, rest = _by_scalar_tail(tuple(p.numel() for p in params))
+        whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params))
         strided = [i for i in rest if not params[i].is_contiguous()]
         for i in strided:
             rmsprop_update(*(t[i] for t in lists), lr, chunks, **constants, rate64=rate64)
@@ -288,7 +284,7 @@ def rmsprop_foreach(
         )
         # Concatenated, a tensor's scalar tails would be lost: tensors that may have one (in
         # one piece or two) are updated one by one.
-        whole, rest = _by_scalar_tail(tuple(p.numel() for p in params))
+        whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params))
         lists = (params, grads, mean_squares, moments)
         constants = {**_constants(decay, momentum, epsilon), "rate64": _rate64(decay)}
         chunks = _chunks(chunks, lr)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels._launch import launch_chunks
 from msoptim.kernels.proximal_adagrad import (
     proximal_adagrad_foreach,
     proximal_adagrad_fused,
@@ -124,4 +125,5 @@ class ProximalAdagrad(Optimizer):
             lr=lr,
             l1=group["l1"],
             l2=group["l2"],
+            chunks=launch_chunks(self.global_step),
         )
