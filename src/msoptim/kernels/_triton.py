@@ -453,7 +453,7 @@ if triton is not None:
         new_ms = _add(ms.to(tl.float64), _mul(difference, rate64)).to(tl.float32)
         root = _sqrt(_add(new_ms, epsilon).to(tl.float64))
         step = _div(_mul(g, lr).to(tl.float64), root)
-        new_moment = _add(_mul(moment.to(tl.float64), tl.cast(momentum, tl.float64)), step)
+        new_moment = _add(_mul(moment, momentum).to(tl.float64), step)
         return new_ms, new_moment.to(tl.float32)
 
     @triton.jit

@@ -1,0 +1,88 @@
+"""Scalar loops of MindSpore 2.10's CPU kernels, bit for bit.
+
+``tests/data/<kernel>.json`` (``tools/record_scalar_loops.py``): ``ApplyProximalAdagrad`` on
+3-element and ``ApplyRMSProp`` on 4-element tensors, which their vector loops (blocks of 4 and 8)
+leave entirely to the scalar loop, over random values and hyper-parameters (zero accumulators
+included). Each test also shows that the vector loop's arithmetic would not pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from msoptim.kernels.proximal_adagrad import proximal_adagrad_update
+from msoptim.kernels.rmsprop import _constants, _rate64, rmsprop_update
+
+DATA = Path(__file__).parent / "data"
+
+
+def _cases(kernel: str) -> list[dict]:
+    return json.loads((DATA / f"{kernel}.json").read_text())["cases"]
+
+
+def _tensor(values):
+    return torch.from_numpy(np.array(values, dtype=np.float64).astype(np.float32))
+
+
+def _scalar(case, key) -> float:
+    return float(np.float32(case[key][0]))
+
+
+def _same(a, b):
+    """The same float32 values bit for bit, any NaN equal to any NaN (its sign is not data)."""
+    return bool(((a.view(torch.int32) == b.view(torch.int32)) | (a.isnan() & b.isnan())).all())
+
+
+def proximal_adagrad(case, *, scalar_tail):
+    var, accum = _tensor(case["var"]), _tensor(case["accum"])
+    lr = _tensor(case["lr"]).reshape(())
+    l1, l2 = _scalar(case, "l1"), _scalar(case, "l2")
+    grad = _tensor(case["grad"])
+    proximal_adagrad_update(
+        var, grad, accum, lr, torch.ones(()), l1=l1, l2=l2, scalar_tail=scalar_tail
+    )
+    return {"var": var, "accum": accum}
+
+
+def rmsprop(case, *, scalar_tail):
+    var, mean_square = _tensor(case["var"]), _tensor(case["mean_square"])
+    moment, grad, lr = _tensor(case["moment"]), _tensor(case["grad"]), _tensor(case["lr"])
+    decay = _scalar(case, "decay")
+    constants = _constants(decay, _scalar(case, "momentum"), _scalar(case, "epsilon"))
+    rmsprop_update(
+        var,
+        grad,
+        mean_square,
+        moment,
+        lr.reshape(()),
+        torch.ones(()),
+        **constants,
+        rate64=_rate64(decay),
+        scalar_tail=scalar_tail,
+    )
+    return {"var": var, "mean_square": mean_square, "moment": moment}
+
+
+KERNELS = {"proximal_adagrad": proximal_adagrad, "rmsprop": rmsprop}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_scalar_loop_is_mindspores(kernel):
+    for case in _cases(kernel):
+        for name, value in KERNELS[kernel](case, scalar_tail=True).items():
+            assert _same(value, _tensor(case[f"expect_{name}"])), (name, case)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_vector_loops_arithmetic_would_differ_on_these_cases(kernel):
+    """The recorded cases tell the two loops apart (the test above could fail)."""
+    differ = 0
+    for case in _cases(kernel):
+        result = KERNELS[kernel](case, scalar_tail=False)
+        differ += sum(not _same(v, _tensor(case[f"expect_{n}"])) for n, v in result.items())
+    assert differ > 20

@@ -1,0 +1,87 @@
+"""Record MindSpore 2.10's CPU kernels on tensors short enough that their vector loops skip them
+(every element runs the scalar loop): ``ApplyProximalAdagrad`` on 3 elements (vector blocks of
+4) and ``ApplyRMSProp`` on 4 (blocks of 8), over random values and hyper-parameters.
+
+Runs in MindSpore's own environment (``make test`` never needs it)::
+
+    /tmp/msvenv/bin/python tools/record_scalar_loops.py --out tests/data
+
+``tests/test_scalar_loops.py`` replays the files, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("GLOG_v", "3")
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor, ops
+
+
+def _f32(value) -> np.float32:
+    return np.float32(value)
+
+
+def proximal_adagrad(rng: np.random.Generator, k: int) -> dict:
+    var = (rng.standard_normal(3) * rng.choice([0.01, 1, 10])).astype(np.float32)
+    accum = (rng.random(3) * rng.choice([1e-6, 0.1, 10])).astype(np.float32)
+    if k % 7 == 0:
+        accum[:] = 0  # a zero accumulator: 0/0 and inf where the gradient is 0 too
+    grad = (rng.standard_normal(3) * rng.choice([1e-3, 0.1, 1, 10])).astype(np.float32)
+    grad[rng.random(3) < 0.1] = 0
+    lr = _f32(rng.choice([0.001, 0.01, 0.1, 0.5]) * rng.uniform(0.5, 1.5))
+    l1 = _f32(rng.choice([0.0, 0.0, 0.001, 0.01, 0.1]) * rng.uniform(0.5, 1.5))
+    l2 = _f32(rng.choice([0.0, 0.001, 0.01, 0.1, 1.0]) * rng.uniform(0.5, 1.5))
+    v, a = Parameter(Tensor(var.copy()), name="v"), Parameter(Tensor(accum.copy()), name="a")
+    ops.ApplyProximalAdagrad()(v, a, Tensor(lr), Tensor(l1), Tensor(l2), Tensor(grad))
+    inputs = {"var": var, "accum": accum, "grad": grad, "lr": [lr], "l1": [l1], "l2": [l2]}
+    return {**inputs, "expect_var": v.asnumpy(), "expect_accum": a.asnumpy()}
+
+
+def rmsprop(rng: np.random.Generator, k: int) -> dict:
+    var = rng.standard_normal(4).astype(np.float32)
+    mean_square = (rng.random(4) * rng.choice([1e-8, 1e-3, 1.0])).astype(np.float32)
+    moment = (rng.standard_normal(4) * rng.choice([0, 1e-3, 0.1])).astype(np.float32)
+    grad = (rng.standard_normal(4) * rng.choice([1e-3, 0.1, 1, 10])).astype(np.float32)
+    lr = _f32(rng.choice([0.001, 0.01, 0.1]) * rng.uniform(0.5, 1.5))
+    decay = _f32(rng.choice([0.9, 0.99, 0.5, 0.7]))
+    momentum = _f32(rng.choice([0.0, 0.9, 0.5, 0.3]))
+    epsilon = _f32(rng.choice([1e-10, 1e-6, 1e-3, 1e-8]))
+    v = Parameter(Tensor(var.copy()), name="v")
+    ms_, mom = Parameter(Tensor(mean_square.copy()), name="m"), Parameter(Tensor(moment.copy()))
+    ops.ApplyRMSProp()(
+        v, ms_, mom, Tensor(lr), Tensor(grad), float(decay), float(momentum), float(epsilon)
+    )
+    inputs = {"var": var, "mean_square": mean_square, "moment": moment, "grad": grad, "lr": [lr]}
+    hyper = {"decay": [decay], "momentum": [momentum], "epsilon": [epsilon]}
+    outputs = {"expect_var": v.asnumpy(), "expect_mean_square": ms_.asnumpy()}
+    return {**inputs, **hyper, **outputs, "expect_moment": mom.asnumpy()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--count", type=int, default=400)
+    parser.add_argument("--out", type=Path, required=True, help="a folder")
+    args = parser.parse_args()
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, record in (("proximal_adagrad", proximal_adagrad), ("rmsprop", rmsprop)):
+        rng = np.random.default_rng(args.seed)
+        cases = [
+            {key: [str(x) for x in value] for key, value in record(rng, k).items()}
+            for k in range(args.count)
+        ]
+        meta = {"mindspore": ms.__version__, "kernel": name, "seed": args.seed}
+        path = args.out / f"{name}.json"
+        path.write_text(json.dumps({"meta": meta, "cases": cases}))
+        print(f"{len(cases)} cases -> {path}")
+
+
+if __name__ == "__main__":
+    main()
