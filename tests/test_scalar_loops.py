@@ -1,8 +1,8 @@
 """Scalar loops of MindSpore 2.10's CPU kernels, bit for bit.
 
 ``tests/data/<kernel>.json`` (``tools/record_scalar_loops.py``): ``ApplyProximalAdagrad`` on
-3-element and ``ApplyRMSProp`` on 4-element tensors, which their vector loops (blocks of 4 and 8)
-leave entirely to the scalar loop, over random values and hyper-parameters (zero accumulators
+3-element, ``ApplyRMSProp`` and ``Adam`` (Nesterov or not) on 4-element tensors, which their vector
+loops (blocks of 4 and 8) leave entirely to the scalar loop, over random values and hyper-parameters (zero accumulators
 included). Each test also shows that the vector loop's arithmetic would not pass.
 """
 
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from msoptim.kernels.adam import _adam_math, bias_corrected_lr
+from msoptim.kernels.adam import _constants as adam_constants
 from msoptim.kernels.proximal_adagrad import proximal_adagrad_update
 from msoptim.kernels.rmsprop import _constants, _rate64, rmsprop_update
 
@@ -68,7 +70,28 @@ def rmsprop(case, *, scalar_tail):
     return {"var": var, "mean_square": mean_square, "moment": moment}
 
 
-KERNELS = {"proximal_adagrad": proximal_adagrad, "rmsprop": rmsprop}
+def adam(case, *, scalar_tail):
+    beta1, beta2 = _scalar(case, "beta1"), _scalar(case, "beta2")
+    beta1c, beta2c = adam_constants(beta1, beta2)
+    powers = (_tensor(case[key]).reshape(()) for key in ("beta1_power", "beta2_power"))
+    lr_t = bias_corrected_lr(_tensor(case["lr"]).reshape(()), *powers)
+    var, m, v = _adam_math(
+        _tensor(case["var"]),
+        _tensor(case["grad"]),
+        _tensor(case["m"]),
+        _tensor(case["v"]),
+        lr_t,
+        slice(0, 4) if scalar_tail else None,
+        beta1=beta1,
+        beta1c=beta1c,
+        beta2c=beta2c,
+        eps=_scalar(case, "eps"),
+        nesterov=case["nesterov"][0] == "True",
+    )
+    return {"var": var, "m": m, "v": v}
+
+
+KERNELS = {"proximal_adagrad": proximal_adagrad, "rmsprop": rmsprop, "adam": adam}
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -1,6 +1,7 @@
 """Record MindSpore 2.10's CPU kernels on tensors short enough that their vector loops skip them
 (every element runs the scalar loop): ``ApplyProximalAdagrad`` on 3 elements (vector blocks of
-4) and ``ApplyRMSProp`` on 4 (blocks of 8), over random values and hyper-parameters.
+4), ``ApplyRMSProp`` and ``Adam`` (Nesterov and not) on 4 (blocks of 8), over random values and
+hyper-parameters.
 
 Runs in MindSpore's own environment (``make test`` never needs it)::
 
@@ -63,6 +64,25 @@ def rmsprop(rng: np.random.Generator, k: int) -> dict:
     return {**inputs, **hyper, **outputs, "expect_moment": mom.asnumpy()}
 
 
+def adam(rng: np.random.Generator, k: int) -> dict:
+    nesterov = k % 2 == 0
+    var = rng.standard_normal(4).astype(np.float32)
+    m = (rng.standard_normal(4) * rng.choice([0, 1e-3, 0.1])).astype(np.float32)
+    v = (rng.random(4) * rng.choice([0, 1e-6, 1e-2])).astype(np.float32)
+    grad = (rng.standard_normal(4) * rng.choice([1e-3, 0.1, 1])).astype(np.float32)
+    beta1, beta2 = _f32(rng.choice([0.9, 0.8, 0.3567, 0.5])), _f32(rng.choice([0.999, 0.99, 0.9]))
+    powers = [_f32(beta1 ** rng.integers(1, 6)), _f32(beta2 ** rng.integers(1, 6))]
+    lr = _f32(rng.choice([0.001, 0.01, 0.1]) * rng.uniform(0.5, 1.5))
+    eps = _f32(rng.choice([1e-8, 1e-6, 1e-3]))
+    w, mm, vv = (Parameter(Tensor(x.copy()), name=n) for x, n in ((var, "w"), (m, "m"), (v, "v")))
+    scalars = (*powers, lr, beta1, beta2, eps)
+    ops.Adam(use_nesterov=nesterov)(w, mm, vv, *map(Tensor, scalars), Tensor(grad))
+    inputs = {"var": var, "m": m, "v": v, "grad": grad, "beta1_power": [powers[0]]}
+    hyper = {"beta2_power": [powers[1]], "lr": [lr], "beta1": [beta1], "beta2": [beta2]}
+    outputs = {"expect_var": w.asnumpy(), "expect_m": mm.asnumpy(), "expect_v": vv.asnumpy()}
+    return {**inputs, **hyper, "eps": [eps], "nesterov": [nesterov], **outputs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -71,7 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, record in (("proximal_adagrad", proximal_adagrad), ("rmsprop", rmsprop)):
+    kernels = (("proximal_adagrad", proximal_adagrad), ("rmsprop", rmsprop), ("adam", adam))
+    for name, record in kernels:
         rng = np.random.default_rng(args.seed)
         cases = [
             {key: [str(x) for x in value] for key, value in record(rng, k).items()}

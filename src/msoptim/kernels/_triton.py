@@ -658,6 +658,8 @@ if triton is not None:
         scaled = _mul(lr_t, numerator)
         new_w = _sub(w, _div(scaled, _add(_sqrt(new_v), eps)))
         if MASKED:  # the tensor's last block holds its scalar remainder (the last n % 8 elements)
+            if NESTEROV:  # the scalar loop's compiler fused the other product
+                scaled = _mul(lr_t, tl.fma(new_m, beta1, _mul(g, beta1c)))
             root = _sqrt(new_v.to(tl.float64))
             wide = _sub(
                 w.to(tl.float64), _div(scaled.to(tl.float64), _add(root, tl.cast(eps, tl.float64)))

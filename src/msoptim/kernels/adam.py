@@ -20,9 +20,10 @@ bit to MindSpore 2.10 CPU recordings (every Adam, LazyAdam, AdamOffload and amsg
 
 * ``Adam``: ``m ← fma(g − m, 1 − β1, m)``, ``v ← fma(fma(g, g, −v), 1 − β2, v)``; in the vector
   blocks ``w ← w − (lr_t·m) / (√v + ε)`` in float32; in the scalar remainder the division and the
-  subtraction are float64, rounded once. Nesterov's numerator is ``fma(1 − β1, g, m·β1)``
-  (fitted to recordings of ``use_nesterov=True``, Adam and LazyAdam, vector blocks and remainder:
-  ``fma(m, β1, (1 − β1)·g)`` is one ulp off on about 1 element in 140).
+  subtraction are float64, rounded once. Nesterov's numerator is ``fma(1 − β1, g, m·β1)`` in
+  the vector blocks and ``fma(m, β1, (1 − β1)·g)`` in the scalar remainder (each fitted to 12,800
+  elements of MindSpore's ``Adam`` run on that loop alone; the other form is off by an ulp on
+  about 1 element in 50).
 * ``AdamNoUpdateParam``: vector blocks ``m ← fma(m, β1, (1 − β1)·g)``,
   ``v ← fma(v, β2, ((1 − β2)·g)·g)``, ``δ = (−lr_t·m) / (√v + ε)``; scalar remainder
   ``m ← fma(1 − β1, g, m·β1)``, ``v ← fma((1 − β2)·g, g, v·β2)``, ``δ`` divided in float64 and
@@ -31,9 +32,8 @@ bit to MindSpore 2.10 CPU recordings (every Adam, LazyAdam, AdamOffload and amsg
   ``m ← m + (g − m)(1 − β1)``, ``v ← v + (g·g − v)(1 − β2)``, ``v̂ ← max(v̂, v)``,
   ``w ← w − (lr_t·m) / (√v̂ + ε)``.
 
-MindSpore splits large tensors over threads (each chunk then has its own scalar remainder, and the
-thread count is tuned at run time), so for tensors of more than a few thousand elements the
-remainder positions are not reproducible; the difference is at most an ulp or so of the step.
+``AdamNoUpdateParam`` runs launches 6-10 in two pieces, each with its own scalar remainder
+(:mod:`msoptim.kernels._launch`); ``Adam``'s recordings show one piece throughout.
 
 The ``*_foreach`` kernels run the same element-wise arithmetic once over each group's concatenated
 tensors (one op per step for the whole group, like a fused multi-tensor kernel) and copy the results
@@ -279,8 +279,12 @@ def _adam_math(
     scaled = lr_t * numerator
     new_w = w - scaled / (correctly_rounded_sqrt(v) + eps)
     if tail is not None:
+        if nesterov:  # the scalar loop's compiler fused the other product
+            scaled_t = _at(lr_t, tail) * fused_multiply_add(m[tail], beta1, g[tail] * beta1c)
+        else:
+            scaled_t = scaled[tail]
         root = torch.sqrt(v[tail].double()) + eps
-        new_w[tail] = (w[tail].double() - scaled[tail].double() / root).to(w.dtype)
+        new_w[tail] = (w[tail].double() - scaled_t.double() / root).to(w.dtype)
     return new_w, m, v
 
 
@@ -554,6 +558,8 @@ def adam_update(
     scaled = lr_t * numerator
     new_w = w - scaled / (correctly_rounded_sqrt(new_v) + eps)
     if scalar_tail:
+        if nesterov:  # the scalar loop's compiler fused the other product
+            scaled = lr_t * fused_multiply_add(new_m, beta1, g * beta1c)
         scalar = (w.double() - scaled.double() / (torch.sqrt(new_v.double()) + eps)).to(w.dtype)
         numel = w.numel()
         tail = torch.arange(numel, device=w.device) >= numel - numel % VECTOR_WIDTH
