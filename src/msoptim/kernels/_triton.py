@@ -715,11 +715,11 @@ if triton is not None:
             beta1c,
             beta2c,
         )
-        w64 = w.to(tl.float64)  # the update in float64, rounded once (MindSpore's CPU kernel)
+        # The update in float64, rounded once (MindSpore's CPU kernel); ``decay * w`` is float32.
         root = _sqrt(new_v.to(tl.float64))
         ratio = _div(new_m.to(tl.float64), _add(root, tl.cast(eps, tl.float64)))
-        update = _add(ratio, _mul(decay.to(tl.float64), w64))
-        new_w = _sub(w64, _mul(lr.to(tl.float64), update)).to(tl.float32)
+        update = _add(ratio, _mul(decay, w).to(tl.float64))
+        new_w = _sub(w.to(tl.float64), _mul(lr.to(tl.float64), update)).to(tl.float32)
         _store(p2, offs, n, new_m, MASKED)
         _store(p3, offs, n, new_v, MASKED)
         _store(p0, offs, n, new_w, MASKED)

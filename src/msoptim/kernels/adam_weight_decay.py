@@ -14,7 +14,9 @@ double one, so
   float32 ``g − m`` and ``1 − β``), emulated exactly by
   :func:`~msoptim.kernels.adam.fused_multiply_add`;
 * the parameter update is evaluated in float64 from the float32 ``w``, ``m``, ``v``, ``lr``,
-  ``wd``, ``ε`` and rounded once to float32.
+  ``ε`` and the float32 product ``wd · w`` (C: ``decay * var[i]`` is a float product before it
+  meets the double ratio), rounded once to float32; fitted to 20,000 elements of MindSpore's
+  ``AdamWeightDecay`` run on vector blocks and scalar remainders: bit for bit.
 
 A plain float32 port drifts by up to about 1.5e-6 relative after ten steps. One residual source of
 difference remains: torch's CPU float64 ``sqrt`` (MKL) is faithful rather than correctly rounded,
@@ -47,10 +49,6 @@ def _one_minus(beta: float) -> float:
     return float(np.float32(1.0) - np.float32(beta))
 
 
-def _as_float64(value: Tensor | float) -> Tensor | float:
-    return value.double() if isinstance(value, Tensor) else value
-
-
 def _math(
     w: Tensor,
     g: Tensor,
@@ -66,9 +64,8 @@ def _math(
     """One step on flat tensors; returns the new ``(w, m, v)``."""
     m = fused_multiply_add(g - m, beta1c, m)
     v = fused_multiply_add(fused_multiply_add(g, g, -v), beta2c, v)
-    w64 = w.double()
-    update = m.double() / (torch.sqrt(v.double()) + eps) + _as_float64(weight_decay) * w64
-    return (w64 - lr.double() * update).to(w.dtype), m, v
+    update = m.double() / (torch.sqrt(v.double()) + eps) + (w * weight_decay).double()
+    return (w.double() - lr.double() * update).to(w.dtype), m, v
 
 
 def adam_weight_decay_update(

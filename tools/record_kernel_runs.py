@@ -1,13 +1,13 @@
-"""Record MindSpore 2.10's CPU kernels on tensors short enough that their vector loops skip them
-(every element runs the scalar loop): ``ApplyProximalAdagrad`` on 3 elements (vector blocks of
-4), ``ApplyRMSProp`` and ``Adam`` (Nesterov and not) on 4 (blocks of 8), over random values and
-hyper-parameters.
+"""Record MindSpore 2.10's CPU optimizer kernels run directly on small tensors, over random values
+and hyper-parameters: ``ApplyProximalAdagrad`` on 3 elements and ``ApplyRMSProp`` and ``Adam``
+(Nesterov and not) on 4, lengths their vector loops (blocks of 4 and 8) leave entirely to the
+scalar loop, and ``AdamWeightDecay`` on 16 (vector blocks) and 4.
 
 Runs in MindSpore's own environment (``make test`` never needs it)::
 
-    /tmp/msvenv/bin/python tools/record_scalar_loops.py --out tests/data
+    /tmp/msvenv/bin/python tools/record_kernel_runs.py --out tests/data
 
-``tests/test_scalar_loops.py`` replays the files, bit for bit.
+``tests/test_kernel_runs.py`` replays the files, bit for bit.
 """
 
 from __future__ import annotations
@@ -83,6 +83,24 @@ def adam(rng: np.random.Generator, k: int) -> dict:
     return {**inputs, **hyper, "eps": [eps], "nesterov": [nesterov], **outputs}
 
 
+def adam_weight_decay(rng: np.random.Generator, k: int) -> dict:
+    n = 16 if k % 2 == 0 else 4
+    var = (rng.standard_normal(n) * rng.choice([0.1, 1, 3])).astype(np.float32)
+    m = (rng.standard_normal(n) * rng.choice([0, 1e-3, 0.1])).astype(np.float32)
+    v = (rng.random(n) * rng.choice([0, 1e-6, 1e-2])).astype(np.float32)
+    grad = (rng.standard_normal(n) * rng.choice([1e-3, 0.1, 1])).astype(np.float32)
+    beta1, beta2 = _f32(rng.choice([0.9, 0.7502, 0.5])), _f32(rng.choice([0.999, 0.9, 0.99]))
+    lr = _f32(rng.choice([0.001, 0.01, 0.1]) * rng.uniform(0.5, 1.5))
+    eps, decay = _f32(rng.choice([1e-8, 1e-6])), _f32(rng.choice([0.0, 0.01, 0.0701, 0.1]))
+    w, mm, vv = (Parameter(Tensor(x.copy()), name=n) for x, n in ((var, "w"), (m, "m"), (v, "v")))
+    scalars = (lr, beta1, beta2, eps, decay)
+    ops.AdamWeightDecay()(w, mm, vv, *map(Tensor, scalars), Tensor(grad))
+    inputs = {"var": var, "m": m, "v": v, "grad": grad, "lr": [lr], "beta1": [beta1]}
+    hyper = {"beta2": [beta2], "eps": [eps], "weight_decay": [decay]}
+    outputs = {"expect_var": w.asnumpy(), "expect_m": mm.asnumpy(), "expect_v": vv.asnumpy()}
+    return {**inputs, **hyper, **outputs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -91,7 +109,12 @@ def main() -> None:
     args = parser.parse_args()
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     args.out.mkdir(parents=True, exist_ok=True)
-    kernels = (("proximal_adagrad", proximal_adagrad), ("rmsprop", rmsprop), ("adam", adam))
+    kernels = (
+        ("proximal_adagrad", proximal_adagrad),
+        ("rmsprop", rmsprop),
+        ("adam", adam),
+        ("adam_weight_decay", adam_weight_decay),
+    )
     for name, record in kernels:
         rng = np.random.default_rng(args.seed)
         cases = [

@@ -1,9 +1,10 @@
-"""Scalar loops of MindSpore 2.10's CPU kernels, bit for bit.
+"""MindSpore 2.10's CPU optimizer kernels run directly, replayed bit for bit.
 
-``tests/data/<kernel>.json`` (``tools/record_scalar_loops.py``): ``ApplyProximalAdagrad`` on
+``tests/data/<kernel>.json`` (``tools/record_kernel_runs.py``): ``ApplyProximalAdagrad`` on
 3-element, ``ApplyRMSProp`` and ``Adam`` (Nesterov or not) on 4-element tensors, which their vector
-loops (blocks of 4 and 8) leave entirely to the scalar loop, over random values and hyper-parameters (zero accumulators
-included). Each test also shows that the vector loop's arithmetic would not pass.
+loops (blocks of 4 and 8) leave entirely to the scalar loop, and ``AdamWeightDecay`` on 16 and 4
+elements, over random values and hyper-parameters (zero accumulators included). For the scalar
+loops, a second test shows that the vector loop's arithmetic would not pass.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from msoptim.kernels.adam import _adam_math, bias_corrected_lr
 from msoptim.kernels.adam import _constants as adam_constants
+from msoptim.kernels.adam_weight_decay import _one_minus, adam_weight_decay_update
 from msoptim.kernels.proximal_adagrad import proximal_adagrad_update
 from msoptim.kernels.rmsprop import _constants, _rate64, rmsprop_update
 
@@ -91,17 +93,35 @@ def adam(case, *, scalar_tail):
     return {"var": var, "m": m, "v": v}
 
 
-KERNELS = {"proximal_adagrad": proximal_adagrad, "rmsprop": rmsprop, "adam": adam}
+def adam_weight_decay(case, *, scalar_tail):
+    lr = _tensor(case["lr"]).reshape(())
+    var, m, v = _tensor(case["var"]), _tensor(case["m"]), _tensor(case["v"])
+    adam_weight_decay_update(
+        var,
+        _tensor(case["grad"]),
+        m,
+        v,
+        lr,
+        _scalar(case, "weight_decay"),
+        beta1c=_one_minus(_scalar(case, "beta1")),
+        beta2c=_one_minus(_scalar(case, "beta2")),
+        eps=_scalar(case, "eps"),
+    )
+    return {"var": var, "m": m, "v": v}
+
+
+SCALAR_LOOPS = {"proximal_adagrad": proximal_adagrad, "rmsprop": rmsprop, "adam": adam}
+KERNELS = {**SCALAR_LOOPS, "adam_weight_decay": adam_weight_decay}
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_the_scalar_loop_is_mindspores(kernel):
+def test_the_kernel_is_mindspores(kernel):
     for case in _cases(kernel):
         for name, value in KERNELS[kernel](case, scalar_tail=True).items():
             assert _same(value, _tensor(case[f"expect_{name}"])), (name, case)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", SCALAR_LOOPS)
 def test_the_vector_loops_arithmetic_would_differ_on_these_cases(kernel):
     """The recorded cases tell the two loops apart (the test above could fail)."""
     differ = 0
