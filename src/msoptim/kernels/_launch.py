@@ -25,6 +25,7 @@ __all__ = [
     "ScalarLoop",
     "in_scalar_tail",
     "launch_chunks",
+    "pieces_or_one",
     "scalar_loop",
     "split_by_scalar_loop",
 ]
@@ -40,6 +41,12 @@ def launch_chunks(global_step: Tensor) -> Tensor:
     ``global_step`` steps: a 0-d float32 tensor (no host sync)."""
     step = global_step.reshape(())
     return ((step >= 5) & (step < 10)).to(torch.float32) + 1.0
+
+
+def pieces_or_one(chunks: Tensor | None, lr: Tensor) -> Tensor:
+    """``chunks`` (:func:`launch_chunks` of the step), or one piece on ``lr``'s device when a
+    kernel is called without it."""
+    return torch.ones((), device=lr.device) if chunks is None else chunks
 
 
 def _in_tail(index: Tensor, numel: Tensor | int, chunks: Tensor, width: int) -> Tensor:

@@ -60,7 +60,7 @@ from torch import Tensor
 
 from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply, in_fused_kernel
-from msoptim.kernels._launch import VECTOR_WIDTH, ScalarLoop, scalar_loop
+from msoptim.kernels._launch import VECTOR_WIDTH, ScalarLoop, pieces_or_one, scalar_loop
 
 __all__ = [
     "VECTOR_WIDTH",
@@ -242,11 +242,6 @@ def _remainder_index(numels: tuple[int, ...], device: torch.device) -> Tensor | 
     if not positions:
         return None
     return torch.tensor(positions, dtype=torch.long, device=device)
-
-
-def _pieces(chunks: Tensor | None, lr: Tensor) -> Tensor:
-    """The launch's piece count (:func:`~msoptim.kernels._launch.launch_chunks`); one if None."""
-    return torch.ones((), device=lr.device) if chunks is None else chunks
 
 
 def _at(value: Tensor, index: Index) -> Tensor:
@@ -668,7 +663,7 @@ def adam_offload_reference(
             _flat(m),
             _flat(v),
             lr_t,
-            scalar_loop((param.numel(),), _pieces(chunks, lr).to(m.device)),
+            scalar_loop((param.numel(),), pieces_or_one(chunks, lr).to(m.device)),
             beta1=beta1,
             beta2=beta2,
             beta1c=beta1c,
@@ -729,7 +724,7 @@ def adam_offload_foreach(
         return _pick(deltas, bucket), _pick(moment1, bucket), _pick(moment2, bucket)
 
     def tail_of(numels: tuple[int, ...], device: torch.device) -> ScalarLoop | None:
-        return scalar_loop(numels, _pieces(chunks, lr).to(device))
+        return scalar_loop(numels, pieces_or_one(chunks, lr).to(device))
 
     _multi_tensor((host_grads, moment1, moment2), lr_ts, body, targets, tail_of=tail_of)
     if host != params[0].device:

@@ -24,7 +24,7 @@ from torch import Tensor
 from msoptim.kernels import apply_concatenated
 from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import fused_apply
-from msoptim.kernels._launch import in_scalar_tail, split_by_scalar_loop
+from msoptim.kernels._launch import in_scalar_tail, pieces_or_one, split_by_scalar_loop
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
@@ -104,10 +104,6 @@ def _scalar_loop(
     return proximal / denominator
 
 
-def _pieces(chunks: Tensor | None, lr: Tensor) -> Tensor:
-    return torch.ones((), device=lr.device) if chunks is None else chunks
-
-
 def proximal_adagrad_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -126,7 +122,7 @@ def proximal_adagrad_reference(
     """
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    chunks = _pieces(chunks, lr)
+    chunks = pieces_or_one(chunks, lr)
     for param, grad, accum in zip(params, grads, accums):
         proximal_adagrad_update(param, grad, accum, lr, chunks, l1=l1, l2=l2)
 
@@ -143,7 +139,7 @@ def proximal_adagrad_fused(
 ) -> None:
     """:func:`proximal_adagrad_update` compiled (see :mod:`msoptim.kernels._fused`)."""
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    chunks = _pieces(chunks, lr)
+    chunks = pieces_or_one(chunks, lr)
     lists = (params, grads, accums)
     # Tensors whose pieces are whole blocks skip the scalar loop's float64 arithmetic. A compiled
     # kernel sees a permuted layout in memory order, but the scalar loops are the last elements
@@ -180,7 +176,7 @@ def proximal_adagrad_foreach(
     (element-wise arithmetic: bit-identical); tensors with a scalar loop one by one."""
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
-    chunks = _pieces(chunks, lr)
+    chunks = pieces_or_one(chunks, lr)
     lists = (params, grads, accums)
     whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params), SCALAR_WIDTH)
     if whole:

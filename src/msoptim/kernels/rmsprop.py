@@ -39,6 +39,7 @@ from msoptim.kernels._fused import fused_apply
 from msoptim.kernels._launch import (
     in_scalar_tail,
     launch_chunks,
+    pieces_or_one,
     split_by_scalar_loop,
 )
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
@@ -147,10 +148,6 @@ def rmsprop_centered_update(
     param.copy_(torch.where(positive, param - moment, param))
 
 
-def _chunks(chunks: Tensor | None, lr: Tensor) -> Tensor:
-    return torch.ones((), device=lr.device) if chunks is None else chunks
-
-
 def _constants(decay: float, momentum: float, epsilon: float) -> dict[str, float]:
     return {
         "rate": _one_minus(decay),
@@ -190,7 +187,7 @@ def rmsprop_reference(
         params, grads, mean_squares, moments = (
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
-        chunks = _chunks(chunks, lr)
+        chunks = pieces_or_one(chunks, lr)
         constants["rate64"] = _rate64(decay)
         for param, grad, mean_square, moment in zip(params, grads, mean_squares, moments):
             rmsprop_update(param, grad, mean_square, moment, lr, chunks, **constants)
@@ -223,7 +220,7 @@ def rmsprop_fused(
     if centered and mean_grads is None:
         raise ValueError("rmsprop_fused: centered=True needs the mean_grads buffers.")
     lists = (params, grads, mean_squares, moments, *([mean_grads] if centered else []))
-    chunks = _chunks(chunks, lr)
+    chunks = pieces_or_one(chunks, lr)
     rate64 = _rate64(decay)
     if _triton.available(params) and _triton.rmsprop(
         lists, lr, chunks, **constants, decay=float32_constant(decay)
@@ -286,7 +283,7 @@ def rmsprop_foreach(
         whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params))
         lists = (params, grads, mean_squares, moments)
         constants = {**_constants(decay, momentum, epsilon), "rate64": _rate64(decay)}
-        chunks = _chunks(chunks, lr)
+        chunks = pieces_or_one(chunks, lr)
         if whole:
             picked = tuple([items[i] for i in whole] for items in lists)
             apply_concatenated(
