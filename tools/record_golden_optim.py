@@ -22,6 +22,10 @@ parameter groups (per-group lr / weight decay / grad centralization, ``order_par
 cases are mutated into invalid calls (wrong types, out-of-range values, bad groups). MindSpore is
 run on each and the result is written in the README's schema: construction or step 1 failed ->
 ``optimizer_error``; otherwise -> ``optimizer`` (a later failing step ends its trajectory).
+``--gc-emulated`` draws groups for every case, with ``grad_centralization`` on any parameter, and
+replaces MindSpore's Ascend-only ``Centralization`` by ``g - ReduceMean(g, axes 1..)`` (the
+shared sample's emulation): cases where a gradient was centralized are written as
+``optimizer_gc_emulated``.
 
 ``--resample FILE`` re-records the configurations (and parameters and gradients) of an existing
 golden file instead, to check that this recorder reproduces it: the output must equal its
@@ -589,7 +593,9 @@ def centralization_allowed(names: list[str]) -> bool:
     return not any(len(SHAPES[n]) >= 2 and SHAPES[n][1] % 16 == 0 for n in names)
 
 
-def random_groups(draw: Draw, name: str, base: float, steps: int) -> list[dict]:
+def random_groups(
+    draw: Draw, name: str, base: float, steps: int, gc_anywhere: bool = False
+) -> list[dict]:
     order = list(draw.rng.permutation(NAMES))
     count = draw.integer(1, 3)
     cuts = sorted(draw.rng.choice(np.arange(1, 6), size=count - 1, replace=False).tolist())
@@ -601,7 +607,7 @@ def random_groups(draw: Draw, name: str, base: float, steps: int) -> list[dict]:
             group["lr"] = lr_spec(draw, base, steps, ("static", "dynamic", "schedule"))
         if draw.chance(0.5):
             group["weight_decay"] = weight_decay_value(draw, name not in ("SGD",))
-        if centralization_allowed(group["params"]) and draw.chance(0.4):
+        if (gc_anywhere or centralization_allowed(group["params"])) and draw.chance(0.4):
             group["grad_centralization"] = True
         groups.append(group)
     if draw.chance(0.3):
@@ -634,7 +640,11 @@ def random_arrays(draw: Draw, steps: int) -> tuple[list[dict], list[dict]]:
 
 
 def random_config(
-    draw: Draw, case_id: str, max_steps: int = 8, optimizers: tuple[str, ...] = OPTIMIZERS
+    draw: Draw,
+    case_id: str,
+    max_steps: int = 8,
+    optimizers: tuple[str, ...] = OPTIMIZERS,
+    gc_emulated: bool = False,
 ) -> dict:
     name = draw.pick(optimizers)
     steps = draw.integer(3, max_steps)
@@ -655,8 +665,8 @@ def random_config(
             kwargs["weight_decay"] = 0.01
     if name in WITH_LOSS_SCALE and draw.chance(0.4):
         kwargs["loss_scale"] = draw.pick([1.0, 4.0, 1024.0])
-    if draw.chance(0.3):
-        groups = random_groups(draw, name, base, steps)
+    if gc_emulated or draw.chance(0.3):
+        groups = random_groups(draw, name, base, steps, gc_anywhere=gc_emulated)
     assign_lr = None
     if not groups and (learning_rate or {}).get("kind") == "static" and draw.chance(0.3):
         assign_lr = {"before_step": draw.integer(2, steps), "value": static_lr(draw, base / 10)}
@@ -802,12 +812,17 @@ def invalid_groups(draw: Draw, groups: list | None) -> list:
 
 
 def random_configs(
-    seed: int, count: int, invalid_share: float, max_steps: int, optimizers: tuple[str, ...]
+    seed: int,
+    count: int,
+    invalid_share: float,
+    max_steps: int,
+    optimizers: tuple[str, ...],
+    gc_emulated: bool = False,
 ) -> list[dict]:
     configs = []
     for n in range(count):
         draw = Draw(np.random.default_rng([seed, n]))
-        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}", max_steps, optimizers)
+        config = random_config(draw, f"fuzz-opt-{seed}-{n:04d}", max_steps, optimizers, gc_emulated)
         if draw.chance(invalid_share):
             config = mutate_invalid(draw, config)
         configs.append(config)
@@ -845,15 +860,40 @@ def configs_of(args: argparse.Namespace) -> list[dict]:
     if args.resample:
         return resample_configs(args.resample)
     optimizers = tuple(args.optimizers.split(",")) if args.optimizers else OPTIMIZERS
-    return random_configs(args.seed, args.count, args.invalid_share, args.max_steps, optimizers)
+    return random_configs(
+        args.seed, args.count, args.invalid_share, args.max_steps, optimizers, args.gc_emulated
+    )
+
+
+def emulated_centralization(gradient, axis):
+    """``Centralization`` has no CPU kernel: ``g - mean(g, axis)`` with ``ReduceMean`` instead
+    (the golden ``optimizer_gc_emulated`` cases' emulation)."""
+    return gradient - ops.ReduceMean(keep_dims=True)(gradient, tuple(axis))
+
+
+def centralized(case: dict) -> bool:
+    """Some parameter's gradient was centralized (flag on, ndim >= 2, shape[1] % 16 == 0)."""
+    shapes = {spec["name"]: spec["shape"] for spec in case["params"]}
+    flags = case.get("grad_centralization_flags") or []
+    return any(
+        flag and len(shapes[name]) >= 2 and shapes[name][1] % 16 == 0
+        for name, flag in zip(case.get("param_order") or [], flags)
+    )
 
 
 def run_worker(args: argparse.Namespace) -> int:
     """Record configs ``args.start..`` in this process, one JSON line per case in ``args.lines``."""
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    if args.gc_emulated:
+        import mindspore.nn.optim.optimizer as base
+
+        base.op_gc = emulated_centralization
     with args.lines.open("a") as lines:
         for config in configs_of(args)[args.start :]:
             case = record_case(config)
+            if args.gc_emulated and case["family"] == "optimizer" and centralized(case):
+                case["family"] = "optimizer_gc_emulated"
+                case["emulated_kernel"] = "Centralization"
             lines.write(json.dumps(case) + "\n")
             lines.flush()
             outcome = case["error"]["type"] if "error" in case else "ok"
@@ -917,6 +957,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="re-record the configurations of this golden file instead",
     )
+    parser.add_argument(
+        "--gc-emulated",
+        action="store_true",
+        help="groups with grad_centralization anywhere, Centralization emulated by ReduceMean",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--lines", type=Path, default=None, help=argparse.SUPPRESS)
@@ -926,6 +971,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     done, crashed = run_workers(args, argv)
     by_family: dict[str, list[dict]] = {"optimizer": [], "optimizer_error": []}
+    if args.gc_emulated:
+        by_family["optimizer_gc_emulated"] = []
     for case in done:
         by_family[case["family"]].append(case)
     meta = {
