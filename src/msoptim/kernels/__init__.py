@@ -29,6 +29,8 @@ from torch import Tensor
 
 from msoptim._validate import describe
 from msoptim.kernels import _triton
+from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._launch import split_by_scalar_loop
 
 __all__ = ["apply_concatenated", "check_impl", "select_kernel", "use_foreach", "use_fused"]
 
@@ -119,6 +121,54 @@ def apply_concatenated(
                 chunk, size = [], 0
         if chunk:
             _apply_chunk(update, lists, written, chunk, shared, constants)
+
+
+def concatenated_by_scalar_loop(
+    update: Callable[..., None],
+    lists: tuple[list[Tensor], ...],
+    written: tuple[int, ...],
+    *shared: Any,
+    width: int,
+    **constants: Any,
+) -> None:
+    """:func:`apply_concatenated` for an ``update(..., scalar_tail=)`` with MindSpore's scalar
+    loops (:mod:`msoptim.kernels._launch`): concatenated, a tensor's scalar loops would be lost,
+    so the tensors that can have one (in one piece or two) are updated one by one."""
+    whole, rest = split_by_scalar_loop(tuple(map(Tensor.numel, lists[0])), width)
+    if whole:
+        apply_concatenated(
+            update, _pick(lists, whole), written, *shared, **constants, scalar_tail=False
+        )
+    for i in rest:
+        update(*(items[i] for items in lists), *shared, **constants)
+
+
+def fused_by_scalar_loop(
+    update: Callable[..., None],
+    lists: tuple[list[Tensor], ...],
+    shared: tuple[Any, ...],
+    *,
+    width: int,
+    **constants: Any,
+) -> None:
+    """:func:`~msoptim.kernels._fused.fused_apply` for an ``update(..., scalar_tail=)`` with
+    MindSpore's scalar loops: tensors whose pieces are whole blocks skip the scalar loop's float64
+    arithmetic. A compiled kernel sees a permuted layout in memory order, but the scalar loops are
+    the last elements in row-major order: strided tensors that can have one run eagerly."""
+    params = lists[0]
+    whole, rest = split_by_scalar_loop(tuple(map(Tensor.numel, params)), width)
+    eager = [i for i in rest if not params[i].is_contiguous()]
+    for i in eager:
+        update(*(items[i] for items in lists), *shared, **constants)
+    rest = [i for i in rest if i not in eager]
+    for indices, scalar_tail in ((whole, False), (rest, True)):
+        if indices:
+            picked = lists if len(indices) == len(params) else _pick(lists, indices)
+            fused_apply(update, picked, shared, **constants, scalar_tail=scalar_tail)
+
+
+def _pick(lists: tuple[list[Tensor], ...], indices: list[int]) -> tuple[list[Tensor], ...]:
+    return tuple([items[i] for i in indices] for items in lists)
 
 
 def _apply_chunk(

@@ -21,10 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels import apply_concatenated
+from msoptim.kernels import concatenated_by_scalar_loop, fused_by_scalar_loop
 from msoptim.kernels._exact import exact_sqrt, float32_constant
-from msoptim.kernels._fused import fused_apply
-from msoptim.kernels._launch import in_scalar_tail, pieces_or_one, split_by_scalar_loop
+from msoptim.kernels._launch import in_scalar_tail, pieces_or_one
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
@@ -140,26 +139,14 @@ def proximal_adagrad_fused(
     """:func:`proximal_adagrad_update` compiled (see :mod:`msoptim.kernels._fused`)."""
     l1, l2 = float32_constant(l1), float32_constant(l2)
     chunks = pieces_or_one(chunks, lr)
-    lists = (params, grads, accums)
-    # Tensors whose pieces are whole blocks skip the scalar loop's float64 arithmetic. A compiled
-    # kernel sees a permuted layout in memory order, but the scalar loops are the last elements
-    # in row-major order: such tensors with a scalar loop run eagerly.
-    whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params), SCALAR_WIDTH)
-    strided = [i for i in rest if not params[i].is_contiguous()]
-    for i in strided:
-        proximal_adagrad_update(*(t[i] for t in lists), lr, chunks, l1=l1, l2=l2)
-    rest = [i for i in rest if i not in strided]
-    for indices, scalar_tail in ((whole, False), (rest, True)):
-        if indices:
-            picked = lists if len(indices) == len(params) else _pick(lists, indices)
-            fused_apply(
-                proximal_adagrad_update,
-                picked,
-                (lr, chunks),
-                l1=l1,
-                l2=l2,
-                scalar_tail=scalar_tail,
-            )
+    fused_by_scalar_loop(
+        proximal_adagrad_update,
+        (params, grads, accums),
+        (lr, chunks),
+        width=SCALAR_WIDTH,
+        l1=l1,
+        l2=l2,
+    )
 
 
 def proximal_adagrad_foreach(
@@ -177,22 +164,13 @@ def proximal_adagrad_foreach(
     params, grads, accums = (local_tensors(t) for t in (params, grads, accums))
     l1, l2 = float32_constant(l1), float32_constant(l2)
     chunks = pieces_or_one(chunks, lr)
-    lists = (params, grads, accums)
-    whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params), SCALAR_WIDTH)
-    if whole:
-        apply_concatenated(
-            proximal_adagrad_update,
-            _pick(lists, whole),
-            (0, 2),
-            lr,
-            chunks,
-            l1=l1,
-            l2=l2,
-            scalar_tail=False,
-        )
-    for i in rest:
-        proximal_adagrad_update(*(t[i] for t in lists), lr, chunks, l1=l1, l2=l2)
-
-
-def _pick(lists: tuple[list[Tensor], ...], indices: list[int]) -> tuple[list[Tensor], ...]:
-    return tuple([items[i] for i in indices] for items in lists)
+    concatenated_by_scalar_loop(
+        proximal_adagrad_update,
+        (params, grads, accums),
+        (0, 2),
+        lr,
+        chunks,
+        width=SCALAR_WIDTH,
+        l1=l1,
+        l2=l2,
+    )

@@ -13,17 +13,19 @@ Centered (``mg``: the running mean of ``g``)::
     d    = (ms - mg*mg) + eps
     where d > 0:  mom = mom * momentum + (g * lr) / sqrt(d);  w -= mom
 
-Precision (matched against MindSpore 2.10 CPU recordings, parameters and state bit for bit): the non-centered kernel is MindSpore's vectorized one, compiled with fused multiply-adds:
-``g*g - ms``, ``ms + (..)*c`` and ``mom*momentum + step`` are each rounded once: an exact emulation
-eagerly (:func:`~msoptim.kernels.adam.fused_multiply_add`), a hardware FMA in a compiled kernel.
-Where ``eps`` goes depends on the element, as in that kernel: its vector loop (the first
+Precision (matched against MindSpore 2.10 CPU recordings, parameters and state bit for bit): the
+non-centered kernel is MindSpore's vectorized one, compiled with fused multiply-adds: ``g*g - ms``,
+``ms + (..)*c`` and ``mom*momentum + step`` are each rounded once: an exact emulation eagerly
+(:func:`~msoptim.kernels.adam.fused_multiply_add`), a hardware FMA in a compiled kernel. Where
+``eps`` goes depends on the element, as in that kernel: its vector loop (the first
 ``numel - numel % 8`` elements of a tensor, in row-major order) divides by ``sqrt(ms) + eps``, its
 scalar loop (the last ``numel % 8``) by ``sqrt(ms + eps)``, the documented form. At launches 6-10
 the kernel runs each tensor in two pieces, each with its own scalar loop
-(:func:`~msoptim.kernels._launch.launch_chunks`): recorded runs show it, and msoptim follows. With the default
-``1e-10`` the two agree unless ``ms`` is tiny; with ``eps=1e-6`` they differ by up to 16 ulp, and by
-orders of magnitude where ``ms`` underflows to 0. The centered kernel is plain float32 arithmetic,
-one rounding per operation, ``eps`` inside the root, a correctly rounded square root.
+(:func:`~msoptim.kernels._launch.launch_chunks`): recorded runs show it, and msoptim follows. With
+the default ``1e-10`` the two agree unless ``ms`` is tiny; with ``eps=1e-6`` they differ by up to
+16 ulp, and by orders of magnitude where ``ms`` underflows to 0. The centered kernel is plain
+float32 arithmetic, one rounding per operation, ``eps`` inside the root, a correctly rounded
+square root.
 """
 
 from __future__ import annotations
@@ -33,15 +35,10 @@ import functools
 import torch
 from torch import Tensor
 
-from msoptim.kernels import _triton, apply_concatenated
+from msoptim.kernels import _triton, concatenated_by_scalar_loop, fused_by_scalar_loop
 from msoptim.kernels._exact import exact_sqrt, float32_constant, foreach_exact_sqrt
 from msoptim.kernels._fused import fused_apply
-from msoptim.kernels._launch import (
-    in_scalar_tail,
-    launch_chunks,
-    pieces_or_one,
-    split_by_scalar_loop,
-)
+from msoptim.kernels._launch import VECTOR_WIDTH, in_scalar_tail, launch_chunks, pieces_or_one
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
@@ -227,27 +224,9 @@ def rmsprop_fused(
     ):
         return
     if not centered:
-        # Tensors whose every piece is whole vectors skip the scalar loop's float64 arithmetic.
-        # A compiled kernel sees a permuted layout in memory order, but the scalar tails are
-        # the last elements in row-major order: such tensors with a tail run eagerly.
-        whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params))
-        strided = [i for i in rest if not params[i].is_contiguous()]
-        for i in strided:
-            rmsprop_update(*(t[i] for t in lists), lr, chunks, **constants, rate64=rate64)
-        if strided:
-            rest = [i for i in rest if i not in strided]
-        for indices, scalar_tail in ((whole, False), (rest, True)):
-            if indices:
-                everything = len(indices) == len(params)
-                picked = lists if everything else tuple([t[i] for i in indices] for t in lists)
-                fused_apply(
-                    rmsprop_update,
-                    picked,
-                    (lr, chunks),
-                    **constants,
-                    rate64=rate64,
-                    scalar_tail=scalar_tail,
-                )
+        fused_by_scalar_loop(
+            rmsprop_update, lists, (lr, chunks), width=VECTOR_WIDTH, **constants, rate64=rate64
+        )
         return
     fused_apply(
         rmsprop_centered_update,
@@ -278,19 +257,12 @@ def rmsprop_foreach(
         params, grads, mean_squares, moments = (
             local_tensors(t) for t in (params, grads, mean_squares, moments)
         )
-        # Concatenated, a tensor's scalar tails would be lost: tensors that may have one (in
-        # one piece or two) are updated one by one.
-        whole, rest = split_by_scalar_loop(tuple(p.numel() for p in params))
         lists = (params, grads, mean_squares, moments)
         constants = {**_constants(decay, momentum, epsilon), "rate64": _rate64(decay)}
         chunks = pieces_or_one(chunks, lr)
-        if whole:
-            picked = tuple([items[i] for i in whole] for items in lists)
-            apply_concatenated(
-                rmsprop_update, picked, (0, 2, 3), lr, chunks, **constants, scalar_tail=False
-            )
-        for i in rest:
-            rmsprop_update(*(items[i] for items in lists), lr, chunks, **constants)
+        concatenated_by_scalar_loop(
+            rmsprop_update, lists, (0, 2, 3), lr, chunks, width=VECTOR_WIDTH, **constants
+        )
         return
     if mean_grads is None:
         raise ValueError("rmsprop_foreach: centered=True needs the mean_grads buffers.")
