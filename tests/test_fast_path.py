@@ -21,12 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import msoptim
-from msoptim.kernels import _fused
+from msoptim.kernels import _fused, lamb
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
@@ -185,6 +186,50 @@ def test_fused_path_runs_compiled_kernels_directly(serial_only):
     kernels = [k for k in _fused._KERNELS.values() if k.name == "momentum_update"]
     assert kernels
     assert all(k._raw is not None for k in kernels), "the compiled kernel was not captured"
+
+
+def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only):
+    """Lamb's first pass writes its float64 sums of squares from the C++ kernel itself (the
+    buffer Inductor allocates for the reduction is kept), and a step plan is kept for it."""
+    g = torch.Generator().manual_seed(4)
+    shapes = [(40, 3), (7,), (1,), (5, 5)]
+    params_a = [(f"p{i}.weight", nn.Parameter(rand(g, *s))) for i, s in enumerate(shapes)]
+    params_b = [(n, nn.Parameter(p.detach().clone())) for n, p in params_a]
+    reference = msoptim.Lamb(params_a, learning_rate=0.01, weight_decay=0.01, foreach=False)
+    fused = msoptim.Lamb(params_b, learning_rate=0.01, weight_decay=0.01, fused=True)
+    for step in range(3):  # the third step runs from the kept plan
+        grads = gradients(params_a, step)
+        reference(grads)
+        fused(tuple(x.clone() for x in grads))
+        assert_identical(params_a, params_b, reference, fused, step)
+    kernels = [k for k in _fused._KERNELS.values() if k.name == "lamb_moments_update"]
+    assert kernels
+    assert all(k.direct is not None for k in kernels)
+    assert all(k.mutated == (2, 3, 4, 5) for k in kernels)  # m, v and both sums
+    assert any(key[0] is lamb.lamb_moments_update for key in _fused._PLANS)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, dynamic):
+    """The first pass CUDA uses (``g_hat`` written, multi-tensor float64 norms), run on CPU."""
+    monkeypatch.setattr(lamb, "_moments_and_square_sums", lamb._moments_and_g_hat_norms)
+    run_pair("Lamb", {"learning_rate": 0.01, "weight_decay": 0.01}, dynamic)
+    assert any(k.name == "lamb_g_hat_update" for k in _fused._KERNELS.values())
+
+
+def test_lamb_norm_is_the_float64_norm_rounded_once():
+    """Any summation order gives the same float32 norm: the float64 value rounded once."""
+    x = torch.randn(300_001, generator=torch.Generator().manual_seed(5))
+    expected = np.float32(np.linalg.norm(x.double().numpy()))
+    assert lamb.tensor_norm(x).item() == expected
+    shuffled = x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(6))]
+    assert lamb.tensor_norm(shuffled).item() == expected
+    total = torch.zeros(1, dtype=torch.float64)
+    chunks = torch.zeros(1, dtype=torch.float64)
+    for piece in x.split(4097):
+        chunks += lamb.square_sum(piece)
+    total += lamb.square_sum(x)
+    assert torch.sqrt(chunks).float().item() == torch.sqrt(total).float().item() == expected
 
 
 def test_half_precision_falls_back_to_the_reference_arithmetic(serial_only):

@@ -148,6 +148,7 @@ CASES = [
     ("FTRL", {"learning_rate": 0.1, "l1": 0.01}),
     ("ASGD", {"learning_rate": 0.1, "t0": 1.0}),
     ("Rprop", {"learning_rate": 0.1}),
+    ("Lamb", {"learning_rate": 0.01, "weight_decay": 0.01}),
 ]
 
 

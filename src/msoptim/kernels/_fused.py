@@ -58,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
+import sys
 import time
 import weakref
 from collections import OrderedDict
@@ -72,6 +73,7 @@ __all__ = [
     "CompiledUpdate",
     "clear_cache",
     "compile_log",
+    "cpu_inductor_options",
     "fma",
     "fused_apply",
     "in_fused_kernel",
@@ -157,6 +159,21 @@ def clear_cache() -> None:
     _COMPILE_LOG.clear()
 
 
+#: Attribute of an update function: extra Inductor options for its CPU kernels.
+_CPU_OPTIONS = "_msoptim_cpu_inductor_options"
+
+
+def cpu_inductor_options(**options: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate an update function with Inductor options for its CPU kernels (e.g. a loop
+    structure); the arithmetic must not depend on them (the tests compare with the reference)."""
+
+    def mark(update: Callable[..., None]) -> Callable[..., None]:
+        setattr(update, _CPU_OPTIONS, options)
+        return update
+
+    return mark
+
+
 def _options(device: torch.device, serial: bool) -> dict[str, Any]:
     if device.type == "cuda":
         return _cuda_options()
@@ -228,6 +245,8 @@ class CompiledUpdate:
         #: Positions in ``args`` of the tensors the update writes (their versions are bumped).
         self.mutated: tuple[int, ...] = ()
         self._options = _options(device, serial)
+        if device.type == "cpu":
+            self._options.update(getattr(update, _CPU_OPTIONS, {}))
         self._raw: Callable[[list[Any]], Any] | None = None
         self._aot: Callable[..., Any] | None = None
         self._example: list[Any] | None = None
@@ -370,8 +389,11 @@ class CompiledUpdate:
         """Find the one C++ kernel Inductor's ``call`` runs, and how ``call`` feeds it.
 
         ``call`` is run once with the kernel replaced by a recorder (nothing is computed); its
-        arguments are matched to ours by identity. Anything unexpected (another kernel, a buffer
-        allocated, a scalar that is not the length) leaves the ``call`` path in place.
+        arguments are matched to ours by identity. A 1-element buffer that ``call`` allocates for
+        the kernel (where a reduction lands before it is copied into its output: Lamb's norms) is
+        kept and passed to every later call, which is safe while the GIL serializes the calls:
+        the kernel writes such a buffer before it reads it. Anything else unexpected (another
+        kernel, a larger buffer, a scalar that is not the length) leaves ``call`` in place.
         """
         raw, pick = self._raw, self._pick
         function = getattr(raw, "__func__", raw)
@@ -379,7 +401,9 @@ class CompiledUpdate:
         used = getattr(getattr(function, "__code__", None), "co_names", ("empty_strided",))
         names = [name for name in used if name.startswith("cpp_fused_")]
         allocates = any("empty_strided" in name or "alloc" in name for name in used)
-        if pick is None or len(names) != 1 or allocates or names[0] not in namespace:
+        if allocates and not getattr(sys, "_is_gil_enabled", lambda: True)():
+            return
+        if pick is None or len(names) != 1 or names[0] not in namespace:
             return
         name, kernel = names[0], namespace[names[0]]
         calls: list[tuple[Any, ...]] = []
@@ -393,9 +417,13 @@ class CompiledUpdate:
         if len(calls) != 1 or result not in ((), None):
             return
         positions = []
+        scratch: list[Tensor] = []
         for value in calls[0]:
             if isinstance(value, Tensor):
                 index = next((i for i, item in enumerate(packed) if item is value), None)
+                if index is None and allocates and _fresh_scalar(value, packed):
+                    index = len(packed) + len(scratch)
+                    scratch.append(value)
             elif isinstance(value, int) and value == numel:
                 index = 0
             else:
@@ -403,9 +431,20 @@ class CompiledUpdate:
             if index is None or (index == 0 and not isinstance(value, int)):
                 return
             positions.append(index)
+        self.constants += tuple(scratch)
         self.direct = kernel
         self.direct_positions = tuple(positions)
         self.direct_pick = _picker(positions)
+
+
+def _fresh_scalar(value: Tensor, packed: Sequence[Any]) -> bool:
+    """A 1-element tensor sharing no memory with the arguments: a buffer ``call`` allocated."""
+    if value.numel() != 1:
+        return False
+    address = value.untyped_storage().data_ptr()
+    return all(
+        item.untyped_storage().data_ptr() != address for item in packed if isinstance(item, Tensor)
+    )
 
 
 def _is_index_bound(expr: Any) -> bool:
@@ -477,6 +516,8 @@ def _kernel(
     return kernel
 
 
+#: The dtypes of per-parameter tensors a compiled kernel takes (float64: Lamb's sums of squares).
+_EXTRA_DTYPES = (torch.float32, torch.float64)
 _IS = operator.is_
 _CALL = operator.call
 _DTYPE = operator.attrgetter("dtype")
@@ -498,8 +539,8 @@ class _Plan:
     general path, which checks every tensor (and builds a new plan).
     """
 
-    __slots__ = ("compiled", "constants", "eager", "functions", "mutated", "numels", "pick")
-    __slots__ += ("positions", "refs", "shared")
+    __slots__ = ("compiled", "constants", "dtypes", "eager", "functions", "mutated", "numels")
+    __slots__ += ("pick", "positions", "refs", "shared")
 
     def __init__(
         self,
@@ -512,6 +553,7 @@ class _Plan:
     ) -> None:
         self.refs = [[weakref.ref(t) for t in items] for items in lists]
         self.numels = [t.numel() for t in lists[0]]
+        self.dtypes = [items[0].dtype for items in lists]
         self.shared = [(t.dtype, t.dim()) for t in shared]
         self.compiled = [i for i, kernel in enumerate(kernels) if kernel is not None]
         self.eager = [i for i, kernel in enumerate(kernels) if kernel is None]
@@ -542,7 +584,7 @@ class _Plan:
             if same and index > 0:
                 continue
             if index >= plain_count:  # per-parameter 1-element tensors
-                if not all(map(_IS, map(_DTYPE, items), itertools.repeat(torch.float32))):
+                if not all(map(_IS, map(_DTYPE, items), itertools.repeat(self.dtypes[index]))):
                     return False
                 if any(map(operator.ne, map(Tensor.numel, items), itertools.repeat(1))):
                     return False
@@ -598,7 +640,7 @@ def fused_apply(
             parameters, their gradients, their state buffers.
         shared: 0-d tensors used by every parameter (the lr, a step count, ...).
         per_parameter: aligned lists of one-element per-parameter tensors (ASGD's ``eta``,
-            Adam's ``beta1_power``).
+            Adam's ``beta1_power``, Lamb's float64 sums of squares), float32 or float64.
         constants: the optimizer's Python hyper-parameters (floats, bools); a kernel is compiled
             per distinct set of values (one per optimizer configuration).
 
@@ -635,14 +677,13 @@ def fused_apply(
     plannable = key is not None
     direct_calls = 0
     extras = list(zip(*per_parameter)) if per_parameter else None
-    float32 = torch.float32
     for index, items in enumerate(zip(*tensors)):
         extra = extras[index] if extras is not None else ()
         numel = items[0].numel()
         layout = _same_layout(items, numel) if compiled and numel > 1 else 0
         if layout and not cpu and any(t.data_ptr() % 16 for t in items):
             layout = 0  # Triton kernels are built for 16-byte aligned pointers
-        if extra and any(t.dtype != float32 or t.numel() != 1 for t in extra):
+        if extra and any(t.dtype not in _EXTRA_DTYPES or t.numel() != 1 for t in extra):
             layout = 0
         if layout != 2:
             plannable = plannable and layout == 0 and numel <= 1

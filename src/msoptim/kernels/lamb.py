@@ -12,35 +12,46 @@ With ``t = global_step`` after its increment (1 on the first call), per paramete
 
 ``wd`` is 0 for parameters whose decay flag is off. Arithmetic is float32 in the kernel's order; the
 powers ``beta^t`` are computed in float64 and rounded once (the correctly rounded float32 value;
-CUDA's ``powf`` may differ from it by an ulp). The norms are ``torch.linalg.vector_norm`` (reference, fused)
-and ``torch._foreach_norm`` (foreach): on a DTensor both give the global norm.
+CUDA's ``powf`` may differ from it by an ulp).
 
-:func:`lamb_fused` splits the step around the norms: a compiled pass updates the moments and
-writes ``g_hat`` (:func:`lamb_moments_update`), the norms and trust ratios are computed for all
-parameters at once, and a second compiled pass recomputes ``update`` from the new moments and
-applies it (:func:`lamb_param_update`). The same operations in the same order as the reference,
-so the same bits (``tests/test_fast_path.py``).
+The norms are float64 sums of squares, rounded to float32 after the square root
+(:func:`tensor_norm`). MindSpore has no CPU kernel for Lamb, so no recorded value pins the norm's
+summation order; msoptim picks an order-proof one. Summed in any order, the float64 total of
+``n`` exact squares is within about ``n * 2**-53`` (relative) of the exact sum, so the float32
+norm changes only when it lies that close to a rounding boundary: odds of about one in a million
+for a tensor of millions of elements, far less for small ones. The reference, foreach and fused
+paths (and a DTensor's global norm) therefore agree bit for bit in practice, where a float32 sum
+changes with the thread count.
+
+:func:`lamb_fused` is two compiled passes around the trust ratios. The first updates the moments
+and, in the same loop, sums the squares of ``w`` and ``g_hat`` (:func:`lamb_moments_update`:
+``g_hat`` is never written to memory); the trust ratios of all parameters are then computed at
+once, and a second compiled pass recomputes ``update`` from the new moments and applies it
+(:func:`lamb_param_update`). The same operations in the same order as the reference, so the same
+bits (``tests/test_fast_path.py``). It moves 10 floats per parameter (one pass would move 7),
+where writing ``g_hat`` and reading it back for its norm moved 13.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from msoptim.kernels._exact import exact_sqrt, float32_constant
-from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._fused import cpu_inductor_options, fused_apply
 from msoptim.kernels._workspace import scratch_like
 
 __all__ = [
     "bias_corrections",
     "lamb_foreach",
     "lamb_fused",
+    "lamb_g_hat_update",
     "lamb_moments_update",
     "lamb_param_update",
     "lamb_reference",
+    "square_sum",
+    "tensor_norm",
 ]
 
 #: The kernel clips the trust ratio at this value.
@@ -53,6 +64,21 @@ def bias_corrections(step: Tensor, beta1: float, beta2: float) -> tuple[Tensor, 
     power1 = torch.pow(float(np.float32(beta1)), t).to(torch.float32)
     power2 = torch.pow(float(np.float32(beta2)), t).to(torch.float32)
     return 1.0 - power1, 1.0 - power2
+
+
+def square_sum(tensor: Tensor) -> Tensor:
+    """The float64 sum of the squares of ``tensor``'s elements (each square exact for float32)."""
+    value = tensor.to(torch.float64)
+    return (value * value).sum()
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def tensor_norm(tensor: Tensor) -> Tensor:
+    """``||tensor||`` over the whole tensor, summed in float64 and rounded to the tensor's dtype
+    (a DTensor's global norm)."""
+    return torch.linalg.vector_norm(tensor, dtype=torch.float64).to(tensor.dtype)
 
 
 def _trust_ratio(weight_norm: Tensor, g_hat_norm: Tensor) -> Tensor:
@@ -75,18 +101,41 @@ def _hyper(beta1: float, beta2: float, eps: float) -> dict[str, float]:
     }
 
 
-def _trust_ratios(
-    weight_norms: list[Tensor], g_hat_norms: list[Tensor], lr: Tensor
-) -> Sequence[Tensor]:
-    """:func:`_trust_ratio` ``* lr`` of every parameter, in one pass where the dtypes agree
-    (element-wise ops: the same bits as one parameter at a time)."""
-    dtypes = {t.dtype for t in (*weight_norms, *g_hat_norms)}
-    if len(dtypes) > 1:  # stacking would promote: keep each parameter's own precision
-        return [_trust_ratio(w, g) * lr for w, g in zip(weight_norms, g_hat_norms)]
-    return (_trust_ratio(torch.stack(weight_norms), torch.stack(g_hat_norms)) * lr).unbind()
-
-
+# Without it Inductor recomputes the new moments inside the reduction loop and stores them in a
+# second loop over the tensor (the stores must follow the reads of the old moments): two passes
+# over memory. Realizing every value read twice makes it one loop that stores the moments and sums
+# (GPT-2 embedding: 39 -> 24 ms a call, 2 threads).
+@cpu_inductor_options(realize_reads_threshold=1)
 def lamb_moments_update(
+    param: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    v: Tensor,
+    weight_square_sum: Tensor,
+    g_hat_square_sum: Tensor,
+    correction1: Tensor,
+    correction2: Tensor,
+    weight_decay: Tensor,
+    *,
+    beta1: float,
+    beta2: float,
+    one_minus_beta1: float,
+    one_minus_beta2: float,
+    eps: float,
+    decay: bool,
+) -> None:
+    """First pass of :func:`lamb_fused`: the moments, and the float64 sums of squares of ``w`` and
+    ``g_hat`` (written into the 1-element ``weight_square_sum`` and ``g_hat_square_sum``)."""
+    m.copy_(m * beta1 + grad * one_minus_beta1)
+    v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
+    value = (m / correction1) / exact_sqrt(v / correction2 + eps)
+    if decay:
+        value = value + param * weight_decay
+    weight_square_sum.copy_(square_sum(param))
+    g_hat_square_sum.copy_(square_sum(value))
+
+
+def lamb_g_hat_update(
     param: Tensor,
     grad: Tensor,
     m: Tensor,
@@ -103,7 +152,7 @@ def lamb_moments_update(
     eps: float,
     decay: bool,
 ) -> None:
-    """First pass of :func:`lamb_fused`: the moments, and ``g_hat`` (written into ``g_hat``)."""
+    """:func:`lamb_moments_update` that writes ``g_hat`` instead of summing (the CUDA form)."""
     m.copy_(m * beta1 + grad * one_minus_beta1)
     v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
     value = (m / correction1) / exact_sqrt(v / correction2 + eps)
@@ -131,6 +180,65 @@ def lamb_param_update(
     param.sub_(update * scale)
 
 
+def _subset_lists(indices: list[int], *columns: list[Tensor]) -> list[list[Tensor]]:
+    return [[column[i] for i in indices] for column in columns]
+
+
+def _moments_and_square_sums(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    shared: tuple[Tensor, ...],
+    subsets: list[list[int]],
+    constants: dict[str, float],
+) -> Tensor:
+    """First pass on CPU: the kernel sums the squares of ``w`` and ``g_hat`` as it goes (``g_hat``
+    never reaches memory); returns the ``(2, n)`` float32 norms of ``w`` and ``g_hat``."""
+    # Row 0: the squares of each w, row 1: of each g_hat; one 1-element view per parameter and
+    # row. Not 0-d: torch 2.13's compiled code drops a write into a 0-d float64 input (dynamo
+    # treats such a tensor like a Python float).
+    square_sums = torch.empty((2, len(params), 1), dtype=torch.float64, device=params[0].device)
+    weight_sums, g_hat_sums = square_sums[0].unbind(), square_sums[1].unbind()
+    for decay, indices in zip((True, False), subsets):
+        if indices:
+            fused_apply(
+                lamb_moments_update,
+                _subset_lists(indices, params, grads, exp_avgs, exp_avg_sqs),
+                shared,
+                per_parameter=_subset_lists(indices, weight_sums, g_hat_sums),
+                decay=decay,
+                **constants,
+            )
+    # A float64 square root rounded to float32: each tensor's norm, in one vectorised pass.
+    return torch.sqrt(square_sums.squeeze(2)).to(torch.float32)
+
+
+def _moments_and_g_hat_norms(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    shared: tuple[Tensor, ...],
+    subsets: list[list[int]],
+    constants: dict[str, float],
+) -> Tensor:
+    """First pass on CUDA: the kernel writes ``g_hat`` (a per-tensor kernel that also reduced
+    would reduce a whole tensor in one thread block), then multi-tensor norms in float64."""
+    g_hats = scratch_like(params, exp_avgs[0])
+    for decay, indices in zip((True, False), subsets):
+        if indices:
+            fused_apply(
+                lamb_g_hat_update,
+                _subset_lists(indices, params, grads, exp_avgs, exp_avg_sqs, g_hats),
+                shared,
+                decay=decay,
+                **constants,
+            )
+    norms = torch._foreach_norm([*params, *g_hats], 2, dtype=torch.float64)
+    return torch.stack(norms).to(torch.float32).view(2, len(params))
+
+
 def lamb_fused(
     params: list[Tensor],
     grads: list[Tensor],
@@ -147,46 +255,47 @@ def lamb_fused(
 ) -> None:
     """:func:`lamb_reference` in two compiled passes around the norms (bit-identical).
 
-    Tensor subclasses (a DTensor's norm is a collective) take the reference path.
+    Only plain float32 tensors are compiled; tensor subclasses (a DTensor's norm is a
+    collective) and other dtypes take the reference path.
     """
     if not params:
         return
-    if any(type(t) not in (Tensor, torch.nn.Parameter) for t in (*params, *grads)):
+    compiled = [
+        i
+        for i, (p, g) in enumerate(zip(params, grads))
+        if type(p) in _PLAIN and type(g) in _PLAIN and p.dtype == torch.float32
+    ]
+    if len(compiled) < len(params):
+        # Tensor subclasses (a DTensor's norm is a collective) and other dtypes: the reference.
+        others = [i for i in range(len(params)) if i not in set(compiled)]
         lamb_reference(
-            params, grads, exp_avgs, exp_avg_sqs, lr=lr, step=step, beta1=beta1, beta2=beta2,
-            eps=eps, weight_decay=weight_decay, decay_flags=decay_flags,
+            *_subset_lists(others, params, grads, exp_avgs, exp_avg_sqs), lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps,
+            weight_decay=weight_decay, decay_flags=[decay_flags[i] for i in others],
         )  # fmt: skip
-        return
+        if not compiled:
+            return
+        params, grads, exp_avgs, exp_avg_sqs = _subset_lists(
+            compiled, params, grads, exp_avgs, exp_avg_sqs
+        )
+        decay_flags = [decay_flags[i] for i in compiled]
     constants = _hyper(beta1, beta2, eps)
     beta1, beta2, eps = constants["beta1"], constants["beta2"], constants["eps"]
     correction1, correction2 = bias_corrections(step, beta1, beta2)
+    device = params[0].device
     if not isinstance(weight_decay, Tensor):
-        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
-    g_hats = scratch_like(params, exp_avgs[0])
+        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=device)
     shared = (correction1, correction2, weight_decay)
     subsets = [
         [i for i, flag in enumerate(decay_flags) if flag == decay] for decay in (True, False)
     ]
+    first_pass = _moments_and_square_sums if device.type == "cpu" else _moments_and_g_hat_norms
+    norms = first_pass(params, grads, exp_avgs, exp_avg_sqs, shared, subsets, constants)
+    scales = (_trust_ratio(norms[0], norms[1]) * lr).unbind()
     for decay, indices in zip((True, False), subsets):
         if indices:
-            lists = [
-                [items[i] for i in indices]
-                for items in (params, grads, exp_avgs, exp_avg_sqs, g_hats)
-            ]
-            fused_apply(lamb_moments_update, lists, shared, decay=decay, **constants)
-    # torch.linalg.vector_norm as the reference: _foreach_norm sums a large tensor in another
-    # order on 2+ threads (an ulp apart).
-    norms = (
-        [torch.linalg.vector_norm(t) for t in params],
-        [torch.linalg.vector_norm(t) for t in g_hats],
-    )
-    scales = _trust_ratios(*norms, lr)
-    for decay, indices in zip((True, False), subsets):
-        if indices:
-            lists = [[items[i] for i in indices] for items in (params, exp_avgs, exp_avg_sqs)]
             fused_apply(
                 lamb_param_update,
-                lists,
+                _subset_lists(indices, params, exp_avgs, exp_avg_sqs),
                 shared,
                 per_parameter=([scales[i] for i in indices],),
                 decay=decay,
@@ -232,7 +341,7 @@ def lamb_reference(
             decay_term = param * weight_decay
             g_hat = g_hat + decay_term
             update = update + decay_term
-        trust = _trust_ratio(torch.linalg.vector_norm(param), torch.linalg.vector_norm(g_hat))
+        trust = _trust_ratio(tensor_norm(param), tensor_norm(g_hat))
         param.sub_(update * (trust * lr))
 
 
@@ -276,8 +385,8 @@ def lamb_foreach(
         torch._foreach_add_([g_hats[i] for i in decayed], terms)
         torch._foreach_add_([updates[i] for i in decayed], terms)
 
-    weight_norms = torch._foreach_norm(params)
-    g_hat_norms = torch._foreach_norm(g_hats)
+    weight_norms = [tensor_norm(t) for t in params]
+    g_hat_norms = [tensor_norm(t) for t in g_hats]
     scales = [_trust_ratio(w, g) * lr for w, g in zip(weight_norms, g_hat_norms)]
     torch._foreach_mul_(updates, scales)
     torch._foreach_sub_(params, updates)

@@ -44,7 +44,8 @@ class Lamb(Optimizer):
 
     where ``r = 1`` if either norm is 0 (NaN or negative gives 0), ``λ = 0`` for parameters whose
     decay flag is off (without groups: names containing ``beta``/``gamma``; with groups: groups
-    whose weight decay is 0), and the norms are over the whole tensor. The pipeline runs only
+    whose weight decay is 0), and the norms are over the whole tensor (summed in float64 and rounded
+    once: they do not depend on the summation order or the thread count). The pipeline runs only
     gradient centralization (no ``+ wd·w`` on the gradient, no loss scale: decay is in the update).
     State: ``lamb_m``/``lamb_v`` (zeros), checkpoint names ``lamb_m.<param>``, ``lamb_v.<param>``.
 
@@ -56,8 +57,9 @@ class Lamb(Optimizer):
         eps: float ``> 0``.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule`` (dynamic weight decay).
         foreach: ``None`` (foreach on CUDA), True or False.
-        fused: ``True`` runs two compiled passes around the norms (bit-identical to the
-            reference; the first step compiles, see ``Momentum``); ``None``/``False``: not compiled.
+        fused: ``True`` runs two compiled passes around the trust ratios, the norms summed
+            inside the first (bit-identical to the reference; the first step compiles, see
+            ``Momentum``); ``None``/``False``: not compiled.
 
     Example:
         >>> import torch
