@@ -3,7 +3,8 @@
 ``bytes_per_param`` is the float32 traffic a single pass must move per parameter: every tensor read
 once (parameter, gradient, state) and every updated tensor written once. It is the roofline unit:
 effective GB/s = bytes_per_param * parameters / time. Optimizers that need extra passes (norms:
-Lamb, LARS, AdaFactor) are still counted at one pass, so their GB/s is a lower bound on traffic.
+Lamb, LARS, AdaFactor) are still counted at one pass, so their GB/s is a lower bound on traffic
+(Lamb cannot move less than 40 B/param: its update waits for two whole-tensor norms; LARS 28).
 """
 
 from __future__ import annotations
@@ -90,12 +91,17 @@ SPECS: dict[str, Spec] = {
         Spec("Adadelta", {"learning_rate": 1.0}, 28, torch.optim.Adadelta, {"lr": 1.0}),
         Spec("ASGD", {"learning_rate": 0.01}, 20, torch.optim.ASGD, {"lr": 0.01}),
         Spec("Rprop", {"learning_rate": 0.01}, 28, torch.optim.Rprop, {"lr": 0.01}),
-        Spec("Lamb", {"learning_rate": 1e-3}, 28, note="plus two norm passes"),
+        Spec(
+            "Lamb",
+            {"learning_rate": 1e-3},
+            28,
+            note="two passes around its trust ratios: 40 B/param at the least",
+        ),
         Spec(
             "LARS",
             {"learning_rate": 0.01, "momentum": 0.9},
             20,
-            note="LARS(Momentum); plus norm passes",
+            note="LARS(Momentum); its norms read w and g first: 28 B/param at the least",
             wrap=_lars,
         ),
         Spec("FTRL", {"learning_rate": 0.01}, 28),

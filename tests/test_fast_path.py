@@ -356,25 +356,43 @@ def test_compiled_fma_is_the_exact_fused_multiply_add(serial_only):
     assert kernel.direct is not None
 
 
+LARS_CASES = {
+    "default": ({}, {}),
+    "clip": ({"use_clip": True, "coefficient": 0.01}, {}),
+    "nesterov": ({}, {"use_nesterov": True}),
+    "loss-scale": ({}, {"loss_scale": 8.0}),
+    "groups": ({"coefficient": 0.01}, {"groups": True}),
+}
+
+
 @pytest.mark.parametrize("plain", [False, True], ids=["mixed-layouts", "plain"])
-@pytest.mark.parametrize(
-    "lars_kwargs", [{}, {"use_clip": True, "coefficient": 0.01}], ids=["default", "clip"]
-)
-def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, plain, lars_kwargs):
-    """LARS's compiled rescaling and its inner optimizer's kernels: the reference's bits."""
+@pytest.mark.parametrize("case", LARS_CASES)
+def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, plain, case):
+    """LARS's compiled rescaling and its inner optimizer's kernels: the reference's bits. Around
+    plain float32 parameters without a loss scale, the rescaling runs inside Momentum's kernel."""
+    lars_kwargs, inner_kwargs = LARS_CASES[case]
     make = plain_params if plain else mixed_params
     params_a, params_b = make(), make()
-    inner_a = msoptim.Momentum(params_a, 0.1, 0.9, weight_decay=0.01, foreach=False)
-    inner_b = msoptim.Momentum(params_b, 0.1, 0.9, weight_decay=0.01, fused=True)
-    reference = msoptim.LARS(inner_a, **lars_kwargs)
-    fused = msoptim.LARS(inner_b, **lars_kwargs)  # fused=None: follows the inner optimizer
+
+    def inner(params, **impl):
+        if inner_kwargs.get("groups"):  # a table, a schedule with weight decay, the rest
+            return msoptim.Momentum(grouped(params, {}, True), 0.1, 0.9, **impl)
+        return msoptim.Momentum(params, 0.1, 0.9, weight_decay=0.01, **inner_kwargs, **impl)
+
+    _fused.clear_cache()
+    reference = msoptim.LARS(inner(params_a, foreach=False), **lars_kwargs)
+    fused = msoptim.LARS(inner(params_b, fused=True), **lars_kwargs)  # fused follows the inner
     assert fused._fused_rescaling()
     assert not reference._fused_rescaling()
     for step in range(STEPS + 1):
-        grads = tuple(g.contiguous() if plain else g for g in gradients(params_a, step))
+        scale = reference.loss_scale
+        grads = tuple(g * scale for g in gradients(params_a, step))
+        grads = tuple(g.contiguous() if plain else g for g in grads)
         reference(grads)
         fused(tuple(g.clone() for g in grads))
         assert_identical(params_a, params_b, reference, fused, step)
+    inside = any(k.name == "lars_momentum_update" for k in _fused._KERNELS.values())
+    assert inside == (plain and case != "loss-scale")
 
 
 # ------------------------------------------------------------------ step plans (the fast loop)

@@ -13,8 +13,15 @@ from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.lars import lars_foreach, lars_fused, lars_reference
+from msoptim.kernels.lars import (
+    all_plain_float32,
+    lars_coefficients,
+    lars_foreach,
+    lars_fused,
+    lars_reference,
+)
 from msoptim.optimizer import Optimizer, schedule_config
+from msoptim.optimizers.momentum import Momentum
 
 __all__ = ["LARS", "ParameterName", "default_lars_filter"]
 
@@ -373,26 +380,49 @@ class LARS(Optimizer):
             device = params[indices[0]].device
             decays = [torch.as_tensor(v, dtype=torch.float32, device=device) for v in decays]
         chosen = [params[i] for i in indices]
+        chosen_grads = [result[i] for i in indices]
+        arguments = {
+            "weight_decays": decays,
+            "lrs": lrs,
+            "epsilon": _f32(self.epsilon),
+            "coefficient": _f32(self.coefficient),
+            "use_clip": self.use_clip,
+        }
+        if self._rescales_inside_momentum(chosen, chosen_grads):
+            decay_values, locals_ = lars_coefficients(chosen, chosen_grads, **arguments)
+            rescaling = dict(zip(map(id, chosen), zip(decay_values.unbind(), locals_.unbind())))
+            self.optimizer._lars_rescaling = rescaling  # type: ignore[attr-defined]
+            return result  # the wrapped Momentum rescales these inside its kernel
         if self._fused_rescaling():
             kernel: Any = functools.partial(lars_fused, owner=self.optimizer.global_step)
         else:
             kernel = lars_foreach if use_foreach(self.foreach, chosen) else lars_reference
-        rescaled = kernel(
-            chosen,
-            [result[i] for i in indices],
-            weight_decays=decays,
-            lrs=lrs,
-            epsilon=_f32(self.epsilon),
-            coefficient=_f32(self.coefficient),
-            use_clip=self.use_clip,
-        )
+        rescaled = kernel(chosen, chosen_grads, **arguments)
         for i, grad in zip(indices, rescaled):
             result[i] = grad
         return result
 
+    def _rescales_inside_momentum(self, params: list[Tensor], grads: list[Tensor]) -> bool:
+        """Whether the wrapped optimizer's kernel can take the rescaling over: a fused Momentum on
+        CPU, plain float32 tensors, and nothing between the rescaling and the kernel (no gradient
+        centralization; the loss scale, undone before the norms, is 1)."""
+        inner = self.optimizer
+        return (
+            type(inner) is Momentum
+            and self._fused_rescaling()
+            and all(group.get("fused") for group in inner.param_groups)
+            and not self.need_scale
+            and not any(inner.grad_centralization_flags)
+            and all(t.device.type == "cpu" for t in params)
+            and all_plain_float32(params, grads)
+        )
+
     def construct(self, gradients: list[Tensor | None]) -> None:
         """Rescale the gradients, then run the wrapped optimizer (which advances ``global_step``)."""
-        self.optimizer._apply(self._lars_gradients(gradients))
+        try:
+            self.optimizer._apply(self._lars_gradients(gradients))
+        finally:
+            self.optimizer.__dict__.pop("_lars_rescaling", None)
 
     @torch.no_grad()
     def _apply(self, gradients: list[Tensor | None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels.lars import lars_momentum_fused
 from msoptim.kernels.momentum import momentum_foreach, momentum_fused, momentum_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
@@ -60,6 +62,9 @@ class Momentum(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}"}
+    #: Set by a wrapping LARS for the length of one step (fused, on CPU): per parameter id, the
+    #: 0-d weight decay and local rate of its gradient's rescaling, applied inside the kernel.
+    _lars_rescaling: dict[int, tuple[Tensor, Tensor]] | None = None
 
     def __init__(
         self,
@@ -98,15 +103,34 @@ class Momentum(Optimizer):
         momentum = self.param_groups[0]["momentum"]
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
+    def _update_rescaled(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        moments: list[Tensor],
+        lr: Tensor,
+        hyper: dict[str, Any],
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Update the parameters a wrapping LARS rescales, with the rescaling inside the compiled
+        kernel (:func:`~msoptim.kernels.lars.lars_momentum_fused`); return the other ones."""
+        rescaling = self._lars_rescaling
+        assert rescaling is not None
+        inside = [id(param) in rescaling for param in params]
+        chosen = [list(itertools.compress(items, inside)) for items in (params, grads, moments)]
+        if chosen[0]:
+            decays, locals_ = zip(*(rescaling[id(param)] for param in chosen[0]))
+            lars_momentum_fused(*chosen, list(decays), list(locals_), lr=lr, **hyper)
+        outside = [not flag for flag in inside]
+        rest = [list(itertools.compress(items, outside)) for items in (params, grads, moments)]
+        return rest[0], rest[1], rest[2]
+
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
             group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True
         )
-        kernel(
-            params,
-            grads,
-            [state["moments"] for state in states],
-            lr=lr,
-            momentum=group["momentum"],
-            nesterov=group["use_nesterov"],
-        )
+        moments = [state["moments"] for state in states]
+        hyper = {"momentum": group["momentum"], "nesterov": group["use_nesterov"]}
+        if self._lars_rescaling:
+            params, grads, moments = self._update_rescaled(params, grads, moments, lr, hyper)
+        if params:
+            kernel(params, grads, moments, lr=lr, **hyper)
