@@ -23,6 +23,8 @@ MindSpore's recordings rather than merely close:
   :mod:`msoptim._powf` with glibc's algorithm in float64 tensor ops: about thirty tiny ops, which
   ``torch.compile`` or a CUDA graph fuse into one kernel.
 * ``python_float / tensor`` is ``reciprocal(tensor) * python_float`` in MindSpore (two roundings).
+* ``tensor / python_float`` is one division, on every device: eager CUDA would multiply by a
+  float32 reciprocal instead (:mod:`msoptim._division`).
 
 The float64 list counterparts (``exponential_decay_lr`` and friends) live in
 :mod:`msoptim.lr_functions`. The formulas are duplicated on purpose, one per precision.
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim._division import divide_by_number
 from msoptim._powf import exp2_of_product, log2_constant, powf
 from msoptim._validate import (
     check_bool,
@@ -307,7 +310,7 @@ class ExponentialDecayLR(LearningRateSchedule):
 
     def forward(self, global_step: Tensor) -> Tensor:
         """The learning rate at ``global_step``."""
-        p = global_step.to(torch.float32) / self._steps32
+        p = divide_by_number(global_step.to(torch.float32), self._steps32)
         if self.is_stair:
             p = torch.floor(p)
         return self._lr32 * _pow_constant_base(self._rate32, self._rate_log2, p)
@@ -374,7 +377,7 @@ class NaturalExpDecayLR(LearningRateSchedule):
         """The learning rate at ``global_step``."""
         p = global_step.to(torch.float32)
         if self.is_stair:
-            p = torch.floor(p / self._steps32) * self._steps32
+            p = torch.floor(divide_by_number(p, self._steps32)) * self._steps32
         exponent = self._neg_rate32 * p
         return self._lr32 * _pow_constant_base(_E, _LOG2_E, exponent)
 
@@ -430,7 +433,7 @@ class InverseDecayLR(LearningRateSchedule):
 
     def forward(self, global_step: Tensor) -> Tensor:
         """The learning rate at ``global_step``."""
-        p = global_step.to(torch.float32) / self._steps32
+        p = divide_by_number(global_step.to(torch.float32), self._steps32)
         if self.is_stair:
             p = torch.floor(p)
         denominator = 1.0 + self._rate32 * p
@@ -504,7 +507,7 @@ class CosineDecayLR(LearningRateSchedule):
         """The learning rate at ``global_step``."""
         # min-then-cast (MindSpore) equals cast-then-min: rounding to float32 is monotone
         p = torch.clamp(global_step.to(torch.float32), max=self._steps32)
-        phase = _PI * (p / self._steps32 + 0.5)
+        phase = _PI * (divide_by_number(p, self._steps32) + 0.5)
         return self._min32 + self._delta32 * (1.0 + _sin32(phase))
 
 
@@ -586,10 +589,12 @@ class PolynomialDecayLR(LearningRateSchedule):
         """The learning rate at ``global_step``."""
         step = global_step.to(torch.float32)
         if self.update_decay_steps:
-            horizon = self._steps32 * torch.clamp(torch.ceil(step / self._steps32), min=1.0)
+            horizon = self._steps32 * torch.clamp(
+                torch.ceil(divide_by_number(step, self._steps32)), min=1.0
+            )
             p = step / horizon
         else:
-            p = torch.clamp(step, max=self._steps32) / self._steps32
+            p = divide_by_number(torch.clamp(step, max=self._steps32), self._steps32)
         return self._diff32 * _pow_constant_exponent(1.0 - p, self._power32) + self._end32
 
 
@@ -639,4 +644,4 @@ class WarmUpLR(LearningRateSchedule):
     def forward(self, global_step: Tensor) -> Tensor:
         """The learning rate at ``global_step``."""
         done = torch.clamp(global_step.to(torch.float32), max=self._steps32)
-        return self._lr32 * (done / self._steps32)
+        return self._lr32 * divide_by_number(done, self._steps32)

@@ -283,3 +283,31 @@ def test_cuda_default_is_the_multi_tensor_kernel_unless_foreach_is_asked_for(nam
             tuple(torch.ones_like(p) for _, p in params)
         )
         assert bool(_triton._TABLES) == expected, impl
+
+
+# ------------------------------------------------------------------ schedules: CUDA == CPU
+
+SCHEDULE_STEPS = [*range(0, 1500), 9_999, 100_003, 2**24 + 1, 2**31 - 2]
+SCHEDULES = {
+    "cosine": lambda: msoptim.CosineDecayLR(0.001, 0.1, 1000),
+    "polynomial": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 1000, 0.5),
+    "polynomial-cycles": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 300, 2.0, True),
+    "exponential": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 100),
+    "exponential-stair-41": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 41, is_stair=True),
+    "natural-exp": lambda: msoptim.NaturalExpDecayLR(0.1, 0.9, 100),
+    "inverse": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100),
+    "inverse-stair": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100, is_stair=True),
+    "warmup": lambda: msoptim.WarmUpLR(0.1, 500),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_on_cuda_have_the_cpu_bits(name):
+    """MindSpore's values are CPU values: eager CUDA must not turn ``step / decay_steps`` into a
+    multiplication by a float32 reciprocal (``msoptim._division``)."""
+    schedule = SCHEDULES[name]()
+    steps = torch.tensor(SCHEDULE_STEPS, dtype=torch.int32)
+    cpu = torch.stack([schedule(s.reshape(1)) for s in steps])
+    cuda = torch.stack([schedule(s.reshape(1).to(DEVICE)) for s in steps]).cpu()
+    differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
+    assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"

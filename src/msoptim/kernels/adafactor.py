@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim._division import divide_by_number
 from msoptim.kernels._exact import exact_sqrt
 from msoptim.kernels._sequential_sums import sequential, sum_along
 
@@ -64,7 +65,7 @@ def _sum_all(x: Tensor) -> Tensor:
 
 def _rms(x: Tensor) -> Tensor:
     """``sqrt(sum(x^2) / numel)``, the kernel's ``CalcRMS`` (global for a DTensor)."""
-    return exact_sqrt(_sum_all(x * x) / x.numel())
+    return exact_sqrt(divide_by_number(_sum_all(x * x), x.numel()))
 
 
 def _factored_direction(
@@ -72,14 +73,14 @@ def _factored_direction(
 ) -> Tensor:
     """Update ``row``/``col`` in place; return ``g / (r x c)``, the factored normalized gradient."""
     dtype = grad.dtype
-    row_mean = sum_along(upd, -1) / upd.shape[-1]
+    row_mean = divide_by_number(sum_along(upd, -1), upd.shape[-1])
     row.copy_(row.to(dtype) * beta2t + row_mean * one_minus)
     stored_row = row.to(dtype)
     row_norm = torch.clamp(
-        sum_along(stored_row, -1, keepdim=True) / stored_row.shape[-1], min=FLOOR
+        divide_by_number(sum_along(stored_row, -1, keepdim=True), stored_row.shape[-1]), min=FLOOR
     )
     r_factor = exact_sqrt(stored_row / row_norm)
-    col_mean = sum_along(upd, -2) / upd.shape[-2]
+    col_mean = divide_by_number(sum_along(upd, -2), upd.shape[-2])
     new_col = torch.clamp(col.to(dtype) * beta2t + col_mean * one_minus, min=FLOOR)
     col.copy_(new_col)
     # The kernel takes sqrt of the float value before it is stored in the parameter's dtype.
@@ -109,7 +110,7 @@ def _finish(
     dtype = direction.dtype
     weight = param.to(dtype)
     lr_eff = lr * torch.clamp(_rms(weight), min=eps2) if scale_parameter else lr
-    coefficient = lr_eff / torch.clamp(_rms(direction) / clip_threshold, min=1.0)
+    coefficient = lr_eff / torch.clamp(divide_by_number(_rms(direction), clip_threshold), min=1.0)
     update = direction.mul_(coefficient)
     if exp_avg is not None and exp_avg.dtype == dtype:
         update = exp_avg.mul_(beta1).add_(update.mul_(one_minus_beta1))
@@ -284,7 +285,8 @@ def adafactor_foreach(
     for param, direction in zip(params, updates):
         lr_eff = lr * torch.clamp(_rms(param), min=eps2) if scale_parameter else lr
         lr_effs.append(lr_eff)
-        coefficients.append(lr_eff / torch.clamp(_rms(direction) / clip_threshold, min=1.0))
+        clipped = torch.clamp(divide_by_number(_rms(direction), clip_threshold), min=1.0)
+        coefficients.append(lr_eff / clipped)
     torch._foreach_mul_(updates, coefficients)
     if exp_avgs is not None:
         torch._foreach_mul_(exp_avgs, beta1)

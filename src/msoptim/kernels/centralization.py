@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from msoptim._division import divide_by_number
 from msoptim.kernels._launch import VECTOR_WIDTH
 from msoptim.kernels._sequential_sums import sum_along
 
@@ -31,7 +32,7 @@ def centralization_mean(grad: Tensor) -> Tensor:
         dims = tuple(range(1, grad.ndim))
         total = grad.double().sum(dim=dims).to(grad.dtype)
     shape = (grad.shape[0],) + (1,) * (grad.ndim - 1)
-    return (total / terms).reshape(shape)
+    return divide_by_number(total, terms).reshape(shape)
 
 
 @torch.compiler.disable  # sequential sums on the host; a graph break under torch.compile

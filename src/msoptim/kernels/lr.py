@@ -12,13 +12,12 @@ Only the lr sources whose arithmetic msoptim owns are compiled: the ``(lr + 1) -
 and the six built-in schedule classes (exactly those classes: a subclass may override
 ``forward``); a table is one gather written straight into the lr. A user's own schedule runs
 eagerly, as does everything under ``torch.compile(opt.step)`` and on devices other than the CPU.
-On CUDA a compiled schedule would not have eager's bits: eager CUDA divides a float32 tensor by
-a Python number as ``x * (1.0f / c)``, while msoptim's Triton kernels are built to divide
-(IEEE division, as eager CUDA divides two tensors). Measured on an H200, ``WarmUpLR(0.1, 500)`` at
-step 9 is ``0.1 * (9 * (1/500))`` = 0.0018000001 eagerly and ``0.1 * (9/500)`` = 0.0017999999
-compiled; 195-312 of 1,504 steps differ for the cosine, polynomial, exponential, inverse and
-warm-up schedules (``bench/results/h200-2026-11-26/README.md``). There each eager op is its own
-kernel launch, which a CUDA graph replays for 1-3 us each.
+On CUDA a schedule stays eager (each op its own launch, 1-3 us of a CUDA graph's replay each).
+Compiled there, five schedule kinds were an ulp off eager CUDA at 15-20% of the steps (H200,
+``bench/results/h200-2026-11-26/README.md``): eager CUDA then computed ``step / decay_steps`` as a
+multiplication by a float32 reciprocal, the compiled kernel as a division (MindSpore's, CPU's
+value). The schedules now divide on every device (:mod:`msoptim._division`); compiling them on
+CUDA waits for a GPU run that confirms the compiled and eager bits agree.
 The tensors a source reads (a table, a static lr) are arguments of the kernel, never constants
 baked into it, so replacing them is always seen.
 """

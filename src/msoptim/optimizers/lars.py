@@ -96,8 +96,9 @@ class LARS(Optimizer):
             leave BatchNorm/LayerNorm out too, pass e.g.
             ``lambda n: not any(k in n for k in ('bias', 'gamma', 'beta'))``.
         foreach: ``None`` (foreach on CUDA), True or False, for the gradient rescaling.
-        fused: ``True`` compiles the gradient rescaling (bit-identical to the reference);
-            ``None`` follows the wrapped optimizer (fused if any of its groups is).
+        fused: ``True`` compiles the gradient rescaling (bit-identical to the reference; around
+            a fused ``Momentum`` on CPU it runs inside Momentum's kernel, the rescaled gradients
+            never written); ``None`` follows the wrapped optimizer (fused if any of its groups is).
 
     Example:
         >>> import torch, msoptim
