@@ -215,3 +215,24 @@ def test_inductor_compiled_step_compiles_once_and_matches_eager():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 3
     for (name, a), (_, b) in zip(params, twin_params):
         assert torch.equal(a, b), name
+
+
+def test_compiled_lars_over_a_fused_momentum_matches_eager():
+    """Under ``torch.compile(opt.step)`` LARS rescales the gradients itself (the hand-over of its
+    rescaling to Momentum's kernel is an eager-only shortcut)."""
+    torch._dynamo.reset()
+    params, twin_params = small_params(), small_params()
+
+    def build_lars(named):
+        inner = msoptim.Momentum(named, 0.1, 0.9, weight_decay=0.01, fused=True)
+        return msoptim.LARS(inner, coefficient=0.01)
+
+    opt, twin = build_lars(params), build_lars(twin_params)
+    compiled_step = torch.compile(opt.step, backend="eager")
+    for step in range(3):
+        set_grads(params, step)
+        set_grads(twin_params, step)
+        compiled_step()
+        twin.step()
+        for (name, a), (_, b) in zip(params, twin_params):
+            assert torch.equal(a, b), f"step {step}: {name}"

@@ -406,10 +406,13 @@ class LARS(Optimizer):
     def _rescales_inside_momentum(self, params: list[Tensor], grads: list[Tensor]) -> bool:
         """Whether the wrapped optimizer's kernel can take the rescaling over: a fused Momentum on
         CPU, plain float32 tensors, and nothing between the rescaling and the kernel (no gradient
-        centralization; the loss scale, undone before the norms, is 1)."""
+        centralization; the loss scale, undone before the norms, is 1). Not while dynamo traces
+        (``torch.compile(opt.step)``): the caller's compiler fuses the two steps itself, and the
+        hand-over by parameter identity is not something to trace."""
         inner = self.optimizer
         return (
-            type(inner) is Momentum
+            not torch.compiler.is_compiling()
+            and type(inner) is Momentum
             and self._fused_rescaling()
             and all(group.get("fused") for group in inner.param_groups)
             and not self.need_scale
