@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 import msoptim
+from test_lr_kernels import SCHEDULES as CPU_SCHEDULES
+from test_lr_kernels import STEPS as SCHEDULE_STEPS
 
 pytestmark = [
     pytest.mark.gpu,
@@ -287,18 +289,10 @@ def test_cuda_default_is_the_multi_tensor_kernel_unless_foreach_is_asked_for(nam
 
 # ------------------------------------------------------------------ schedules: CUDA == CPU
 
-SCHEDULE_STEPS = [*range(0, 1500), 9_999, 100_003, 2**24 + 1, 2**31 - 2]
-SCHEDULES = {
-    "cosine": lambda: msoptim.CosineDecayLR(0.001, 0.1, 1000),
-    "polynomial": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 1000, 0.5),
-    "polynomial-cycles": lambda: msoptim.PolynomialDecayLR(0.1, 0.001, 300, 2.0, True),
-    "exponential": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 100),
-    "exponential-stair-41": lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 41, is_stair=True),
-    "natural-exp": lambda: msoptim.NaturalExpDecayLR(0.1, 0.9, 100),
-    "inverse": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100),
-    "inverse-stair": lambda: msoptim.InverseDecayLR(0.1, 0.9, 100, is_stair=True),
-    "warmup": lambda: msoptim.WarmUpLR(0.1, 500),
-}
+# The CPU lr-kernel test's schedules (but its static lr) and a stair whose decay_steps has an
+# inexact float32 reciprocal (41 * (1/41) = 0.99999994).
+SCHEDULES = {name: make for name, make in CPU_SCHEDULES.items() if name != "static"}
+SCHEDULES["exponential-stair-41"] = lambda: msoptim.ExponentialDecayLR(0.1, 0.9, 41, is_stair=True)
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

@@ -34,6 +34,8 @@ where writing ``g_hat`` and reading it back for its norm moved 13.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -101,6 +103,31 @@ def _hyper(beta1: float, beta2: float, eps: float) -> dict[str, float]:
     }
 
 
+def _new_moments_and_g_hat(
+    param: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    v: Tensor,
+    correction1: Tensor,
+    correction2: Tensor,
+    weight_decay: Tensor,
+    *,
+    beta1: float,
+    beta2: float,
+    one_minus_beta1: float,
+    one_minus_beta2: float,
+    eps: float,
+    decay: bool,
+) -> Tensor:
+    """Update the moments in place; return ``g_hat`` (the first pass's arithmetic, both forms)."""
+    m.copy_(m * beta1 + grad * one_minus_beta1)
+    v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
+    value = (m / correction1) / exact_sqrt(v / correction2 + eps)
+    if decay:
+        value = value + param * weight_decay
+    return value
+
+
 # Without it Inductor recomputes the new moments inside the reduction loop and stores them in a
 # second loop over the tensor (the stores must follow the reads of the old moments): two passes
 # over memory. Realizing every value read twice makes it one loop that stores the moments and sums
@@ -116,23 +143,16 @@ def lamb_moments_update(
     correction1: Tensor,
     correction2: Tensor,
     weight_decay: Tensor,
-    *,
-    beta1: float,
-    beta2: float,
-    one_minus_beta1: float,
-    one_minus_beta2: float,
-    eps: float,
-    decay: bool,
+    **hyper: Any,
 ) -> None:
     """First pass of :func:`lamb_fused`: the moments, and the float64 sums of squares of ``w`` and
-    ``g_hat`` (written into the 1-element ``weight_square_sum`` and ``g_hat_square_sum``)."""
-    m.copy_(m * beta1 + grad * one_minus_beta1)
-    v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
-    value = (m / correction1) / exact_sqrt(v / correction2 + eps)
-    if decay:
-        value = value + param * weight_decay
+    ``g_hat`` (written into the 1-element ``weight_square_sum`` and ``g_hat_square_sum``);
+    ``hyper``: the constants of :func:`_new_moments_and_g_hat`."""
+    g_hat = _new_moments_and_g_hat(
+        param, grad, m, v, correction1, correction2, weight_decay, **hyper
+    )
     weight_square_sum.copy_(square_sum(param))
-    g_hat_square_sum.copy_(square_sum(value))
+    g_hat_square_sum.copy_(square_sum(g_hat))
 
 
 def lamb_g_hat_update(
@@ -144,21 +164,12 @@ def lamb_g_hat_update(
     correction1: Tensor,
     correction2: Tensor,
     weight_decay: Tensor,
-    *,
-    beta1: float,
-    beta2: float,
-    one_minus_beta1: float,
-    one_minus_beta2: float,
-    eps: float,
-    decay: bool,
+    **hyper: Any,
 ) -> None:
     """:func:`lamb_moments_update` that writes ``g_hat`` instead of summing (the CUDA form)."""
-    m.copy_(m * beta1 + grad * one_minus_beta1)
-    v.copy_(v * beta2 + (grad * grad) * one_minus_beta2)
-    value = (m / correction1) / exact_sqrt(v / correction2 + eps)
-    if decay:
-        value = value + param * weight_decay
-    g_hat.copy_(value)
+    g_hat.copy_(
+        _new_moments_and_g_hat(param, grad, m, v, correction1, correction2, weight_decay, **hyper)
+    )
 
 
 def lamb_param_update(

@@ -57,6 +57,11 @@ def _coefficient(
     return local
 
 
+def _rescaled(param: Tensor, grad: Tensor, weight_decay: float | Tensor, local: Tensor) -> Tensor:
+    """``(w * wd + g) * coeff``, in this order on every path (the bits depend on it)."""
+    return (param * weight_decay + grad) * local
+
+
 def lars_reference(
     params: list[Tensor],
     grads: list[Tensor],
@@ -87,7 +92,7 @@ def lars_reference(
             coefficient=coefficient,
             use_clip=use_clip,
         )
-        result.append((param * weight_decay + grad) * local)
+        result.append(_rescaled(param, grad, weight_decay, local))
     return result
 
 
@@ -128,7 +133,7 @@ def lars_scale_update(
     out: Tensor, param: Tensor, grad: Tensor, weight_decay: Tensor, local: Tensor
 ) -> None:
     """``out = (w * wd + g) * coeff`` for one parameter (the fused path's compiled kernel)."""
-    out.copy_((param * weight_decay + grad) * local)
+    out.copy_(_rescaled(param, grad, weight_decay, local))
 
 
 def lars_coefficients(
@@ -213,10 +218,8 @@ def lars_momentum_update(
     nesterov: bool,
 ) -> None:
     """:func:`lars_scale_update`, then Momentum's update with the rescaled gradient (one pass)."""
-    momentum_update(
-        param, (param * weight_decay + grad) * local, moment, lr, momentum=momentum,
-        nesterov=nesterov,
-    )  # fmt: skip
+    rescaled = _rescaled(param, grad, weight_decay, local)
+    momentum_update(param, rescaled, moment, lr, momentum=momentum, nesterov=nesterov)
 
 
 def lars_momentum_fused(
