@@ -193,6 +193,25 @@ def test_fast_paths_equal_the_reference_on_cuda(name, kwargs, impl):
         assert_same_bits(reference, fast, params_a, params_b, step)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
+)
+def test_the_cuda_reference_has_the_cpu_bits(name, kwargs):
+    """MindSpore's values are CPU values: the eager reference on CUDA must compute the same bits
+    as on CPU (no device-dependent arithmetic such as a division by a Python number)."""
+    cls = getattr(msoptim, name)
+    on_cpu = [(n, nn.Parameter(p.detach().cpu())) for n, p in mixed_params()]
+    on_cuda = mixed_params()
+    cpu, cuda = cls(on_cpu, **kwargs, foreach=False), cls(on_cuda, **kwargs, foreach=False)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    for step in range(3):
+        grads = tuple(0.5 * torch.randn(p.shape, generator=g) for _, p in on_cpu)
+        cpu(grads)
+        cuda(tuple(x.to(DEVICE) for x in grads))
+        for (n, a), (_, b) in zip(on_cpu, on_cuda):
+            assert torch.equal(bits(a), bits(b.cpu())), f"step {step}: {n}"
+
+
 # ------------------------------------------------------------------ multi-tensor (Triton) kernels
 
 MULTI_TENSOR = [
