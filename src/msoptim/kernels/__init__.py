@@ -32,7 +32,14 @@ from msoptim.kernels import _triton
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels._launch import split_by_scalar_loop
 
-__all__ = ["apply_concatenated", "check_impl", "select_kernel", "use_foreach", "use_fused"]
+__all__ = [
+    "apply_concatenated",
+    "check_impl",
+    "pick_lists",
+    "select_kernel",
+    "use_foreach",
+    "use_fused",
+]
 
 
 def use_foreach(foreach: bool | None, tensors: list[Tensor]) -> bool:
@@ -137,7 +144,7 @@ def concatenated_by_scalar_loop(
     whole, rest = split_by_scalar_loop(tuple(map(Tensor.numel, lists[0])), width)
     if whole:
         apply_concatenated(
-            update, _pick(lists, whole), written, *shared, **constants, scalar_tail=False
+            update, pick_lists(lists, whole), written, *shared, **constants, scalar_tail=False
         )
     for i in rest:
         update(*(items[i] for items in lists), *shared, **constants)
@@ -163,11 +170,12 @@ def fused_by_scalar_loop(
     rest = [i for i in rest if i not in eager]
     for indices, scalar_tail in ((whole, False), (rest, True)):
         if indices:
-            picked = lists if len(indices) == len(params) else _pick(lists, indices)
+            picked = lists if len(indices) == len(params) else pick_lists(lists, indices)
             fused_apply(update, picked, shared, **constants, scalar_tail=scalar_tail)
 
 
-def _pick(lists: tuple[list[Tensor], ...], indices: list[int]) -> tuple[list[Tensor], ...]:
+def pick_lists(lists: tuple[list[Tensor], ...], indices: list[int]) -> tuple[list[Tensor], ...]:
+    """The entries at ``indices`` of each aligned list (params, grads, states, ...)."""
     return tuple([items[i] for i in indices] for items in lists)
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "fma",
     "fused_apply",
     "in_fused_kernel",
+    "plain_float32",
 ]
 
 #: On CPU, tensors with fewer elements run the single-threaded build of a compiled kernel.
@@ -87,6 +88,13 @@ INDEX_LIMIT = 2**31 - 1
 
 _DEVICES = ("cpu", "cuda")
 _PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def plain_float32(tensor: Tensor) -> bool:
+    """A plain (not a subclass: no DTensor) float32 tensor, what a compiled kernel takes."""
+    return type(tensor) in _PLAIN and tensor.dtype == torch.float32
+
+
 _SERIAL = itertools.count()
 _KERNELS: dict[tuple[Any, ...], CompiledUpdate] = {}
 #: (update name, device, single-threaded, seconds) for every compile in this process.

@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels import pick_lists
 from msoptim.kernels._exact import exact_sqrt, float32_constant
-from msoptim.kernels._fused import cpu_inductor_options, fused_apply
+from msoptim.kernels._fused import cpu_inductor_options, fused_apply, plain_float32
 from msoptim.kernels._workspace import scratch_like
 
 __all__ = [
@@ -72,9 +73,6 @@ def square_sum(tensor: Tensor) -> Tensor:
     """The float64 sum of the squares of ``tensor``'s elements (each square exact for float32)."""
     value = tensor.to(torch.float64)
     return (value * value).sum()
-
-
-_PLAIN = (Tensor, torch.nn.Parameter)
 
 
 def tensor_norm(tensor: Tensor) -> Tensor:
@@ -191,10 +189,6 @@ def lamb_param_update(
     param.sub_(update * scale)
 
 
-def _subset_lists(indices: list[int], *columns: list[Tensor]) -> list[list[Tensor]]:
-    return [[column[i] for i in indices] for column in columns]
-
-
 def _moments_and_square_sums(
     params: list[Tensor],
     grads: list[Tensor],
@@ -215,9 +209,9 @@ def _moments_and_square_sums(
         if indices:
             fused_apply(
                 lamb_moments_update,
-                _subset_lists(indices, params, grads, exp_avgs, exp_avg_sqs),
+                pick_lists((params, grads, exp_avgs, exp_avg_sqs), indices),
                 shared,
-                per_parameter=_subset_lists(indices, weight_sums, g_hat_sums),
+                per_parameter=pick_lists((weight_sums, g_hat_sums), indices),
                 decay=decay,
                 **constants,
             )
@@ -241,7 +235,7 @@ def _moments_and_g_hat_norms(
         if indices:
             fused_apply(
                 lamb_g_hat_update,
-                _subset_lists(indices, params, grads, exp_avgs, exp_avg_sqs, g_hats),
+                pick_lists((params, grads, exp_avgs, exp_avg_sqs, g_hats), indices),
                 shared,
                 decay=decay,
                 **constants,
@@ -271,22 +265,20 @@ def lamb_fused(
     """
     if not params:
         return
-    compiled = [
-        i
-        for i, (p, g) in enumerate(zip(params, grads))
-        if type(p) in _PLAIN and type(g) in _PLAIN and p.dtype == torch.float32
-    ]
-    if len(compiled) < len(params):
+    compiles = [plain_float32(p) and plain_float32(g) for p, g in zip(params, grads)]
+    if not all(compiles):
         # Tensor subclasses (a DTensor's norm is a collective) and other dtypes: the reference.
-        others = [i for i in range(len(params)) if i not in set(compiled)]
+        others = [i for i, flag in enumerate(compiles) if not flag]
+        lists = pick_lists((params, grads, exp_avgs, exp_avg_sqs), others)
         lamb_reference(
-            *_subset_lists(others, params, grads, exp_avgs, exp_avg_sqs), lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps,
+            *lists, lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps,
             weight_decay=weight_decay, decay_flags=[decay_flags[i] for i in others],
         )  # fmt: skip
+        compiled = [i for i, flag in enumerate(compiles) if flag]
         if not compiled:
             return
-        params, grads, exp_avgs, exp_avg_sqs = _subset_lists(
-            compiled, params, grads, exp_avgs, exp_avg_sqs
+        params, grads, exp_avgs, exp_avg_sqs = pick_lists(
+            (params, grads, exp_avgs, exp_avg_sqs), compiled
         )
         decay_flags = [decay_flags[i] for i in compiled]
     constants = _hyper(beta1, beta2, eps)
@@ -306,7 +298,7 @@ def lamb_fused(
         if indices:
             fused_apply(
                 lamb_param_update,
-                _subset_lists(indices, params, exp_avgs, exp_avg_sqs),
+                pick_lists((params, exp_avgs, exp_avg_sqs), indices),
                 shared,
                 per_parameter=([scales[i] for i in indices],),
                 decay=decay,

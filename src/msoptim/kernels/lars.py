@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msoptim.kernels._fused import fused_apply
+from msoptim.kernels._fused import fused_apply, plain_float32
 from msoptim.kernels._workspace import scratch_like
 from msoptim.kernels.momentum import momentum_update
 
@@ -184,7 +184,7 @@ def lars_fused(
     """
     if not params:
         return []
-    if not all_plain_float32(params, grads):
+    if not all(map(plain_float32, (*params, *grads))):
         return lars_reference(
             params, grads, weight_decays=weight_decays, lrs=lrs, epsilon=epsilon,
             coefficient=coefficient, use_clip=use_clip,
@@ -198,12 +198,6 @@ def lars_fused(
         lars_scale_update, (outs, params, grads), per_parameter=(decays.unbind(), locals_.unbind())
     )
     return outs
-
-
-def all_plain_float32(*lists: list[Tensor]) -> bool:
-    """Whether every tensor is a plain (not a subclass) float32 tensor: what compiled kernels take."""
-    plain = (Tensor, torch.nn.Parameter)
-    return all(type(t) in plain and t.dtype == torch.float32 for items in lists for t in items)
 
 
 def lars_momentum_update(

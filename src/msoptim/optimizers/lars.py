@@ -13,13 +13,8 @@ from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.lars import (
-    all_plain_float32,
-    lars_coefficients,
-    lars_foreach,
-    lars_fused,
-    lars_reference,
-)
+from msoptim.kernels._fused import plain_float32
+from msoptim.kernels.lars import lars_coefficients, lars_foreach, lars_fused, lars_reference
 from msoptim.optimizer import Optimizer, schedule_config
 from msoptim.optimizers.momentum import Momentum
 
@@ -418,7 +413,7 @@ class LARS(Optimizer):
             and not self.need_scale
             and not any(inner.grad_centralization_flags)
             and all(t.device.type == "cpu" for t in params)
-            and all_plain_float32(params, grads)
+            and all(map(plain_float32, (*params, *grads)))
         )
 
     def construct(self, gradients: list[Tensor | None]) -> None:
