@@ -4,7 +4,9 @@
 once (parameter, gradient, state) and every updated tensor written once. It is the roofline unit:
 effective GB/s = bytes_per_param * parameters / time. Optimizers that need extra passes (norms:
 Lamb, LARS, AdaFactor) are still counted at one pass, so their GB/s is a lower bound on traffic
-(Lamb cannot move less than 40 B/param: its update waits for two whole-tensor norms; LARS 28).
+(Lamb cannot move less than 40 B/param: its update waits for two whole-tensor norms; LARS 28;
+AdaFactor 32 on long rows, more on convolution kernels, whose row and column states are as large
+as the kernel itself for a 1x1 kernel: see bench/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ import weakref
 import torch
 from torch import Tensor
 
-__all__ = ["scratch_like"]
+__all__ = ["flat_scratch", "scratch_like"]
 
 #: One buffer per owner (a tensor that lives as long as the optimizer, held weakly).
 _SCRATCH: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+#: The same, for :func:`flat_scratch` (an owner may have both).
+_FLAT: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
 
 
 def _kept_scratch(owner: Tensor) -> Tensor | None:
@@ -56,3 +58,15 @@ def scratch_like(params: list[Tensor], owner: Tensor) -> list[Tensor]:
         offsets[param.dtype] = start + param.numel()
         result.append(buffer[start : start + param.numel()].view(param.shape))
     return result
+
+
+def flat_scratch(owner: Tensor, numel: int) -> Tensor:
+    """An uninitialised contiguous float32 CPU buffer of at least ``numel`` elements, kept for
+    ``owner`` (reused, so valid until the next call with the same owner)."""
+    key = id(owner)
+    entry = _FLAT.get(key)
+    if entry is not None and entry[0]() is owner and entry[1].numel() >= numel:
+        return entry[1]
+    buffer = torch.empty(max(numel, 1), dtype=torch.float32)
+    _FLAT[key] = (weakref.ref(owner, lambda _: _FLAT.pop(key, None)), buffer)
+    return buffer

@@ -20,11 +20,12 @@ differs from MindSpore's Python (Ascend) path only in rounding (``g / sqrt(v)`` 
 Precision: bit-exact on the golden case (every step, parameters and state) for CPU tensors. Two
 things matter. (1) MindSpore sums in sequence, in float32 (one loop per row/column mean, one loop
 per block of 1000 elements for an RMS); for plain CPU tensors the sums here are the same
-sequential sums (:func:`_sum_along`). An RMS over more than 1000 elements
-(split across as many threads as the recording machine had), other devices, DTensors and traced
-tensors use ``torch.sum``, whose order moves a mean or an RMS by an ulp now and then: measured on
-the golden case, at most 2 ulp in the parameters over 10 steps and 2 ulp of the tensor's scale in
-``exp_avg``. (2) torch's vectorized float32 CPU ``sqrt`` is not correctly rounded; every square
+sequential sums (:func:`sum_along`). An RMS over more than 1000 elements (MindSpore splits it
+across as many threads as the recording machine had) is summed in float64 and rounded once, on
+every device: independent of the order, so every path gives the same bits. Other devices,
+DTensors and traced tensors use ``torch.sum`` for the means and the smaller RMS sums, whose order
+moves a mean or an RMS by an ulp now and then: measured on the golden case, at most 2 ulp in the
+parameters over 10 steps and 2 ulp of the tensor's scale in ``exp_avg``. (2) torch's vectorized float32 CPU ``sqrt`` is not correctly rounded; every square
 root here is the float64 one rounded once (exact). 16-bit parameters are computed in float32 and
 rounded once, as the kernel does. Reductions are ``sum`` / ``numel`` on the tensors themselves, so
 a DTensor parameter gets the global RMS (a ``Partial`` sum that the next op reduces).
@@ -32,15 +33,22 @@ a DTensor parameter gets the global RMS (a ``Partial`` sum that the next op redu
 
 from __future__ import annotations
 
+import ctypes
+import math
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from msoptim._division import divide_by_number
+from msoptim.kernels import _native, pick_lists
 from msoptim.kernels._exact import exact_sqrt
+from msoptim.kernels._fused import plain_float32
 from msoptim.kernels._sequential_sums import sequential, sum_along
+from msoptim.kernels._workspace import flat_scratch
 
-__all__ = ["adafactor_foreach", "adafactor_reference"]
+__all__ = ["adafactor_foreach", "adafactor_fused", "adafactor_reference"]
 
 #: The kernel's floor for second moments and normalizers (``constexpr float kEps = 1e-30``).
 FLOOR = 1e-30
@@ -56,8 +64,14 @@ RMS_BLOCK = 1000
 
 
 def _sum_all(x: Tensor) -> Tensor:
-    """Sum of every element: in sequence on the CPU up to one ``CalcRMS`` block, else ``torch.sum``."""
-    if not sequential(x) or x.numel() > RMS_BLOCK:
+    """Sum of every element, as ``CalcRMS`` adds: up to one block (:data:`RMS_BLOCK`) in sequence
+    (plain CPU tensors; ``torch.sum`` elsewhere). Above it MindSpore's order depends on its thread
+    count, so the sum is taken in float64 and rounded once: any order gives the same float32
+    result (but within about ``n * 2**-53`` of a rounding boundary), so the reference and the
+    fused kernel agree bit for bit."""
+    if x.numel() > RMS_BLOCK:
+        return torch.sum(x, dtype=torch.float64).to(x.dtype)
+    if not sequential(x):
         return torch.sum(x)
     flat = x.detach().reshape(-1).numpy()
     return torch.from_numpy(np.cumsum(flat, dtype=flat.dtype)[-1:]).reshape(())
@@ -297,3 +311,179 @@ def adafactor_foreach(
         torch._foreach_mul_(decays, lr_effs)
         updates = torch._foreach_add(updates, decays)
     torch._foreach_sub_(params, updates)
+
+
+#: Columns of the table handed to the C kernel, one row per parameter.
+_TABLE_COLUMNS = 11  # param, grad, exp_avg, row, col, sq, scratch, batch, rows, cols, mode
+
+
+def _native_scalar(value: Tensor) -> bool:
+    return plain_float32(value) and value.device.type == "cpu" and value.numel() == 1
+
+
+def _native_layout(
+    param: Tensor, grad: Tensor, exp_avg: Tensor | None, row: Tensor, col: Tensor, sq: Tensor
+) -> bool:
+    """A parameter the C kernel takes: it, its gradient and its state plain contiguous float32 CPU
+    tensors of the sizes the kernel walks (it writes through raw pointers)."""
+    tensors = (
+        (param, grad, row, col, sq) if exp_avg is None else (param, grad, exp_avg, row, col, sq)
+    )
+    if param.numel() == 0 or not all(
+        plain_float32(t) and t.device.type == "cpu" and t.is_contiguous() for t in tensors
+    ):
+        return False
+    if grad.shape != param.shape or (exp_avg is not None and exp_avg.shape != param.shape):
+        return False
+    if param.ndim < 2:
+        return sq.numel() == param.numel()
+    batch, rows, cols = _factored_view(param.shape)
+    return row.numel() == batch * rows and col.numel() == batch * cols
+
+
+def _factored_view(shape: torch.Size) -> tuple[int, int, int]:
+    rows, cols = shape[-2], shape[-1]
+    return math.prod(shape[:-2]), rows, cols
+
+
+#: The C kernel's ways through a parameter (``mode`` in its table).
+_FLAT, _ROWS, _SCALED = 0, 1, 2
+#: Factored slices with rows shorter than this keep every element's denominator in scratch
+#: (elementwise passes; convolution kernels), longer rows keep their row and column factors.
+SHORT_ROW = 16
+_SCALED_SUMS_MAX = 2048  # the kernel's stack room for a slice's row and column sums
+
+
+def _native_plan(param: Tensor) -> tuple[int, int, int, int, int]:
+    """``(mode, batch, rows, cols, scratch floats)`` of one parameter."""
+    if param.ndim < 2:
+        return _FLAT, 1, 1, param.numel(), 0
+    batch, rows, cols = _factored_view(param.shape)
+    if cols < SHORT_ROW and rows + cols <= _SCALED_SUMS_MAX:
+        return _SCALED, batch, rows, cols, param.numel()
+    return _ROWS, batch, rows, cols, batch * (rows + cols)
+
+
+def _native_step(
+    library: Any,
+    lists: tuple[list[Tensor], ...],
+    exp_avgs: list[Tensor] | None,
+    *,
+    lr: Tensor,
+    beta2t: Tensor,
+    eps: tuple[float, float],
+    clip_threshold: float,
+    beta1: float,
+    weight_decay: float,
+    scale_parameter: bool,
+) -> None:
+    params, grads, rows, cols, sqs = lists
+    order = sorted(range(len(params)), key=lambda i: -params[i].numel())  # largest first
+    plans = [_native_plan(params[i]) for i in order]
+    scratch = flat_scratch(params[order[0]], sum(plan[-1] for plan in plans))
+    address, offset = scratch.data_ptr(), 0
+    table = np.zeros((len(order), _TABLE_COLUMNS), dtype=np.int64)
+    for line, (i, (mode, batch, height, width, size)) in enumerate(zip(order, plans)):
+        table[line] = (
+            params[i].data_ptr(),
+            grads[i].data_ptr(),
+            0 if exp_avgs is None else exp_avgs[i].data_ptr(),
+            rows[i].data_ptr(),
+            cols[i].data_ptr(),
+            sqs[i].data_ptr(),
+            address + 4 * offset,
+            batch,
+            height,
+            width,
+            mode,
+        )
+        offset += size
+    constants = np.array(
+        [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
+    )
+    library.msoptim_adafactor_step(
+        ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_int64(len(order)),
+        ctypes.c_void_p(lr.data_ptr()),
+        ctypes.c_void_p(beta2t.data_ptr()),
+        ctypes.c_void_p(constants.ctypes.data),
+        ctypes.c_int(bool(scale_parameter)),
+        ctypes.c_int(max(1, torch.get_num_threads())),
+    )
+
+
+def _load_native(extra_flags: tuple[str, ...] = ()) -> Any:
+    library = _native.load("adafactor_native", extra_flags)
+    if library is not None:
+        library.msoptim_adafactor_step.restype = None
+    return library
+
+
+#: Extra compiler flags of the C kernel (tests build its portable, non-vector variant too).
+NATIVE_FLAGS: tuple[str, ...] = ()
+
+
+def adafactor_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor] | None,
+    exp_avg_sq_rows: list[Tensor],
+    exp_avg_sq_cols: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    lr: Tensor,
+    beta2t: Tensor,
+    eps: tuple[float, float],
+    clip_threshold: float,
+    beta1: float,
+    weight_decay: float,
+    scale_parameter: bool,
+) -> None:
+    """:func:`adafactor_reference`'s arithmetic, bit for bit, in three passes over each tensor.
+
+    Plain contiguous float32 CPU tensors run the C kernel ``adafactor_native.c`` (built on first
+    use, see :mod:`msoptim.kernels._native`): pass 1 reads the gradient once for the row and
+    column sums (sequential, as the reference's), pass 2 reads it and the parameter for the two
+    RMS sums, pass 3 applies the update; the parameters are shared among ``torch.get_num_threads()``
+    threads. Everything else (other dtypes or devices, DTensors, non-contiguous tensors, calls
+    made while dynamo traces, a machine without a C compiler) runs :func:`adafactor_reference`, or
+    :func:`adafactor_foreach` on CUDA.
+    """
+    lists = (params, grads, exp_avg_sq_rows, exp_avg_sq_cols, exp_avg_sqs)
+    library = None
+    if not torch.compiler.is_compiling() and _native_scalar(lr) and _native_scalar(beta2t):
+        library = _load_native(NATIVE_FLAGS)
+    native = []
+    if library is not None:
+        native = [
+            i
+            for i, (param, grad, row, col, sq) in enumerate(zip(*lists))
+            if _native_layout(param, grad, None if exp_avgs is None else exp_avgs[i], row, col, sq)
+        ]
+    taken = set(native)
+    rest = [i for i in range(len(params)) if i not in taken]
+    options = {
+        "lr": lr,
+        "beta2t": beta2t,
+        "eps": eps,
+        "clip_threshold": clip_threshold,
+        "beta1": beta1,
+        "weight_decay": weight_decay,
+        "scale_parameter": scale_parameter,
+    }
+    if rest:
+        others = pick_lists((params, grads), rest)
+        eager = adafactor_foreach if all(p.is_cuda for p in others[0]) else adafactor_reference
+        eager(
+            *others,
+            None if exp_avgs is None else pick_lists((exp_avgs,), rest)[0],
+            *pick_lists((exp_avg_sq_rows, exp_avg_sq_cols, exp_avg_sqs), rest),
+            **options,
+        )
+    if native:
+        _native_step(
+            library,
+            pick_lists(lists, native),
+            None if exp_avgs is None else pick_lists((exp_avgs,), native)[0],
+            **options,
+        )

@@ -19,7 +19,7 @@ from msoptim._validate import (
     fail,
 )
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.adafactor import adafactor_foreach, adafactor_reference
+from msoptim.kernels.adafactor import adafactor_foreach, adafactor_fused, adafactor_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["AdaFactor"]
@@ -141,6 +141,10 @@ class AdaFactor(Optimizer):
         compression: keep ``exp_avg_sq`` in float16.
         loss_scale: accepted and validated; AdaFactor never unscales (as in MindSpore).
         foreach: ``None`` (foreach on CUDA), True or False.
+        fused: ``True`` runs the C kernel (bit-identical to the reference; plain contiguous
+            float32 CPU tensors, built with the system C compiler on first use, see
+            ``msoptim.kernels.adafactor.adafactor_fused``); the rest runs the reference (foreach on
+            CUDA). ``None`` or ``False``: not used.
 
     Example:
         >>> import torch
@@ -195,6 +199,7 @@ class AdaFactor(Optimizer):
         loss_scale: float = 1.0,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         # MindSpore's own order: the lr / relative_step combinations first.
         if learning_rate is not None and relative_step:
@@ -216,7 +221,7 @@ class AdaFactor(Optimizer):
         lr = 0.0 if learning_rate is None else learning_rate
         with OwnArgumentChecks() as own:  # MindSpore checks these after the base class's
             _check_eps(eps)
-            check_impl(foreach, None, _API)
+            check_impl(foreach, fused, _API)
             check_non_negative_float(clip_threshold, "clip_threshold", _API)
             check_float_in_range(decay_rate, "decay_rate", _API, 0.0, 1.0)
             check_float_in_range(weight_decay, "weight_decay", _API, 0.0, 1.0, low_inclusive=True)
@@ -249,6 +254,7 @@ class AdaFactor(Optimizer):
                 "warmup_init": bool(warmup_init),
                 "compression": compression,
                 "foreach": foreach,
+                "fused": fused,
             },
             own_checks=own,
         )
@@ -344,7 +350,12 @@ class AdaFactor(Optimizer):
             lr = _relative_step_size(step, group["warmup_init"])
         eps1, eps2 = group["eps"]
         beta1 = 0.0 if group["beta1"] is None else _f32(group["beta1"])
-        kernel = adafactor_foreach if use_foreach(group["foreach"], params) else adafactor_reference
+        if group.get("fused"):  # ``get``: checkpoints saved before the option load too
+            kernel = adafactor_fused
+        elif use_foreach(group["foreach"], params):
+            kernel = adafactor_foreach
+        else:
+            kernel = adafactor_reference
         kernel(
             params,
             grads,

@@ -1,0 +1,114 @@
+"""C kernels shipped as source and built on first use with the system C compiler.
+
+A kernel whose order of operations cannot be expressed to Inductor (AdaFactor's sequential
+float32 row sums) is written in C (``msoptim/kernels/*_native.c``), compiled once per machine
+into a cache directory and called through :mod:`ctypes` (which releases the GIL). The build is
+what keeps it exact: ``-ffp-contract=off`` (no fused multiply-add the source did not write), no
+``-ffast-math`` (no reassociation), IEEE ``sqrtf`` and division; ``-fno-math-errno`` only lets
+``sqrtf`` be one instruction. ``-march=native`` picks the vector width; the cache key includes
+the CPU's flags, so a cache shared between machines never hands one the other's build.
+
+When there is no compiler, or the build fails, :func:`load` returns None and says why in
+:func:`unavailable_reason`; the callers then run their eager reference (same results).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["FLAGS", "cache_dir", "load", "unavailable_reason"]
+
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+_SOURCE_DIR = Path(__file__).resolve().parent
+_LIBRARIES: dict[tuple[str, tuple[str, ...]], ctypes.CDLL | None] = {}
+_REASONS: dict[tuple[str, tuple[str, ...]], str] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """``$MSOPTIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/msoptim`` (``~/.cache/msoptim``)."""
+    explicit = os.environ.get("MSOPTIM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "msoptim"
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _writable(directory: Path) -> Path:
+    """``directory``, created if needed; a per-user temporary directory if it cannot be."""
+    for candidate in (directory, Path(tempfile.gettempdir()) / f"msoptim-{os.getuid()}"):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            return candidate
+    raise OSError(f"no writable cache directory for the C kernels (tried {directory})")
+
+
+def _build(name: str, extra: tuple[str, ...]) -> ctypes.CDLL:
+    compiler = _compiler()
+    if compiler is None:
+        raise OSError("no C compiler found (set CC, or install cc/gcc/clang)")
+    source = (_SOURCE_DIR / f"{name}.c").read_bytes()
+    flags = (*FLAGS, *extra)
+    key = hashlib.sha256(
+        b"\0".join([source, compiler.encode(), " ".join(flags).encode(), _cpu_flags().encode()])
+    ).hexdigest()[:20]
+    target = _writable(cache_dir()) / f"{name}-{key}.so"
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            command = [
+                compiler,
+                *flags,
+                "-o",
+                str(built),
+                str(_SOURCE_DIR / f"{name}.c"),
+                "-lpthread",
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise OSError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
+            os.replace(built, target)  # atomic: concurrent builders agree on the file
+    return ctypes.CDLL(str(target))
+
+
+def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
+    """The built library ``<name>.c`` (built now if needed), or None if it cannot be built."""
+    key = (name, tuple(extra_flags))
+    with _LOCK:
+        if key not in _LIBRARIES:
+            try:
+                _LIBRARIES[key] = _build(name, key[1])
+            except OSError as error:
+                _LIBRARIES[key] = None
+                _REASONS[key] = str(error)
+        return _LIBRARIES[key]
+
+
+def unavailable_reason(name: str, extra_flags: tuple[str, ...] = ()) -> str | None:
+    """Why :func:`load` returned None for these arguments (None if it did not)."""
+    return _REASONS.get((name, tuple(extra_flags)))

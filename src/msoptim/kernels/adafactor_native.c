@@ -1,0 +1,507 @@
+/* AdaFactor's step for plain contiguous float32 CPU tensors, in MindSpore FusedAdaFactor's order.
+ *
+ * The arithmetic and its order are msoptim.kernels.adafactor's reference (read its docstring
+ * first); this file only changes how the memory is walked. Per tensor, three passes:
+ *
+ *   1. read g: each row's and each column's sequential float32 sum of g*g + eps1 (the kernel's
+ *      loops), then the small row/column work (state update, normalizer, square roots).
+ *   2. read g (and w): sum of the squared direction (and of w*w) for the two RMS values.
+ *   3. read g, w, exp_avg; write w, exp_avg: the update.
+ *
+ * Row sums run eight rows at a time, one row per vector lane, so each lane still adds its
+ * row's terms in order: an 8x8 tile is transposed in registers. Nothing here may be fused or
+ * reassociated: the build uses -ffp-contract=off and no -ffast-math (msoptim.kernels._native).
+ *
+ * RMS sums: up to RMS_SEQUENTIAL_MAX elements in sequence in float32 (MindSpore's CalcRMS
+ * block); above it, in float64 in any order, rounded once (the reference's definition there).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX__) && !defined(MSOPTIM_PORTABLE)
+#include <immintrin.h>
+#define USE_AVX 1
+#else
+#define USE_AVX 0
+#endif
+
+#define FLOOR 1e-30f
+#define RMS_SEQUENTIAL_MAX 1000
+#define WIDE_LANES 8
+
+/* One parameter. Factored (ndim >= 2): viewed as (batch, rows, cols), row/col states are
+ * (batch, rows) and (batch, cols), sq is unused; factors is scratch for batch * (rows + cols)
+ * floats (MODE_ROWS) or for every element (MODE_SCALED: short rows). Flat (MODE_FLAT, ndim < 2):
+ * cols = numel, sq is the full second moment. exp_avg is 0 (NULL) when beta1 == 0. */
+enum { MODE_FLAT = 0, MODE_ROWS = 1, MODE_SCALED = 2 };
+typedef struct {
+    int64_t param, grad, exp_avg, row, col, sq, factors; /* addresses */
+    int64_t batch, rows, cols, mode;
+} Tensor;
+
+typedef struct {
+    float lr, beta2t, one_minus_beta2t, eps1, eps2, clip_threshold, beta1, one_minus_beta1;
+    float weight_decay;
+    int scale_parameter;
+} Scalars;
+
+static inline float floor_at(float x, float low) { return x < low ? low : x; } /* keeps NaN */
+
+/* ---------------------------------------------------------------- pass 1: row and column sums */
+
+#if USE_AVX
+static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+/* Eight rows starting at g: row_sum[0..8) and col_sum[0..cols) continue their sums. */
+static void sum_eight_rows(const float *g, int64_t cols, float eps1, float *row_sum,
+                           float *col_sum) {
+    const __m256 eps = _mm256_set1_ps(eps1);
+    __m256 lanes = _mm256_setzero_ps(); /* lane k: row k's running sum */
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 u[8];
+        __m256 column = _mm256_loadu_ps(col_sum + c);
+        for (int k = 0; k < 8; k++) {
+            __m256 x = _mm256_loadu_ps(g + k * cols + c);
+            u[k] = _mm256_add_ps(_mm256_mul_ps(x, x), eps);
+            column = _mm256_add_ps(column, u[k]); /* rows in order */
+        }
+        _mm256_storeu_ps(col_sum + c, column);
+        transpose8(u);
+        for (int j = 0; j < 8; j++) lanes = _mm256_add_ps(lanes, u[j]); /* columns in order */
+    }
+    float acc[8];
+    _mm256_storeu_ps(acc, lanes);
+    for (; c < cols; c++) {
+        for (int k = 0; k < 8; k++) {
+            float x = g[k * cols + c];
+            float u = x * x + eps1;
+            acc[k] += u;
+            col_sum[c] += u;
+        }
+    }
+    memcpy(row_sum, acc, sizeof acc);
+}
+#endif
+
+/* row_sum[r] = sum over c of g*g + eps1, col_sum[c] = sum over r, each in index order. */
+static void row_and_column_sums(const float *g, int64_t rows, int64_t cols, float eps1,
+                                float *row_sum, float *col_sum) {
+    memset(col_sum, 0, (size_t)cols * sizeof(float));
+    int64_t r = 0;
+#if USE_AVX
+    if (cols >= 8)
+        for (; r + 8 <= rows; r += 8) sum_eight_rows(g + r * cols, cols, eps1, row_sum + r, col_sum);
+#endif
+    for (; r < rows; r++) {
+        const float *x = g + r * cols;
+        float acc = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
+            float u = x[c] * x[c] + eps1;
+            acc += u;
+            col_sum[c] += u;
+        }
+        row_sum[r] = acc;
+    }
+}
+
+/* The state update and the two factors of one (rows, cols) slice. row_sum becomes the row factor,
+ * col_sum the column factor. */
+static void update_factors(const Scalars *s, int64_t rows, int64_t cols, float *row, float *col,
+                           float *row_sum, float *col_sum) {
+    const float b = s->beta2t, om = s->one_minus_beta2t;
+    float norm = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+        row[r] = row[r] * b + (row_sum[r] / (float)cols) * om;
+        norm += row[r];
+    }
+    norm = floor_at(norm / (float)rows, FLOOR);
+    for (int64_t r = 0; r < rows; r++) row_sum[r] = sqrtf(row[r] / norm);
+    for (int64_t c = 0; c < cols; c++) {
+        float v = floor_at(col[c] * b + (col_sum[c] / (float)rows) * om, FLOOR);
+        col[c] = v;
+        col_sum[c] = sqrtf(v);
+    }
+}
+
+/* ---------------------------------------------------------------- pass 2: sums of squares */
+
+typedef struct {
+    float narrow;             /* sequential float32 sum (small tensors) */
+    double wide[WIDE_LANES]; /* float64 lanes (large tensors) */
+} SquareSum;
+
+static float rms_of(const SquareSum *sum, int64_t numel) {
+    float total = sum->narrow;
+    if (numel > RMS_SEQUENTIAL_MAX) {
+        double wide = 0.0;
+        for (int i = 0; i < WIDE_LANES; i++) wide += sum->wide[i];
+        total = (float)wide;
+    }
+    return sqrtf(total / (float)numel);
+}
+
+/* Adds x[i]*x[i] (each square rounded to float32) to sum, sequentially or in lanes. */
+static void add_squares(SquareSum *sum, const float *x, int64_t n, int sequential) {
+    if (sequential) {
+        for (int64_t i = 0; i < n; i++) sum->narrow += x[i] * x[i];
+        return;
+    }
+    int64_t i = 0;
+    for (; i + WIDE_LANES <= n; i += WIDE_LANES)
+        for (int k = 0; k < WIDE_LANES; k++) {
+            float square = x[i + k] * x[i + k];
+            sum->wide[k] += (double)square;
+        }
+    for (; i < n; i++) {
+        float square = x[i] * x[i];
+        sum->wide[0] += (double)square;
+    }
+}
+
+/* The direction of one row: g / max(row_factor * col_factor, 1e-30). */
+static inline void factored_direction(const float *g, float row_factor, const float *col_factor,
+                                      int64_t cols, float *out) {
+    for (int64_t c = 0; c < cols; c++) out[c] = g[c] / floor_at(row_factor * col_factor[c], FLOOR);
+}
+
+static inline void elementwise_direction(const float *g, const float *denominator, int64_t n,
+                                         int root, float *out) {
+    if (root)
+        for (int64_t i = 0; i < n; i++) out[i] = g[i] / sqrtf(denominator[i]);
+    else
+        for (int64_t i = 0; i < n; i++) out[i] = g[i] / denominator[i];
+}
+
+/* ---------------------------------------------------------------- pass 3: the update */
+
+typedef struct {
+    float coefficient, lr_eff;
+} Step;
+
+static Step step_scalars(const Scalars *s, const SquareSum *weights, const SquareSum *directions,
+                         int64_t numel) {
+    Step out;
+    out.lr_eff = s->scale_parameter ? s->lr * floor_at(rms_of(weights, numel), s->eps2) : s->lr;
+    out.coefficient = out.lr_eff / floor_at(rms_of(directions, numel) / s->clip_threshold, 1.0f);
+    return out;
+}
+
+/* w <- w - (m + w*wd*lr_eff), m <- m*beta1 + d*coefficient*(1 - beta1), for n elements. */
+static void apply(const Scalars *s, Step step, const float *direction, float *w, float *m,
+                  int64_t n) {
+    const float wd = s->weight_decay, b1 = s->beta1, omb1 = s->one_minus_beta1;
+    const float coefficient = step.coefficient, lr_eff = step.lr_eff;
+    if (m != NULL && wd != 0.0f) {
+        for (int64_t i = 0; i < n; i++) {
+            float update = m[i] * b1 + (direction[i] * coefficient) * omb1;
+            m[i] = update;
+            w[i] = w[i] - (update + (w[i] * wd) * lr_eff);
+        }
+    } else if (m != NULL) {
+        for (int64_t i = 0; i < n; i++) {
+            float update = m[i] * b1 + (direction[i] * coefficient) * omb1;
+            m[i] = update;
+            w[i] = w[i] - update;
+        }
+    } else if (wd != 0.0f) {
+        for (int64_t i = 0; i < n; i++)
+            w[i] = w[i] - (direction[i] * coefficient + (w[i] * wd) * lr_eff);
+    } else {
+        for (int64_t i = 0; i < n; i++) w[i] = w[i] - direction[i] * coefficient;
+    }
+}
+
+/* ---------------------------------------------------------------- one parameter */
+
+#define CHUNK 1024 /* direction elements computed into a stack buffer at a time */
+
+/* Passes 2 and 3 walk the (batch, rows) rows in pieces of at most CHUNK columns. */
+#define FOR_EACH_PIECE(t, body)                                                           \
+    for (int64_t b = 0; b < (t)->batch; b++)                                              \
+        for (int64_t r = 0; r < (t)->rows; r++)                                           \
+            for (int64_t c = 0; c < (t)->cols; c += CHUNK) {                              \
+                const int64_t at = (b * (t)->rows + r) * (t)->cols + c;                   \
+                const int64_t n = (t)->cols - c < CHUNK ? (t)->cols - c : CHUNK;          \
+                factored_direction(g + at, row_factor[b * (t)->rows + r],                 \
+                                   col_factor + b * (t)->cols + c, n, buffer);            \
+                body;                                                                     \
+            }
+
+static void step_factored(const Tensor *t, const Scalars *s) {
+    const int64_t batch = t->batch, rows = t->rows, cols = t->cols, numel = batch * rows * cols;
+    const float *g = (const float *)t->grad;
+    float *w = (float *)t->param, *m = (float *)t->exp_avg;
+    float *row_factor = (float *)t->factors, *col_factor = row_factor + batch * rows;
+    float buffer[CHUNK];
+    for (int64_t b = 0; b < batch; b++) {
+        float *rf = row_factor + b * rows, *cf = col_factor + b * cols;
+        row_and_column_sums(g + b * rows * cols, rows, cols, s->eps1, rf, cf);
+        update_factors(s, rows, cols, (float *)t->row + b * rows, (float *)t->col + b * cols, rf,
+                       cf);
+    }
+    const int sequential = numel <= RMS_SEQUENTIAL_MAX;
+    SquareSum weights = {0}, directions = {0};
+    if (s->scale_parameter) add_squares(&weights, w, numel, sequential);
+    FOR_EACH_PIECE(t, add_squares(&directions, buffer, n, sequential));
+    const Step step = step_scalars(s, &weights, &directions, numel);
+    FOR_EACH_PIECE(t, apply(s, step, buffer, w + at, m == NULL ? NULL : m + at, n));
+}
+
+/* Passes 2 and 3 of a tensor whose direction is elementwise: g / sqrt(denominator) (flat) or
+ * g / denominator (scaled). */
+static void finish_elementwise(const Tensor *t, const Scalars *s, int64_t numel,
+                               const float *denominator, int root) {
+    const float *g = (const float *)t->grad;
+    float *w = (float *)t->param, *m = (float *)t->exp_avg;
+    float buffer[CHUNK];
+    const int sequential = numel <= RMS_SEQUENTIAL_MAX;
+    SquareSum weights = {0}, directions = {0};
+    if (s->scale_parameter) add_squares(&weights, w, numel, sequential);
+    for (int64_t at = 0; at < numel; at += CHUNK) {
+        const int64_t n = numel - at < CHUNK ? numel - at : CHUNK;
+        elementwise_direction(g + at, denominator + at, n, root, buffer);
+        add_squares(&directions, buffer, n, sequential);
+    }
+    const Step step = step_scalars(s, &weights, &directions, numel);
+    for (int64_t at = 0; at < numel; at += CHUNK) {
+        const int64_t n = numel - at < CHUNK ? numel - at : CHUNK;
+        elementwise_direction(g + at, denominator + at, n, root, buffer);
+        apply(s, step, buffer, w + at, m == NULL ? NULL : m + at, n);
+    }
+}
+
+/* ndim < 2: sq <- max(sq*b + (g*g + eps1)*(1 - b), 1e-30), direction g / sqrt(sq). */
+static void step_flat(const Tensor *t, const Scalars *s) {
+    const int64_t numel = t->cols;
+    const float *g = (const float *)t->grad;
+    float *sq = (float *)t->sq;
+    for (int64_t i = 0; i < numel; i++) {
+        float u = g[i] * g[i] + s->eps1;
+        sq[i] = floor_at(sq[i] * s->beta2t + u * s->one_minus_beta2t, FLOOR);
+    }
+    finish_elementwise(t, s, numel, sq, 1);
+}
+
+/* One small (rows, cols) slice in short-row mode: state update, then each element's direction
+ * g / max(row_factor * col_factor, 1e-30). sums holds rows + cols floats. */
+static void direction_slice(const Scalars *s, const float *g, int64_t rows, int64_t cols,
+                            float *row, float *col, float *sums, float *direction) {
+    float *rf = sums, *cf = sums + rows;
+    row_and_column_sums(g, rows, cols, s->eps1, rf, cf);
+    update_factors(s, rows, cols, row, col, rf, cf);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            direction[r * cols + c] = g[r * cols + c] / floor_at(rf[r] * cf[c], FLOOR);
+}
+
+/* 1x1 slices (pointwise convolutions): the row and column sums are the element itself. */
+static void direction_pointwise(const Scalars *s, const float *g, int64_t batch, float *row,
+                                float *col, float *direction) {
+    const float b = s->beta2t, om = s->one_minus_beta2t, eps1 = s->eps1;
+    for (int64_t i = 0; i < batch; i++) {
+        const float u = g[i] * g[i] + eps1;
+        const float r = row[i] * b + (u / 1.0f) * om;
+        row[i] = r;
+        const float norm = floor_at(r / 1.0f, FLOOR);
+        const float v = floor_at(col[i] * b + (u / 1.0f) * om, FLOOR);
+        col[i] = v;
+        direction[i] = g[i] / floor_at(sqrtf(r / norm) * sqrtf(v), FLOOR);
+    }
+}
+
+/* 3x3 slices (convolution kernels), written out so that the compiler vectorizes across slices:
+ * the same operations in the same order as direction_slice. */
+#if USE_AVX && defined(__AVX2__)
+/* Eight 3x3 slices at once, one per lane (gathered), as direction_3x3 computes each. */
+static void direction_3x3_eight(const Scalars *s, const float *g, float *row, float *col,
+                                float *direction) {
+    const __m256 b = _mm256_set1_ps(s->beta2t), om = _mm256_set1_ps(s->one_minus_beta2t);
+    const __m256 eps1 = _mm256_set1_ps(s->eps1), three = _mm256_set1_ps(3.0f);
+    const __m256 floor = _mm256_set1_ps(FLOOR);
+    const __m256i nine = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
+    const __m256i by3 = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    __m256 x[9], u[9], rows[3], cols[3], rf[3], cf[3], out[9];
+    for (int e = 0; e < 9; e++) {
+        x[e] = _mm256_i32gather_ps(g + e, nine, 4);
+        u[e] = _mm256_add_ps(_mm256_mul_ps(x[e], x[e]), eps1);
+    }
+    /* floor_at(x, low) = x < low ? low : x, which keeps NaN: blend on the ordered compare */
+#define FLOOR_AT(x, low) _mm256_blendv_ps((x), (low), _mm256_cmp_ps((x), (low), _CMP_LT_OQ))
+    __m256 norm = _mm256_setzero_ps();
+    for (int r = 0; r < 3; r++) {
+        const __m256 sum = _mm256_add_ps(
+            _mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), u[3 * r]), u[3 * r + 1]),
+            u[3 * r + 2]);
+        rows[r] = _mm256_add_ps(_mm256_mul_ps(_mm256_i32gather_ps(row + r, by3, 4), b),
+                                _mm256_mul_ps(_mm256_div_ps(sum, three), om));
+        norm = _mm256_add_ps(norm, rows[r]);
+    }
+    norm = FLOOR_AT(_mm256_div_ps(norm, three), floor);
+    for (int r = 0; r < 3; r++) rf[r] = _mm256_sqrt_ps(_mm256_div_ps(rows[r], norm));
+    for (int c = 0; c < 3; c++) {
+        const __m256 sum = _mm256_add_ps(
+            _mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), u[c]), u[3 + c]), u[6 + c]);
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_i32gather_ps(col + c, by3, 4), b),
+                                       _mm256_mul_ps(_mm256_div_ps(sum, three), om));
+        cols[c] = FLOOR_AT(v, floor);
+        cf[c] = _mm256_sqrt_ps(cols[c]);
+    }
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            out[3 * r + c] = _mm256_div_ps(x[3 * r + c],
+                                           FLOOR_AT(_mm256_mul_ps(rf[r], cf[c]), floor));
+#undef FLOOR_AT
+    float lanes[9][8], row_lanes[3][8], col_lanes[3][8];
+    for (int e = 0; e < 9; e++) _mm256_storeu_ps(lanes[e], out[e]);
+    for (int r = 0; r < 3; r++) _mm256_storeu_ps(row_lanes[r], rows[r]);
+    for (int c = 0; c < 3; c++) _mm256_storeu_ps(col_lanes[c], cols[c]);
+    for (int k = 0; k < 8; k++) {
+        for (int e = 0; e < 9; e++) direction[9 * k + e] = lanes[e][k];
+        for (int r = 0; r < 3; r++) row[3 * k + r] = row_lanes[r][k];
+        for (int c = 0; c < 3; c++) col[3 * k + c] = col_lanes[c][k];
+    }
+}
+#endif
+
+static void direction_3x3(const Scalars *s, const float *g, int64_t batch, float *row,
+                          float *col, float *direction) {
+    const float b = s->beta2t, om = s->one_minus_beta2t, eps1 = s->eps1;
+    int64_t i = 0;
+#if USE_AVX && defined(__AVX2__)
+    for (; i + 8 <= batch; i += 8)
+        direction_3x3_eight(s, g + 9 * i, row + 3 * i, col + 3 * i, direction + 9 * i);
+#endif
+    for (; i < batch; i++) {
+        const float *x = g + 9 * i;
+        float u[9], rf[3], cf[3];
+        for (int e = 0; e < 9; e++) u[e] = x[e] * x[e] + eps1;
+        float norm = 0.0f;
+        for (int r = 0; r < 3; r++) {
+            const float sum = ((0.0f + u[3 * r]) + u[3 * r + 1]) + u[3 * r + 2];
+            row[3 * i + r] = row[3 * i + r] * b + (sum / 3.0f) * om;
+            norm += row[3 * i + r];
+        }
+        norm = floor_at(norm / 3.0f, FLOOR);
+        for (int r = 0; r < 3; r++) rf[r] = sqrtf(row[3 * i + r] / norm);
+        for (int c = 0; c < 3; c++) {
+            const float sum = ((0.0f + u[c]) + u[3 + c]) + u[6 + c];
+            const float v = floor_at(col[3 * i + c] * b + (sum / 3.0f) * om, FLOOR);
+            col[3 * i + c] = v;
+            cf[c] = sqrtf(v);
+        }
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 3; c++)
+                direction[9 * i + 3 * r + c] = x[3 * r + c] / floor_at(rf[r] * cf[c], FLOOR);
+    }
+}
+
+/* Factored tensors with short rows (convolution kernels): the factors of a slice are final once
+ * the slice is read, so pass 1 writes each element's direction to the scratch and sums its
+ * squares (and the parameter's) while the block is in cache; pass 2 is the update, reading the
+ * directions instead of the gradient. The caller keeps rows + cols <= SCALED_SUMS_MAX. */
+#define SCALED_SUMS_MAX 2048
+static void directions_of(const Scalars *s, const Tensor *t, int64_t first, int64_t count,
+                          float *sums, float *direction) {
+    const int64_t rows = t->rows, cols = t->cols, size = rows * cols;
+    const float *g = (const float *)t->grad + first * size;
+    float *row = (float *)t->row + first * rows, *col = (float *)t->col + first * cols;
+    if (rows == 1 && cols == 1)
+        direction_pointwise(s, g, count, row, col, direction);
+    else if (rows == 3 && cols == 3)
+        direction_3x3(s, g, count, row, col, direction);
+    else
+        for (int64_t b = 0; b < count; b++)
+            direction_slice(s, g + b * size, rows, cols, row + b * rows, col + b * cols, sums,
+                            direction + b * size);
+}
+
+static void step_scaled(const Tensor *t, const Scalars *s) {
+    const int64_t batch = t->batch, size = t->rows * t->cols, numel = batch * size;
+    float *w = (float *)t->param, *m = (float *)t->exp_avg, *direction = (float *)t->factors;
+    float sums[SCALED_SUMS_MAX];
+    int64_t per_block = size >= CHUNK ? 1 : CHUNK / size;
+    if (per_block >= 8) per_block -= per_block % 8; /* whole groups of the 8-lane paths */
+    const int sequential = numel <= RMS_SEQUENTIAL_MAX;
+    SquareSum weights = {0}, directions = {0};
+    for (int64_t first = 0; first < batch; first += per_block) {
+        const int64_t count = batch - first < per_block ? batch - first : per_block;
+        const int64_t at = first * size, n = count * size;
+        directions_of(s, t, first, count, sums, direction + at);
+        add_squares(&directions, direction + at, n, sequential);
+        if (s->scale_parameter) add_squares(&weights, w + at, n, sequential);
+    }
+    const Step step = step_scalars(s, &weights, &directions, numel);
+    apply(s, step, direction, w, m, numel);
+}
+
+/* ---------------------------------------------------------------- the list, across threads */
+
+typedef struct {
+    const Tensor *tensors;
+    int64_t count;
+    const Scalars *scalars;
+    atomic_long next;
+} Work;
+
+static void *worker(void *arg) {
+    Work *work = arg;
+    for (;;) {
+        const long i = atomic_fetch_add(&work->next, 1);
+        if (i >= work->count) return NULL;
+        const Tensor *t = &work->tensors[i];
+        if (t->mode == MODE_ROWS)
+            step_factored(t, work->scalars);
+        else if (t->mode == MODE_SCALED)
+            step_scaled(t, work->scalars);
+        else
+            step_flat(t, work->scalars);
+    }
+}
+
+/* Steps every tensor, handing them out in the caller's order (largest first) to `threads`
+ * threads. lr and beta2t are read from their float32 tensors; constants are eps1, eps2,
+ * clip_threshold, beta1, 1 - beta1, weight_decay. */
+void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *lr,
+                           const float *beta2t, const float *constants, int scale_parameter,
+                           int threads) {
+    Scalars s;
+    s.lr = *lr;
+    s.beta2t = *beta2t;
+    s.one_minus_beta2t = 1.0f - s.beta2t;
+    s.eps1 = constants[0];
+    s.eps2 = constants[1];
+    s.clip_threshold = constants[2];
+    s.beta1 = constants[3];
+    s.one_minus_beta1 = constants[4];
+    s.weight_decay = constants[5];
+    s.scale_parameter = scale_parameter;
+    Work work = {tensors, count, &s, 0};
+    if (threads > count) threads = (int)count;
+    pthread_t helpers[64];
+    int started = 0;
+    for (int i = 1; i < threads && i < 64; i++)
+        if (pthread_create(&helpers[started], NULL, worker, &work) == 0) started++;
+    worker(&work);
+    for (int i = 0; i < started; i++) pthread_join(helpers[i], NULL);
+}

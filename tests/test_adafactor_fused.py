@@ -1,0 +1,220 @@
+"""AdaFactor's ``fused=True`` C kernel equals the reference bit for bit: parameters and all state.
+
+The shapes cover each way the kernel walks a parameter: flat (0-d, 1-element, above and below
+the 1,000-element RMS block), long rows (eight-row vector blocks with row and column tails),
+short rows (3x3 kernels in groups of eight and a tail, 1x1 kernels, other small slices), and
+what it leaves to the reference (a transposed parameter, a gradient of another layout, bfloat16).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import msoptim.kernels.adafactor as kernels
+from msoptim.kernels import _native
+from msoptim.optimizers.adafactor import AdaFactor
+
+SHAPES = [
+    (),
+    (1,),
+    (7,),
+    (1500,),
+    (3, 16),
+    (2, 16, 1, 1),
+    (2, 3, 2, 2),
+    (19, 37),
+    (5, 40, 24),
+    (33, 2100),
+    (9, 300),
+    (1, 16),
+    (16, 1),
+    (8, 8),
+    (300, 9),
+    (64, 64, 3, 3),
+    (3, 5, 3, 3),
+    (256, 64, 1, 1),
+    (2, 1, 40),
+]
+
+CONFIGS = {
+    "default": {},
+    "no-first-moment-wd": {"beta1": None, "weight_decay": 0.1},
+    "fixed-lr-wd": {"learning_rate": 0.1, "relative_step": False, "weight_decay": 0.05},
+    "eps-clip": {"eps": (1e-3, 0.5), "clip_threshold": 0.5, "decay_rate": 0.5},
+    "warmup-unscaled": {"warmup_init": True, "scale_parameter": False},
+}
+
+needs_compiler = pytest.mark.skipif(
+    kernels._load_native() is None, reason="no C compiler: the fused path runs the reference"
+)
+
+
+def _params(shapes=SHAPES, seed: int = 1) -> list[tuple[str, torch.nn.Parameter]]:
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        (f"p{i}", torch.nn.Parameter(torch.randn(shape, generator=gen) * (i + 1)))
+        for i, shape in enumerate(shapes)
+    ]
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach().contiguous()
+    return tensor.view({2: torch.int16, 4: torch.int32}[tensor.element_size()])
+
+
+def _run(kwargs: dict, fused: bool, shapes=SHAPES, steps: int = 3, grad_layout=None):
+    params = _params(shapes)
+    opt = AdaFactor(params, **kwargs, fused=fused)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(steps):
+        grads = [torch.randn(p.shape, generator=gen) * 0.1 for _, p in params]
+        if grad_layout is not None:
+            grads = [grad_layout(g) for g in grads]
+        opt(tuple(grads))
+    return [p for _, p in params], opt.ms_state_dict()
+
+
+def _assert_same_run(kwargs: dict, **run) -> None:
+    params_a, state_a = _run(kwargs, False, **run)
+    params_b, state_b = _run(kwargs, True, **run)
+    for index, (a, b) in enumerate(zip(params_a, params_b)):
+        assert a.dtype == b.dtype
+        assert a.stride() == b.stride()
+        assert torch.equal(_bits(a), _bits(b)), f"parameter {index} differs"
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        assert torch.equal(_bits(state_a[key]), _bits(state_b[key])), f"{key} differs"
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fused_equals_reference_bitwise(two_threads, name):
+    _assert_same_run(CONFIGS[name])
+
+
+@needs_compiler
+def test_portable_build_equals_reference_bitwise(monkeypatch):
+    """The kernel without its vector blocks (non-AVX machines) gives the same bits."""
+    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DMSOPTIM_PORTABLE",))
+    assert kernels._load_native(("-DMSOPTIM_PORTABLE",)) is not None
+    _assert_same_run(CONFIGS["default"])
+
+
+@needs_compiler
+def test_the_c_kernel_takes_what_it_can_and_the_reference_the_rest(monkeypatch):
+    calls = []
+    library = kernels._load_native()
+    real = library.msoptim_adafactor_step
+
+    def spy(*args):
+        calls.append(args[1].value)  # the number of parameters handed to the C kernel
+        return real(*args)
+
+    monkeypatch.setattr(library, "msoptim_adafactor_step", spy)
+    shapes = [(6, 5), (4, 3), (7,), (2, 2, 3)]
+    params = _params(shapes)
+    params.append(("t", torch.nn.Parameter(torch.randn(5, 4).t())))  # not contiguous
+    params.append(("bf16", torch.nn.Parameter(torch.randn(3, 4).bfloat16())))
+    opt = AdaFactor(params, fused=True)
+    opt(tuple(torch.ones(p.shape, dtype=p.dtype) for _, p in params))
+    assert calls == [len(shapes)]
+
+
+def _other_layout(grad: torch.Tensor) -> torch.Tensor:
+    """The same values with the last two axes stored swapped (not contiguous)."""
+    if grad.ndim < 2:
+        return grad
+    return grad.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
+@needs_compiler
+def test_gradients_of_another_layout_and_16bit_parameters_fall_back_exactly():
+    _assert_same_run(CONFIGS["default"], grad_layout=_other_layout)
+    shapes = [(4, 6), (5,)]
+    runs = []
+    for fused in (False, True):
+        gen = torch.Generator().manual_seed(0)
+        params = [
+            (f"p{i}", torch.nn.Parameter(torch.randn(s, generator=gen).bfloat16()))
+            for i, s in enumerate(shapes)
+        ]
+        opt = AdaFactor(params, fused=fused)
+        opt(tuple(torch.full(p.shape, 0.5, dtype=torch.bfloat16) for _, p in params))
+        runs.append([p.detach().clone() for _, p in params])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@needs_compiler
+def test_the_row_sums_are_sequential_where_pairwise_sums_differ(two_threads):
+    """Rows whose float32 total depends on the order: the C kernel adds in sequence, as the
+    reference (and MindSpore) does; a pairwise total would differ on this data."""
+    gen = torch.Generator().manual_seed(3)
+    grad = torch.randn(24, 1001, generator=gen) * torch.logspace(-3, 3, 1001)
+    upd = grad * grad
+    sequential = kernels.sum_along(upd, -1)
+    assert not torch.equal(sequential, upd.sum(-1)), "the data must make the order matter"
+    results = []
+    for fused in (False, True):
+        param = torch.nn.Parameter(torch.ones(24, 1001))
+        opt = AdaFactor([("w", param)], fused=fused)
+        opt((grad.clone(),))
+        results.append((param.detach().clone(), opt.state[param]["exp_avg_sq_row"].clone()))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+def test_rms_above_one_block_is_the_float64_sum_rounded_once():
+    x = torch.randn(5000, generator=torch.Generator().manual_seed(4))
+    square = x * x
+    want = torch.sqrt((square.double().sum().float() / 5000).double()).float()
+    assert torch.equal(kernels._rms(x), want)
+
+
+def test_without_a_compiler_the_fused_path_is_the_reference(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSOPTIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(_native, "_compiler", lambda: None)
+    flags = ("-DMSOPTIM_TEST_NO_COMPILER",)
+    assert _native.load("adafactor_native", flags) is None
+    assert "no C compiler" in _native.unavailable_reason("adafactor_native", flags)
+    monkeypatch.setattr(kernels, "NATIVE_FLAGS", flags)
+    _assert_same_run(CONFIGS["no-first-moment-wd"], shapes=[(6, 20), (3,), (4, 4, 3, 3)])
+
+
+def test_a_failing_build_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSOPTIM_CACHE_DIR", str(tmp_path))
+    flags = ("-DMSOPTIM_TEST_BAD_FLAG", "--no-such-option-for-any-compiler")
+    if _native._compiler() is None:
+        pytest.skip("no C compiler")
+    assert _native.load("adafactor_native", flags) is None
+    assert "failed" in _native.unavailable_reason("adafactor_native", flags)
+
+
+def test_fused_and_foreach_together_are_refused():
+    with pytest.raises(ValueError, match="'foreach' and 'fused' cannot both"):
+        AdaFactor([("w", torch.nn.Parameter(torch.ones(2)))], foreach=True, fused=True)
+
+
+@needs_compiler
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"learning_rate": [0.1, 0.05, 0.02], "relative_step": False}]
+)
+def test_the_fused_step_never_syncs_with_the_host(kwargs):
+    from test_compile import NoHostSync
+
+    params = _params([(6, 20), (3,), (4, 4, 3, 3)])
+    opt = AdaFactor(params, **kwargs, fused=True)
+    for _ in range(3):  # the first step too (state initialisation, the kernel's build)
+        with NoHostSync():
+            opt(tuple(torch.ones(p.shape) for _, p in params))
+    assert int(opt.global_step) == 3
