@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -318,7 +319,17 @@ _TABLE_COLUMNS = 11  # param, grad, exp_avg, row, col, sq, scratch, batch, rows,
 
 
 def _native_scalar(value: Tensor) -> bool:
-    return plain_float32(value) and value.device.type == "cpu" and value.numel() == 1
+    return _native_tensor(value) and value.numel() == 1
+
+
+def _native_tensor(tensor: Tensor) -> bool:
+    # The cheapest attribute reads first: this runs for every tensor at every step.
+    return (
+        tensor.dtype is torch.float32
+        and tensor.is_cpu
+        and plain_float32(tensor)
+        and tensor.is_contiguous()
+    )
 
 
 def _native_layout(
@@ -326,14 +337,46 @@ def _native_layout(
 ) -> bool:
     """A parameter the C kernel takes: it, its gradient and its state plain contiguous float32 CPU
     tensors of the sizes the kernel walks (it writes through raw pointers)."""
-    tensors = (
-        (param, grad, row, col, sq) if exp_avg is None else (param, grad, exp_avg, row, col, sq)
-    )
-    if param.numel() == 0 or not all(
-        plain_float32(t) and t.device.type == "cpu" and t.is_contiguous() for t in tensors
-    ):
+    if param.numel() == 0 or grad.shape != param.shape:
         return False
-    if grad.shape != param.shape or (exp_avg is not None and exp_avg.shape != param.shape):
+    if exp_avg is not None and not (exp_avg.shape == param.shape and _native_tensor(exp_avg)):
+        return False
+    for tensor in (param, grad, row, col, sq):
+        if not _native_tensor(tensor):
+            return False
+    return _native_states(param, row, col, sq)
+
+
+_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
+_SHAPE = operator.attrgetter("shape")
+
+
+def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | None) -> list[int]:
+    """The parameters the C kernel takes. One C-level pass per property over all the tensors
+    first (the usual case: every one qualifies), else :func:`_native_layout` one by one."""
+    params, grads, rows, cols, sqs = lists
+    tensors = [*params, *grads, *rows, *cols, *sqs, *(exp_avgs or ())]
+    shapes = list(map(_SHAPE, params))
+    if (
+        set(map(type, tensors)) <= _PLAIN_TYPES
+        and {t.dtype for t in tensors} == {torch.float32}
+        and all(map(operator.attrgetter("is_cpu"), tensors))
+        and all(map(Tensor.is_contiguous, tensors))
+        and shapes == list(map(_SHAPE, grads))
+        and (exp_avgs is None or shapes == list(map(_SHAPE, exp_avgs)))
+        and all(map(_native_states, params, rows, cols, sqs))
+    ):
+        return list(range(len(params)))
+    return [
+        i
+        for i, (param, grad, row, col, sq) in enumerate(zip(*lists))
+        if _native_layout(param, grad, None if exp_avgs is None else exp_avgs[i], row, col, sq)
+    ]
+
+
+def _native_states(param: Tensor, row: Tensor, col: Tensor, sq: Tensor) -> bool:
+    """The state buffers have the sizes the kernel walks (it writes through raw pointers)."""
+    if param.numel() == 0:
         return False
     if param.ndim < 2:
         return sq.numel() == param.numel()
@@ -382,9 +425,9 @@ def _native_step(
     plans = [_native_plan(params[i]) for i in order]
     scratch = flat_scratch(params[order[0]], sum(plan[-1] for plan in plans))
     address, offset = scratch.data_ptr(), 0
-    table = np.zeros((len(order), _TABLE_COLUMNS), dtype=np.int64)
-    for line, (i, (mode, batch, height, width, size)) in enumerate(zip(order, plans)):
-        table[line] = (
+    entries: list[int] = []
+    for i, (mode, batch, height, width, size) in zip(order, plans):
+        entries += (
             params[i].data_ptr(),
             grads[i].data_ptr(),
             0 if exp_avgs is None else exp_avgs[i].data_ptr(),
@@ -398,6 +441,7 @@ def _native_step(
             mode,
         )
         offset += size
+    table = np.array(entries, dtype=np.int64)
     constants = np.array(
         [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
     )
@@ -453,13 +497,7 @@ def adafactor_fused(
     library = None
     if not torch.compiler.is_compiling() and _native_scalar(lr) and _native_scalar(beta2t):
         library = _load_native(NATIVE_FLAGS)
-    native = []
-    if library is not None:
-        native = [
-            i
-            for i, (param, grad, row, col, sq) in enumerate(zip(*lists))
-            if _native_layout(param, grad, None if exp_avgs is None else exp_avgs[i], row, col, sq)
-        ]
+    native = [] if library is None else _native_indices(lists, exp_avgs)
     taken = set(native)
     rest = [i for i in range(len(params)) if i not in taken]
     options = {

@@ -333,7 +333,7 @@ static void direction_pointwise(const Scalars *s, const float *g, int64_t batch,
 /* 3x3 slices (convolution kernels), written out so that the compiler vectorizes across slices:
  * the same operations in the same order as direction_slice. */
 #if USE_AVX && defined(__AVX2__)
-/* Eight 3x3 slices at once, one per lane (gathered), as direction_3x3 computes each. */
+/* Eight 3x3 slices at once, one per lane, as direction_3x3 computes each. */
 static void direction_3x3_eight(const Scalars *s, const float *g, float *row, float *col,
                                 float *direction) {
     const __m256 b = _mm256_set1_ps(s->beta2t), om = _mm256_set1_ps(s->one_minus_beta2t);
@@ -342,10 +342,11 @@ static void direction_3x3_eight(const Scalars *s, const float *g, float *row, fl
     const __m256i nine = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
     const __m256i by3 = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
     __m256 x[9], u[9], rows[3], cols[3], rf[3], cf[3], out[9];
-    for (int e = 0; e < 9; e++) {
-        x[e] = _mm256_i32gather_ps(g + e, nine, 4);
-        u[e] = _mm256_add_ps(_mm256_mul_ps(x[e], x[e]), eps1);
-    }
+    /* elements 0-7 of each slice: eight loads and a transpose; element 8 gathered */
+    for (int k = 0; k < 8; k++) x[k] = _mm256_loadu_ps(g + 9 * k);
+    transpose8(x);
+    x[8] = _mm256_i32gather_ps(g + 8, nine, 4);
+    for (int e = 0; e < 9; e++) u[e] = _mm256_add_ps(_mm256_mul_ps(x[e], x[e]), eps1);
     /* floor_at(x, low) = x < low ? low : x, which keeps NaN: blend on the ordered compare */
 #define FLOOR_AT(x, low) _mm256_blendv_ps((x), (low), _mm256_cmp_ps((x), (low), _CMP_LT_OQ))
     __m256 norm = _mm256_setzero_ps();
@@ -372,12 +373,14 @@ static void direction_3x3_eight(const Scalars *s, const float *g, float *row, fl
             out[3 * r + c] = _mm256_div_ps(x[3 * r + c],
                                            FLOOR_AT(_mm256_mul_ps(rf[r], cf[c]), floor));
 #undef FLOOR_AT
-    float lanes[9][8], row_lanes[3][8], col_lanes[3][8];
-    for (int e = 0; e < 9; e++) _mm256_storeu_ps(lanes[e], out[e]);
+    float last[8], row_lanes[3][8], col_lanes[3][8];
+    _mm256_storeu_ps(last, out[8]);
+    transpose8(out); /* back to slices: out[k] holds elements 0-7 of slice k */
     for (int r = 0; r < 3; r++) _mm256_storeu_ps(row_lanes[r], rows[r]);
     for (int c = 0; c < 3; c++) _mm256_storeu_ps(col_lanes[c], cols[c]);
     for (int k = 0; k < 8; k++) {
-        for (int e = 0; e < 9; e++) direction[9 * k + e] = lanes[e][k];
+        _mm256_storeu_ps(direction + 9 * k, out[k]);
+        direction[9 * k + 8] = last[k];
         for (int r = 0; r < 3; r++) row[3 * k + r] = row_lanes[r][k];
         for (int c = 0; c < 3; c++) col[3 * k + c] = col_lanes[c][k];
     }
