@@ -4,8 +4,10 @@ Each module has ``<optimizer>_update`` (one tensor's update, in MindSpore's floa
 ``<optimizer>_reference`` (a loop calling it eagerly: the ground truth) and, where it pays,
 ``<optimizer>_foreach`` (the same arithmetic with ``torch._foreach_*`` ops) and
 ``<optimizer>_fused`` (``<optimizer>_update`` compiled by Inductor, see
-:mod:`msoptim.kernels._fused`). Tests compare every path with the reference bit for bit, state
-included. Kernels mutate in place and return None.
+:mod:`msoptim.kernels._fused`; AdaFactor's is C, ``adafactor_native.c``, built by
+:mod:`msoptim.kernels._native`, because its sequential sums are an order Inductor does not keep).
+Tests compare every path with the reference bit for bit, state included. Kernels mutate in place
+and return None.
 
 Which path a step takes (:func:`select_kernel`), per parameter group:
 
