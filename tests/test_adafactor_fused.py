@@ -35,6 +35,8 @@ SHAPES = [
     (3, 5, 3, 3),
     (256, 64, 1, 1),
     (2, 1, 40),
+    (2, 9, 12),  # short rows (< 16) long enough for the eight-row vector block
+    (2100, 3),  # short rows with too many of them for the short-row walk: the long-row one
 ]
 
 CONFIGS = {

@@ -142,11 +142,13 @@ class AdaFactor(Optimizer):
         loss_scale: accepted and validated; AdaFactor never unscales (as in MindSpore).
         foreach: ``None`` (foreach on CUDA), True or False.
         fused: ``True`` runs the C kernel (bit-identical to the reference, 8-11x faster on
-            ResNet-50 and GPT-2 shapes; plain contiguous float32 CPU tensors; built with the system
-            C compiler on first use, see ``msoptim.kernels.adafactor.adafactor_fused``); the rest
-            runs the reference (foreach on CUDA). It keeps a scratch buffer as large as the
-            parameters whose last axis is shorter than 16 (convolution kernels). ``None`` or
-            ``False``: not used.
+            ResNet-50 and GPT-2 shapes; plain contiguous float32 CPU tensors; built once per
+            machine with the system C compiler, under a second, see
+            ``msoptim.kernels.adafactor.adafactor_fused``); the rest runs the reference (foreach
+            on CUDA). It keeps a scratch buffer as large as the parameters whose last axis is
+            shorter than 16 (convolution kernels). ``None`` (default): the same when ``foreach``
+            is unset too (the fastest path; unlike the Inductor-compiled kernels of the other
+            optimizers it costs no compile per process). ``False``: never.
 
     Example:
         >>> import torch
@@ -352,7 +354,8 @@ class AdaFactor(Optimizer):
             lr = _relative_step_size(step, group["warmup_init"])
         eps1, eps2 = group["eps"]
         beta1 = 0.0 if group["beta1"] is None else _f32(group["beta1"])
-        if group.get("fused"):  # ``get``: checkpoints saved before the option load too
+        fused = group.get("fused")  # ``get``: checkpoints saved before the option load too
+        if fused or (fused is None and group["foreach"] is None):
             kernel = adafactor_fused
         elif use_foreach(group["foreach"], params):
             kernel = adafactor_foreach
