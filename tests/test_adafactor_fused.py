@@ -240,3 +240,23 @@ def test_under_torch_compile_the_fused_step_is_the_reference_math():
         eager.step()
     for (name, a), (_, b) in zip(compiled_params, eager_params):
         assert torch.equal(a, b), name
+
+
+@needs_compiler
+def test_the_c_kernel_bumps_version_counters():
+    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
+    params = _params([(6, 20), (3,), (4, 4, 3, 3)])
+    opt = AdaFactor(params, fused=True)
+    weight = params[0][1]
+    state_before = None
+    for step in range(2):
+        if step == 1:
+            state_before = opt.state[weight]["exp_avg_sq_row"]._version
+        before = weight._version
+        opt(tuple(torch.ones(p.shape) for _, p in params))
+        assert weight._version > before
+    assert opt.state[weight]["exp_avg_sq_row"]._version > state_before
+    saved = (weight * weight).sum()  # saves weight for backward
+    opt(tuple(torch.ones(p.shape) for _, p in params))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()

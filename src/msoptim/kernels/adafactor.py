@@ -445,6 +445,10 @@ def _native_step(
     constants = np.array(
         [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
     )
+    # The kernel writes through raw pointers: bump the version counters as an in-place op would,
+    # so that autograd still refuses a backward through a tensor saved before this step.
+    written = [*params, *rows, *cols, *sqs, *(exp_avgs or ())]
+    torch._C._increment_version(written)
     library.msoptim_adafactor_step(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_int64(len(order)),
