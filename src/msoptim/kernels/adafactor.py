@@ -25,8 +25,9 @@ across as many threads as the recording machine had) is summed in float64 and ro
 every device: independent of the order, so every path gives the same bits. Other devices,
 DTensors and traced tensors use ``torch.sum`` for the means and the smaller RMS sums, whose order
 moves a mean or an RMS by an ulp now and then: measured on the golden case, at most 2 ulp in the
-parameters over 10 steps and 2 ulp of the tensor's scale in ``exp_avg``. (2) torch's vectorized float32 CPU ``sqrt`` is not correctly rounded; every square
-root here is the float64 one rounded once (exact). 16-bit parameters are computed in float32 and
+parameters over 10 steps and 2 ulp of the tensor's scale in ``exp_avg``. (2) torch's vectorized
+float32 CPU ``sqrt`` is not correctly rounded; every square root here is the float64 one rounded
+once (exact). 16-bit parameters are computed in float32 and
 rounded once, as the kernel does. Reductions are ``sum`` / ``numel`` on the tensors themselves, so
 a DTensor parameter gets the global RMS (a ``Partial`` sum that the next op reduces).
 """
@@ -337,7 +338,7 @@ def _native_layout(
 ) -> bool:
     """A parameter the C kernel takes: it, its gradient and its state plain contiguous float32 CPU
     tensors of the sizes the kernel walks (it writes through raw pointers)."""
-    if param.numel() == 0 or grad.shape != param.shape:
+    if grad.shape != param.shape:
         return False
     if exp_avg is not None and not (exp_avg.shape == param.shape and _native_tensor(exp_avg)):
         return False
@@ -441,7 +442,7 @@ def _native_step(
             mode,
         )
         offset += size
-    table = np.array(entries, dtype=np.int64)
+    table = np.array(entries, dtype=np.int64).reshape(-1, _TABLE_COLUMNS)
     constants = np.array(
         [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
     )
@@ -487,13 +488,15 @@ def adafactor_fused(
     weight_decay: float,
     scale_parameter: bool,
 ) -> None:
-    """:func:`adafactor_reference`'s arithmetic, bit for bit, in three passes over each tensor.
+    """:func:`adafactor_reference`'s arithmetic, bit for bit, in two or three passes over a tensor.
 
     Plain contiguous float32 CPU tensors run the C kernel ``adafactor_native.c`` (built on first
-    use, see :mod:`msoptim.kernels._native`): pass 1 reads the gradient once for the row and
-    column sums (sequential, as the reference's), pass 2 reads it and the parameter for the two
-    RMS sums, pass 3 applies the update; the parameters are shared among ``torch.get_num_threads()``
-    threads. Everything else (other dtypes or devices, DTensors, non-contiguous tensors, calls
+    use, see :mod:`msoptim.kernels._native`): with long rows, pass 1 reads the gradient once for
+    the row and column sums (sequential, as the reference's), pass 2 reads it and the parameter
+    for the two RMS sums, pass 3 applies the update; with rows shorter than :data:`SHORT_ROW`
+    (convolution kernels) the first two are one cache-blocked pass that keeps the directions in a
+    scratch buffer as large as the parameter. The parameters are shared among
+    ``torch.get_num_threads()`` threads, largest first. Everything else (other dtypes or devices, DTensors, non-contiguous tensors, calls
     made while dynamo traces, a machine without a C compiler) runs :func:`adafactor_reference`, or
     :func:`adafactor_foreach` on CUDA.
     """

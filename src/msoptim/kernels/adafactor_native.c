@@ -1,12 +1,18 @@
 /* AdaFactor's step for plain contiguous float32 CPU tensors, in MindSpore FusedAdaFactor's order.
  *
  * The arithmetic and its order are msoptim.kernels.adafactor's reference (read its docstring
- * first); this file only changes how the memory is walked. Per tensor, three passes:
+ * first); this file only changes how the memory is walked. A factored parameter with long rows
+ * (MODE_ROWS: linear layers, embeddings) takes three passes:
  *
  *   1. read g: each row's and each column's sequential float32 sum of g*g + eps1 (the kernel's
  *      loops), then the small row/column work (state update, normalizer, square roots).
  *   2. read g (and w): sum of the squared direction (and of w*w) for the two RMS values.
  *   3. read g, w, exp_avg; write w, exp_avg: the update.
+ *
+ * With short rows (MODE_SCALED: convolution kernels) a slice's factors are final once the slice
+ * is read, so passes 1 and 2 are one cache-blocked pass that writes the directions to scratch,
+ * and pass 3 reads them instead of g. A flat parameter (MODE_FLAT: ndim < 2) updates its full
+ * second moment, then takes passes 2 and 3.
  *
  * Row sums run eight rows at a time, one row per vector lane, so each lane still adds its
  * row's terms in order: an 8x8 tile is transposed in registers. Nothing here may be fused or
@@ -19,7 +25,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__AVX__) && !defined(MSOPTIM_PORTABLE)
