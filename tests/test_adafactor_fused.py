@@ -260,3 +260,12 @@ def test_the_c_kernel_bumps_version_counters():
     opt(tuple(torch.ones(p.shape) for _, p in params))
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         saved.backward()
+
+
+def test_an_unwritable_cache_directory_falls_back_to_a_temporary_one(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setattr(_native.tempfile, "gettempdir", lambda: str(tmp_path))
+    chosen = _native._writable(blocked / "cache")
+    assert chosen.parent == tmp_path
+    assert chosen.name.startswith("msoptim-")

@@ -58,7 +58,8 @@ def _cpu_flags() -> str:
 
 def _writable(directory: Path) -> Path:
     """``directory``, created if needed; a per-user temporary directory if it cannot be."""
-    for candidate in (directory, Path(tempfile.gettempdir()) / f"msoptim-{os.getuid()}"):
+    user = getattr(os, "getuid", lambda: "user")()  # no getuid on Windows
+    for candidate in (directory, Path(tempfile.gettempdir()) / f"msoptim-{user}"):
         try:
             candidate.mkdir(parents=True, exist_ok=True)
         except OSError:
