@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import msoptim.kernels.adafactor as kernels
 from msoptim.kernels import _native
@@ -65,12 +67,14 @@ def _bits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.view({2: torch.int16, 4: torch.int32}[tensor.element_size()])
 
 
-def _run(kwargs: dict, fused: bool, shapes=SHAPES, steps: int = 3, grad_layout=None):
+def _run(
+    kwargs: dict, fused: bool, shapes=SHAPES, steps: int = 3, grad_layout=None, grad_scale=0.1
+):
     params = _params(shapes)
     opt = AdaFactor(params, **kwargs, fused=fused)
     gen = torch.Generator().manual_seed(2)
     for _ in range(steps):
-        grads = [torch.randn(p.shape, generator=gen) * 0.1 for _, p in params]
+        grads = [torch.randn(p.shape, generator=gen) * grad_scale for _, p in params]
         if grad_layout is not None:
             grads = [grad_layout(g) for g in grads]
         opt(tuple(grads))
@@ -269,3 +273,24 @@ def test_an_unwritable_cache_directory_falls_back_to_a_temporary_one(monkeypatch
     chosen = _native._writable(blocked / "cache")
     assert chosen.parent == tmp_path
     assert chosen.name.startswith("msoptim-")
+
+
+_DIMENSION = st.sampled_from([1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33])
+
+
+@needs_compiler
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=4), min_size=1, max_size=4),
+    config=st.sampled_from(sorted(CONFIGS)),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+)
+def test_random_shapes_and_configs_equal_the_reference(shapes, config, scale):
+    """Shapes drawn from lengths around the vector widths (tails of 1-7, whole blocks of 8)."""
+    shapes = [tuple(s) for s in shapes]
+    params_a, state_a = _run(CONFIGS[config], False, shapes=shapes, steps=2, grad_scale=scale)
+    params_b, state_b = _run(CONFIGS[config], True, shapes=shapes, steps=2, grad_scale=scale)
+    for a, b in zip(params_a, params_b):
+        assert torch.equal(_bits(a), _bits(b))
+    for key in state_a:
+        assert torch.equal(_bits(state_a[key]), _bits(state_b[key])), key
