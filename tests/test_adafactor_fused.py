@@ -294,3 +294,28 @@ def test_random_shapes_and_configs_equal_the_reference(shapes, config, scale):
         assert torch.equal(_bits(a), _bits(b))
     for key in state_a:
         assert torch.equal(_bits(state_a[key]), _bits(state_b[key])), key
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bits where finite or infinite, NaN at the same places (a NaN's payload depends on
+    which operand an instruction propagates)."""
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and torch.equal(_bits(a[~nan]), _bits(b[~nan]))
+
+
+@needs_compiler
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.0])
+def test_non_finite_and_signed_zero_gradients_match_the_reference(value):
+    shapes = [(19, 37), (3, 9, 3, 3), (2, 16, 1, 1), (1500,), (5,)]
+
+    def poisoned(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad.view(-1)[:: max(1, grad.numel() // 3)] = value
+        return grad
+
+    params_a, state_a = _run(CONFIGS["default"], False, shapes=shapes, grad_layout=poisoned)
+    params_b, state_b = _run(CONFIGS["default"], True, shapes=shapes, grad_layout=poisoned)
+    for index, (a, b) in enumerate(zip(params_a, params_b)):
+        assert _same_values(a.detach(), b.detach()), f"parameter {index}"
+    for key in state_a:
+        assert _same_values(state_a[key], state_b[key]), key
