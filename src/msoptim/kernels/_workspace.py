@@ -9,20 +9,22 @@ from torch import Tensor
 
 __all__ = ["flat_scratch", "scratch_like"]
 
+_Store = dict[int, tuple[weakref.ref[Tensor], Tensor]]
+
 #: One buffer per owner (a tensor that lives as long as the optimizer, held weakly).
-_SCRATCH: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+_SCRATCH: _Store = {}
 #: The same, for :func:`flat_scratch` (an owner may have both).
-_FLAT: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+_FLAT: _Store = {}
 
 
-def _kept_scratch(owner: Tensor) -> Tensor | None:
-    entry = _SCRATCH.get(id(owner))
+def _kept(store: _Store, owner: Tensor) -> Tensor | None:
+    entry = store.get(id(owner))
     return entry[1] if entry is not None and entry[0]() is owner else None
 
 
-def _keep_scratch(owner: Tensor, buffer: Tensor) -> None:
+def _keep(store: _Store, owner: Tensor, buffer: Tensor) -> None:
     key = id(owner)
-    _SCRATCH[key] = (weakref.ref(owner, lambda _: _SCRATCH.pop(key, None)), buffer)
+    store[key] = (weakref.ref(owner, lambda _: store.pop(key, None)), buffer)
 
 
 def scratch_like(params: list[Tensor], owner: Tensor) -> list[Tensor]:
@@ -38,14 +40,14 @@ def scratch_like(params: list[Tensor], owner: Tensor) -> list[Tensor]:
     for param, ok in zip(params, dense):
         if ok:
             needed[param.dtype] = needed.get(param.dtype, 0) + param.numel()
-    kept = _kept_scratch(owner)
+    kept = _kept(_SCRATCH, owner)
     buffers = {} if kept is None else {kept.dtype: kept}
     if len(needed) == 1:
         dtype, total = next(iter(needed.items()))
         buffer = buffers.get(dtype)
         if buffer is None or buffer.numel() < total or buffer.device != owner.device:
             buffer = torch.empty(total, dtype=dtype, device=owner.device)
-            _keep_scratch(owner, buffer)
+            _keep(_SCRATCH, owner, buffer)
         buffers = {dtype: buffer}
     offsets = dict.fromkeys(buffers, 0)
     result = []
@@ -63,10 +65,9 @@ def scratch_like(params: list[Tensor], owner: Tensor) -> list[Tensor]:
 def flat_scratch(owner: Tensor, numel: int) -> Tensor:
     """An uninitialised contiguous float32 CPU buffer of at least ``numel`` elements, kept for
     ``owner`` (reused, so valid until the next call with the same owner)."""
-    key = id(owner)
-    entry = _FLAT.get(key)
-    if entry is not None and entry[0]() is owner and entry[1].numel() >= numel:
-        return entry[1]
+    kept = _kept(_FLAT, owner)
+    if kept is not None and kept.numel() >= numel:
+        return kept
     buffer = torch.empty(max(numel, 1), dtype=torch.float32)
-    _FLAT[key] = (weakref.ref(owner, lambda _: _FLAT.pop(key, None)), buffer)
+    _keep(_FLAT, owner, buffer)
     return buffer
