@@ -327,3 +327,21 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
         pytest.skip("no C compiler on this machine")
     assert kernels._load_native() is not None, _native.unavailable_reason("adafactor_native")
     assert kernels._load_native(("-DMSOPTIM_PORTABLE",)) is not None
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("config", ["default", "no-first-moment-wd"])
+def test_tensors_larger_than_a_share_are_walked_by_all_threads_exactly(threads, config):
+    """From three threads on, a tensor above an even share of the step is split across them
+    phase by phase (rows and columns, slices, elements); the sums keep their order, the bits
+    stay the reference's. (Two threads: the queue, for comparison.)"""
+    shapes = [(3, 50, 700), (1201, 37), (700, 12, 3, 3), (300, 64, 1, 1), (2, 9, 12), (5,)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for shape in shapes[:4]:  # each alone: the whole step is that tensor
+            _assert_same_run(CONFIGS[config], shapes=[shape, (5,)], steps=2)
+        _assert_same_run(CONFIGS[config], shapes=shapes, steps=2)
+    finally:
+        torch.set_num_threads(before)

@@ -496,7 +496,8 @@ def adafactor_fused(
     for the two RMS sums, pass 3 applies the update; with rows shorter than :data:`SHORT_ROW`
     (convolution kernels) the first two are one cache-blocked pass that keeps the directions in a
     scratch buffer as large as the parameter. The parameters are shared among
-    ``torch.get_num_threads()`` threads, largest first. Everything else (other dtypes or devices, DTensors, non-contiguous tensors, calls
+    ``torch.get_num_threads()`` threads, largest first; from three threads on, a parameter larger
+    than an even share of the step (an embedding) is walked by all of them together. Everything else (other dtypes or devices, DTensors, non-contiguous tensors, calls
     made while dynamo traces, a machine without a C compiler) runs :func:`adafactor_reference`, or
     :func:`adafactor_foreach` on CUDA.
     """

@@ -14,6 +14,9 @@
  * and pass 3 reads them instead of g. A flat parameter (MODE_FLAT: ndim < 2) updates its full
  * second moment, then takes passes 2 and 3.
  *
+ * Parameters are handed out to threads largest first; from TEAM_MIN_THREADS threads on, one
+ * larger than an even share of the step is walked by all threads together, phase by phase.
+ *
  * Row sums run eight rows at a time, one row per vector lane, so each lane still adds its
  * row's terms in order: an 8x8 tile is transposed in registers. Nothing here may be fused or
  * reassociated: the build uses -ffp-contract=off and no -ffast-math (msoptim.kernels._native).
@@ -77,7 +80,8 @@ static inline void transpose8(__m256 r[8]) {
     }
 }
 
-/* Eight rows starting at g: row_sum[0..8) and col_sum[0..cols) continue their sums. */
+/* Eight rows starting at g: row_sum[0..8) and (unless NULL) col_sum[0..cols) continue their
+ * sums. */
 static void sum_eight_rows(const float *g, int64_t cols, float eps1, float *row_sum,
                            float *col_sum) {
     const __m256 eps = _mm256_set1_ps(eps1);
@@ -85,13 +89,15 @@ static void sum_eight_rows(const float *g, int64_t cols, float eps1, float *row_
     int64_t c = 0;
     for (; c + 8 <= cols; c += 8) {
         __m256 u[8];
-        __m256 column = _mm256_loadu_ps(col_sum + c);
         for (int k = 0; k < 8; k++) {
             __m256 x = _mm256_loadu_ps(g + k * cols + c);
             u[k] = _mm256_add_ps(_mm256_mul_ps(x, x), eps);
-            column = _mm256_add_ps(column, u[k]); /* rows in order */
         }
-        _mm256_storeu_ps(col_sum + c, column);
+        if (col_sum != NULL) {
+            __m256 column = _mm256_loadu_ps(col_sum + c);
+            for (int k = 0; k < 8; k++) column = _mm256_add_ps(column, u[k]); /* rows in order */
+            _mm256_storeu_ps(col_sum + c, column);
+        }
         transpose8(u);
         for (int j = 0; j < 8; j++) lanes = _mm256_add_ps(lanes, u[j]); /* columns in order */
     }
@@ -102,17 +108,18 @@ static void sum_eight_rows(const float *g, int64_t cols, float eps1, float *row_
             float x = g[k * cols + c];
             float u = x * x + eps1;
             acc[k] += u;
-            col_sum[c] += u;
+            if (col_sum != NULL) col_sum[c] += u;
         }
     }
     memcpy(row_sum, acc, sizeof acc);
 }
 #endif
 
-/* row_sum[r] = sum over c of g*g + eps1, col_sum[c] = sum over r, each in index order. */
+/* row_sum[r] = sum over c of g*g + eps1, col_sum[c] = sum over r, each in index order; with
+ * col_sum NULL, the row sums only. */
 static void row_and_column_sums(const float *g, int64_t rows, int64_t cols, float eps1,
                                 float *row_sum, float *col_sum) {
-    memset(col_sum, 0, (size_t)cols * sizeof(float));
+    if (col_sum != NULL) memset(col_sum, 0, (size_t)cols * sizeof(float));
     int64_t r = 0;
 #if USE_AVX
     if (cols >= 8)
@@ -124,9 +131,19 @@ static void row_and_column_sums(const float *g, int64_t rows, int64_t cols, floa
         for (int64_t c = 0; c < cols; c++) {
             float u = x[c] * x[c] + eps1;
             acc += u;
-            col_sum[c] += u;
+            if (col_sum != NULL) col_sum[c] += u;
         }
         row_sum[r] = acc;
+    }
+}
+
+/* col_sum[c] for c in [first, last) of one (rows, cols) slice, adding the rows in order. */
+static void column_sums(const float *g, int64_t rows, int64_t cols, float eps1, int64_t first,
+                        int64_t last, float *col_sum) {
+    for (int64_t c = first; c < last; c++) col_sum[c] = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = g + r * cols;
+        for (int64_t c = first; c < last; c++) col_sum[c] += x[c] * x[c] + eps1;
     }
 }
 
@@ -463,6 +480,201 @@ static void step_scaled(const Tensor *t, const Scalars *s) {
     apply(s, step, direction, w, m, numel);
 }
 
+/* ---------------------------------------------------------------- one large tensor, all threads
+ *
+ * A tensor larger than an even share of the step (an embedding among few threads, or a model of
+ * one matrix) would keep one thread busy while the others wait, so all threads walk it together,
+ * phase by phase (each phase a parallel loop over contiguous ranges, joined before the next).
+ * The sequential sums keep their order: row sums by ranges of whole rows, column sums by ranges
+ * of whole columns (so pass 1 reads the gradient twice); the RMS sums are float64 lanes per
+ * thread, added after the join (any order: see the header). */
+
+#define TEAM_MAX 64
+
+typedef struct Team Team;
+typedef void (*Part)(Team *team, int part, int64_t first, int64_t last);
+struct Team {
+    const Tensor *t;
+    const Scalars *s;
+    int parts;
+    Step step;
+    SquareSum weights[TEAM_MAX], directions[TEAM_MAX];
+};
+
+typedef struct {
+    Team *team;
+    Part part_fn;
+    int part;
+    int64_t first, last;
+} Job;
+
+static void *run_job(void *arg) {
+    Job *job = arg;
+    if (job->first < job->last) job->part_fn(job->team, job->part, job->first, job->last);
+    return NULL;
+}
+
+static void share_of(int64_t n, int shares, int index, int64_t align, int64_t *first,
+                     int64_t *last);
+
+/* part_fn over [0, n) in team->parts contiguous ranges (multiples of align), one per thread. */
+static void parallel_for(Team *team, int64_t n, int64_t align, Part part_fn) {
+    Job jobs[TEAM_MAX];
+    pthread_t ids[TEAM_MAX];
+    int started[TEAM_MAX];
+    for (int p = 0; p < team->parts; p++) {
+        jobs[p] = (Job){team, part_fn, p, 0, 0};
+        share_of(n, team->parts, p, align, &jobs[p].first, &jobs[p].last);
+    }
+    for (int p = 1; p < team->parts; p++) {
+        started[p] = pthread_create(&ids[p], NULL, run_job, &jobs[p]) == 0;
+        if (!started[p]) run_job(&jobs[p]);
+    }
+    run_job(&jobs[0]);
+    for (int p = 1; p < team->parts; p++)
+        if (started[p]) pthread_join(ids[p], NULL);
+}
+
+static Step team_step(Team *team, int64_t numel) {
+    SquareSum weights = {0}, directions = {0};
+    for (int p = 0; p < team->parts; p++)
+        for (int k = 0; k < WIDE_LANES; k++) {
+            weights.wide[k] += team->weights[p].wide[k];
+            directions.wide[k] += team->directions[p].wide[k];
+        }
+    return step_scalars(team->s, &weights, &directions, numel);
+}
+
+/* The range of [0, n) that share `index` of `shares` covers, in multiples of align. */
+static void share_of(int64_t n, int shares, int index, int64_t align, int64_t *first,
+                     int64_t *last) {
+    int64_t size = (n + shares - 1) / shares;
+    size = (size + align - 1) / align * align;
+    *first = index * size < n ? index * size : n;
+    *last = *first + size < n ? *first + size : n;
+}
+
+/* Long rows, pass 1: half the threads sum ranges of whole rows (global rows: batch * rows of
+ * them, contiguous in memory), the other half ranges of whole columns, both sweeps at once. */
+static void sums_of_rows_or_columns(Team *team, int part, int64_t first, int64_t last) {
+    const Tensor *t = team->t;
+    const int row_parts = (team->parts + 1) / 2, column_parts = team->parts - row_parts;
+    const int64_t slice = t->rows * t->cols;
+    float *col_factor = (float *)t->factors + t->batch * t->rows;
+    (void)first;
+    (void)last;
+    int64_t begin, end;
+    if (column_parts == 0) { /* a team of one: both sums in one sweep, slice by slice */
+        for (int64_t b = 0; b < t->batch; b++)
+            row_and_column_sums((const float *)t->grad + b * slice, t->rows, t->cols,
+                                team->s->eps1, (float *)t->factors + b * t->rows,
+                                col_factor + b * t->cols);
+        return;
+    }
+    if (part < row_parts) {
+        share_of(t->batch * t->rows, row_parts, part, 8, &begin, &end);
+        if (begin < end)
+            row_and_column_sums((const float *)t->grad + begin * t->cols, end - begin, t->cols,
+                                team->s->eps1, (float *)t->factors + begin, NULL);
+        return;
+    }
+    share_of(t->cols, column_parts, part - row_parts, 16, &begin, &end);
+    for (int64_t b = 0; b < t->batch && begin < end; b++)
+        column_sums((const float *)t->grad + b * slice, t->rows, t->cols, team->s->eps1, begin,
+                    end, col_factor + b * t->cols);
+}
+
+/* Each global row of [first, last) in pieces of at most CHUNK directions: sums, or the update. */
+static void row_pieces(Team *team, int part, int64_t first, int64_t last, int update) {
+    const Tensor *t = team->t;
+    const float *g = (const float *)t->grad, *row_factor = (const float *)t->factors;
+    const float *col_factor = row_factor + t->batch * t->rows;
+    float *w = (float *)t->param, *m = (float *)t->exp_avg;
+    float buffer[CHUNK];
+    if (!update && team->s->scale_parameter)
+        add_squares(&team->weights[part], w + first * t->cols, (last - first) * t->cols, 0);
+    for (int64_t row = first; row < last; row++) {
+        const float *cf = col_factor + row / t->rows * t->cols;
+        for (int64_t c = 0; c < t->cols; c += CHUNK) {
+            const int64_t at = row * t->cols + c, n = t->cols - c < CHUNK ? t->cols - c : CHUNK;
+            factored_direction(g + at, row_factor[row], cf + c, n, buffer);
+            if (update)
+                apply(team->s, team->step, buffer, w + at, m == NULL ? NULL : m + at, n);
+            else
+                add_squares(&team->directions[part], buffer, n, 0);
+        }
+    }
+}
+
+static void sums_part(Team *team, int part, int64_t first, int64_t last) {
+    row_pieces(team, part, first, last, 0);
+}
+
+static void update_part(Team *team, int part, int64_t first, int64_t last) {
+    row_pieces(team, part, first, last, 1);
+}
+
+static void team_factored(Team *team) {
+    const Tensor *t = team->t;
+    const int64_t batch = t->batch, rows = t->rows, cols = t->cols;
+    float *row_factor = (float *)t->factors, *col_factor = row_factor + batch * rows;
+    parallel_for(team, team->parts, 1, sums_of_rows_or_columns); /* one job a thread */
+    for (int64_t b = 0; b < batch; b++)
+        update_factors(team->s, rows, cols, (float *)t->row + b * rows,
+                       (float *)t->col + b * cols, row_factor + b * rows, col_factor + b * cols);
+    parallel_for(team, batch * rows, 8, sums_part);
+    team->step = team_step(team, batch * rows * cols);
+    parallel_for(team, batch * rows, 8, update_part);
+}
+
+/* Short rows. Ranges of slices for the first pass, of elements for the update. */
+static void slices_part(Team *team, int part, int64_t first, int64_t last) {
+    const Tensor *t = team->t;
+    const int64_t size = t->rows * t->cols;
+    float *w = (float *)t->param, *direction = (float *)t->factors;
+    float sums[SCALED_SUMS_MAX];
+    int64_t per_block = size >= CHUNK ? 1 : CHUNK / size;
+    if (per_block >= 8) per_block -= per_block % 8;
+    for (int64_t slice = first; slice < last; slice += per_block) {
+        const int64_t count = last - slice < per_block ? last - slice : per_block;
+        const int64_t at = slice * size, n = count * size;
+        directions_of(team->s, t, slice, count, sums, direction + at);
+        add_squares(&team->directions[part], direction + at, n, 0);
+        if (team->s->scale_parameter) add_squares(&team->weights[part], w + at, n, 0);
+    }
+}
+
+static void elements_part(Team *team, int part, int64_t first, int64_t last) {
+    const Tensor *t = team->t;
+    float *m = (float *)t->exp_avg;
+    (void)part;
+    apply(team->s, team->step, (const float *)t->factors + first, (float *)t->param + first,
+          m == NULL ? NULL : m + first, last - first);
+}
+
+static void team_scaled(Team *team) {
+    const Tensor *t = team->t;
+    const int64_t numel = t->batch * t->rows * t->cols;
+    parallel_for(team, t->batch, 8, slices_part);
+    team->step = team_step(team, numel);
+    parallel_for(team, numel, 16, elements_part);
+}
+
+/* From this many threads on, a tensor above an even share is walked by all of them. With two,
+ * the list is left to the queue: on the 2-vCPU VM of bench/RESULTS.md a team of two was 1.26x
+ * faster on one 50257 x 768 matrix but 0.95x on one 2048 x 512 x 3 x 3 kernel (its first pass is
+ * arithmetic-bound, and two vCPUs there share one core's arithmetic). */
+#ifndef TEAM_MIN_THREADS /* bench/adafactor_threads.py builds it with 2 to time a team of two */
+#define TEAM_MIN_THREADS 3
+#endif
+
+/* Whether all threads should walk this tensor together (sums in float64: above one block). */
+static int shared_by_all(const Tensor *t, int64_t total, int threads) {
+    const int64_t numel = t->batch * t->rows * t->cols;
+    return threads >= TEAM_MIN_THREADS && t->mode != MODE_FLAT && numel > RMS_SEQUENTIAL_MAX &&
+           numel * threads > total;
+}
+
 /* ---------------------------------------------------------------- the list, across threads */
 
 typedef struct {
@@ -487,8 +699,9 @@ static void *worker(void *arg) {
     }
 }
 
-/* Steps every tensor, handing them out in the caller's order (largest first) to `threads`
- * threads. lr and beta2t are read from their float32 tensors; constants are eps1, eps2,
+/* Steps every tensor: those larger than an even share of the step (the first ones: the caller
+ * orders them largest first) with all threads together, then the rest handed out in order to
+ * `threads` threads. lr and beta2t are read from their float32 tensors; constants are eps1, eps2,
  * clip_threshold, beta1, 1 - beta1, weight_decay. */
 void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *lr,
                            const float *beta2t, const float *constants, int scale_parameter,
@@ -504,8 +717,18 @@ void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *l
     s.one_minus_beta1 = constants[4];
     s.weight_decay = constants[5];
     s.scale_parameter = scale_parameter;
-    Work work = {tensors, count, &s, 0};
-    if (threads > count) threads = (int)count;
+    if (threads > TEAM_MAX) threads = TEAM_MAX;
+    int64_t total = 0, shared = 0;
+    for (int64_t i = 0; i < count; i++) total += tensors[i].batch * tensors[i].rows * tensors[i].cols;
+    for (; shared < count && shared_by_all(&tensors[shared], total, threads); shared++) {
+        Team team = {.t = &tensors[shared], .s = &s, .parts = threads};
+        if (tensors[shared].mode == MODE_ROWS)
+            team_factored(&team);
+        else
+            team_scaled(&team);
+    }
+    Work work = {tensors, count, &s, shared};
+    if (threads > count - shared) threads = (int)(count - shared);
     pthread_t helpers[64];
     int started = 0;
     for (int i = 1; i < threads && i < 64; i++)
