@@ -171,7 +171,7 @@ static void update_factors(const Scalars *s, int64_t rows, int64_t cols, float *
 typedef struct {
     float narrow;             /* sequential float32 sum (small tensors) */
     double wide[WIDE_LANES]; /* float64 lanes (large tensors) */
-} SquareSum;
+} __attribute__((aligned(64))) SquareSum; /* a team's per-thread sums on separate cache lines */
 
 static float rms_of(const SquareSum *sum, int64_t numel) {
     float total = sum->narrow;
