@@ -258,38 +258,6 @@ static void apply(const Scalars *s, Step step, const float *direction, float *w,
 
 #define CHUNK 1024 /* direction elements computed into a stack buffer at a time */
 
-/* Passes 2 and 3 walk the (batch, rows) rows in pieces of at most CHUNK columns. */
-#define FOR_EACH_PIECE(t, body)                                                           \
-    for (int64_t b = 0; b < (t)->batch; b++)                                              \
-        for (int64_t r = 0; r < (t)->rows; r++)                                           \
-            for (int64_t c = 0; c < (t)->cols; c += CHUNK) {                              \
-                const int64_t at = (b * (t)->rows + r) * (t)->cols + c;                   \
-                const int64_t n = (t)->cols - c < CHUNK ? (t)->cols - c : CHUNK;          \
-                factored_direction(g + at, row_factor[b * (t)->rows + r],                 \
-                                   col_factor + b * (t)->cols + c, n, buffer);            \
-                body;                                                                     \
-            }
-
-static void step_factored(const Tensor *t, const Scalars *s) {
-    const int64_t batch = t->batch, rows = t->rows, cols = t->cols, numel = batch * rows * cols;
-    const float *g = (const float *)t->grad;
-    float *w = (float *)t->param, *m = (float *)t->exp_avg;
-    float *row_factor = (float *)t->factors, *col_factor = row_factor + batch * rows;
-    float buffer[CHUNK];
-    for (int64_t b = 0; b < batch; b++) {
-        float *rf = row_factor + b * rows, *cf = col_factor + b * cols;
-        row_and_column_sums(g + b * rows * cols, rows, cols, s->eps1, rf, cf);
-        update_factors(s, rows, cols, (float *)t->row + b * rows, (float *)t->col + b * cols, rf,
-                       cf);
-    }
-    const int sequential = numel <= RMS_SEQUENTIAL_MAX;
-    SquareSum weights = {0}, directions = {0};
-    if (s->scale_parameter) add_squares(&weights, w, numel, sequential);
-    FOR_EACH_PIECE(t, add_squares(&directions, buffer, n, sequential));
-    const Step step = step_scalars(s, &weights, &directions, numel);
-    FOR_EACH_PIECE(t, apply(s, step, buffer, w + at, m == NULL ? NULL : m + at, n));
-}
-
 /* Passes 2 and 3 of a tensor whose direction is elementwise: g / sqrt(denominator) (flat) or
  * g / denominator (scaled). */
 static void finish_elementwise(const Tensor *t, const Scalars *s, int64_t numel,
@@ -461,25 +429,6 @@ static void directions_of(const Scalars *s, const Tensor *t, int64_t first, int6
                             direction + b * size);
 }
 
-static void step_scaled(const Tensor *t, const Scalars *s) {
-    const int64_t batch = t->batch, size = t->rows * t->cols, numel = batch * size;
-    float *w = (float *)t->param, *m = (float *)t->exp_avg, *direction = (float *)t->factors;
-    float sums[SCALED_SUMS_MAX];
-    int64_t per_block = size >= CHUNK ? 1 : CHUNK / size;
-    if (per_block >= 8) per_block -= per_block % 8; /* whole groups of the 8-lane paths */
-    const int sequential = numel <= RMS_SEQUENTIAL_MAX;
-    SquareSum weights = {0}, directions = {0};
-    for (int64_t first = 0; first < batch; first += per_block) {
-        const int64_t count = batch - first < per_block ? batch - first : per_block;
-        const int64_t at = first * size, n = count * size;
-        directions_of(s, t, first, count, sums, direction + at);
-        add_squares(&directions, direction + at, n, sequential);
-        if (s->scale_parameter) add_squares(&weights, w + at, n, sequential);
-    }
-    const Step step = step_scalars(s, &weights, &directions, numel);
-    apply(s, step, direction, w, m, numel);
-}
-
 /* ---------------------------------------------------------------- one large tensor, all threads
  *
  * A tensor larger than an even share of the step (an embedding among few threads, or a model of
@@ -497,6 +446,7 @@ struct Team {
     const Tensor *t;
     const Scalars *s;
     int parts;
+    int sequential; /* sums in order in float32 (a team of one, at most one CalcRMS block) */
     Step step;
     SquareSum weights[TEAM_MAX], directions[TEAM_MAX];
 };
@@ -536,8 +486,8 @@ static void parallel_for(Team *team, int64_t n, int64_t align, Part part_fn) {
 }
 
 static Step team_step(Team *team, int64_t numel) {
-    SquareSum weights = {0}, directions = {0};
-    for (int p = 0; p < team->parts; p++)
+    SquareSum weights = team->weights[0], directions = team->directions[0];
+    for (int p = 1; p < team->parts; p++)
         for (int k = 0; k < WIDE_LANES; k++) {
             weights.wide[k] += team->weights[p].wide[k];
             directions.wide[k] += team->directions[p].wide[k];
@@ -592,7 +542,8 @@ static void row_pieces(Team *team, int part, int64_t first, int64_t last, int up
     float *w = (float *)t->param, *m = (float *)t->exp_avg;
     float buffer[CHUNK];
     if (!update && team->s->scale_parameter)
-        add_squares(&team->weights[part], w + first * t->cols, (last - first) * t->cols, 0);
+        add_squares(&team->weights[part], w + first * t->cols, (last - first) * t->cols,
+                    team->sequential);
     for (int64_t row = first; row < last; row++) {
         const float *cf = col_factor + row / t->rows * t->cols;
         for (int64_t c = 0; c < t->cols; c += CHUNK) {
@@ -601,7 +552,7 @@ static void row_pieces(Team *team, int part, int64_t first, int64_t last, int up
             if (update)
                 apply(team->s, team->step, buffer, w + at, m == NULL ? NULL : m + at, n);
             else
-                add_squares(&team->directions[part], buffer, n, 0);
+                add_squares(&team->directions[part], buffer, n, team->sequential);
         }
     }
 }
@@ -639,8 +590,9 @@ static void slices_part(Team *team, int part, int64_t first, int64_t last) {
         const int64_t count = last - slice < per_block ? last - slice : per_block;
         const int64_t at = slice * size, n = count * size;
         directions_of(team->s, t, slice, count, sums, direction + at);
-        add_squares(&team->directions[part], direction + at, n, 0);
-        if (team->s->scale_parameter) add_squares(&team->weights[part], w + at, n, 0);
+        add_squares(&team->directions[part], direction + at, n, team->sequential);
+        if (team->s->scale_parameter)
+            add_squares(&team->weights[part], w + at, n, team->sequential);
     }
 }
 
@@ -673,6 +625,19 @@ static int shared_by_all(const Tensor *t, int64_t total, int threads) {
     const int64_t numel = t->batch * t->rows * t->cols;
     return threads >= TEAM_MIN_THREADS && t->mode != MODE_FLAT && numel > RMS_SEQUENTIAL_MAX &&
            numel * threads > total;
+}
+
+/* One tensor on one thread: a team of one (no thread is started; sums in order where small). */
+static void step_factored(const Tensor *t, const Scalars *s) {
+    Team team = {.t = t, .s = s, .parts = 1,
+                 .sequential = t->batch * t->rows * t->cols <= RMS_SEQUENTIAL_MAX};
+    team_factored(&team);
+}
+
+static void step_scaled(const Tensor *t, const Scalars *s) {
+    Team team = {.t = t, .s = s, .parts = 1,
+                 .sequential = t->batch * t->rows * t->cols <= RMS_SEQUENTIAL_MAX};
+    team_scaled(&team);
 }
 
 /* ---------------------------------------------------------------- the list, across threads */
