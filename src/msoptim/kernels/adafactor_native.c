@@ -429,14 +429,16 @@ static void directions_of(const Scalars *s, const Tensor *t, int64_t first, int6
                             direction + b * size);
 }
 
-/* ---------------------------------------------------------------- one large tensor, all threads
+/* ---------------------------------------------------------------- one tensor, by a team of threads
  *
- * A tensor larger than an even share of the step (an embedding among few threads, or a model of
- * one matrix) would keep one thread busy while the others wait, so all threads walk it together,
- * phase by phase (each phase a parallel loop over contiguous ranges, joined before the next).
- * The sequential sums keep their order: row sums by ranges of whole rows, column sums by ranges
- * of whole columns (so pass 1 reads the gradient twice); the RMS sums are float64 lanes per
- * thread, added after the join (any order: see the header). */
+ * A factored tensor is walked by a team, phase by phase (each phase a parallel loop over
+ * contiguous ranges, joined before the next). Usually the team is one thread (no thread is
+ * started) and the list is shared out tensor by tensor; a tensor larger than an even share of the
+ * step (an embedding among many threads, a model of one matrix) would keep one thread busy while
+ * the others wait, so all threads walk it together. The sequential sums keep their order: row
+ * sums by ranges of whole rows and column sums by ranges of whole columns, two sweeps at once
+ * (one sweep for a team of one); a team's RMS sums are float64 lanes per thread, added after the
+ * join (any order: see the header). */
 
 #define TEAM_MAX 64
 
