@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -360,12 +361,14 @@ def report_rows(
     model: str,
     spec: Spec,
     variants: list[Variant],
-    numel: int,
+    shapes: list[tuple[int, ...]],
     bandwidth: float,
 ) -> list[str]:
     anchors = [v for v in variants if v.impl == "torch" and not v.slow]
     best = min(anchors, key=Variant.median_ms, default=None)
     roofline = next((v for v in variants if v.impl == "roofline"), None)
+    numel = sum(math.prod(shape) for shape in shapes)
+    least = spec.least_bytes(shapes) if spec.least_bytes is not None else None
     rows = []
     for variant in variants:
         ms = variant.median_ms()
@@ -375,10 +378,13 @@ def report_rows(
         syncs = "—" if variant.syncs is None else variant.syncs
         share = bandwidth_share(variant, roofline, moved) if roofline else gbs / bandwidth
         versus = "—" if variant is roofline or best is None else _fmt(paired_ratio(variant, best))
+        at_least = "—"
+        if least is not None and variant is not roofline:
+            at_least = f"{least:.0f}: {_fmt(100 * share * least / moved, 0)}%"
         rows.append(
             f"| {model} | {spec.name} | {variant.label} | {_fmt(ms)}{mark} | "
             f"{versus} | {moved} | {_fmt(gbs, 1)} | "
-            f"{_fmt(100 * share, 0)}% | {syncs} | {_fmt(variant.first_step_s, 2)} |"
+            f"{_fmt(100 * share, 0)}% | {at_least} | {syncs} | {_fmt(variant.first_step_s, 2)} |"
         )
     return rows
 
@@ -407,7 +413,8 @@ def bandwidth_share(variant: Variant, roofline: Variant, moved: int) -> float:
 
 HEADER = (
     "| model | optimizer | path | ms/step | vs best torch | B/param | GB/s | % BW | "
-    "syncs/step | first step (s) |\n|---|---|---|---|---|---|---|---|---|---|"
+    "least B/param: % BW | syncs/step | first step (s) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -473,12 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         params = make_params(model_shapes(model, args.quick), device)
         set_grads(params, device)
-        numel = sum(p.numel() for _, p in params)
         for name in names:
             spec = SPECS[name]
             variants = build_variants(spec, params, device)
             run_rounds(variants, repeats, device, args.slow_s)
-            for row in report_rows(model, spec, variants, numel, bw_before["best"]):
+            shapes = [tuple(param.shape) for _, param in params]
+            for row in report_rows(model, spec, variants, shapes, bw_before["best"]):
                 print(row, flush=True)
             del variants
             gc.collect()

@@ -12,6 +12,7 @@ as the kernel itself for a 1x1 kernel: see bench/RESULTS.md).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ class Spec:
     torch_kwargs: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     wrap: Callable[[msoptim.Optimizer], msoptim.Optimizer] | None = None
+    #: The least bytes per parameter the algorithm must move, for those needing more than one
+    #: pass (a function of the model's shapes); None: one pass, ``bytes_per_param``.
+    least_bytes: Callable[[list[tuple[int, ...]]], float] | None = None
 
     def build(self, params: list[tuple[str, torch.nn.Parameter]], **impl: Any) -> Any:
         """The msoptim optimizer over ``params`` with a path (``foreach``/``fused``) selected."""
@@ -53,6 +57,32 @@ class Spec:
 
 def _lars(opt: msoptim.Optimizer) -> msoptim.Optimizer:
     return msoptim.LARS(opt)
+
+
+def _bytes(value: float) -> Callable[[list[tuple[int, ...]]], float]:
+    return lambda shapes: value
+
+
+def adafactor_least_bytes(shapes: list[tuple[int, ...]]) -> float:
+    """AdaFactor's least float32 traffic per parameter over ``shapes``.
+
+    Its update waits for two whole-tensor RMS values, and a factored one for the whole row and
+    column sums first: the gradient is read (row/column sums), read with the parameter (RMS), and
+    read again with the parameter and ``exp_avg``, both written (20 B): 32 B, plus its row and
+    column states read and written (8 B per state element: as many as the parameter for a 1x1
+    convolution kernel). A vector (``ndim < 2``): its second moment and the gradient read, the
+    moment written, the parameter read (16 B), then the update (24 B): 40 B.
+    """
+    moved = elements = 0
+    for shape in shapes:
+        numel = math.prod(shape)
+        if len(shape) < 2:
+            moved += 40 * numel
+        else:
+            batch = math.prod(shape[:-2])
+            moved += 32 * numel + 8 * batch * (shape[-2] + shape[-1])
+        elements += numel
+    return moved / elements
 
 
 SPECS: dict[str, Spec] = {
@@ -98,6 +128,7 @@ SPECS: dict[str, Spec] = {
             {"learning_rate": 1e-3},
             28,
             note="two passes around its trust ratios: 40 B/param at the least",
+            least_bytes=_bytes(40),
         ),
         Spec(
             "LARS",
@@ -105,10 +136,17 @@ SPECS: dict[str, Spec] = {
             20,
             note="LARS(Momentum); its norms read w and g first: 28 B/param at the least",
             wrap=_lars,
+            least_bytes=_bytes(28),
         ),
         Spec("FTRL", {"learning_rate": 0.01}, 28),
         Spec("ProximalAdagrad", {"learning_rate": 0.01, "l1": 0.001, "l2": 0.001}, 20),
-        Spec("AdaFactor", {}, 20, note="factored second moment; plus extra passes"),
+        Spec(
+            "AdaFactor",
+            {},
+            20,
+            note="factored second moment; three passes (see adafactor_least_bytes)",
+            least_bytes=adafactor_least_bytes,
+        ),
     )
 }
 

@@ -1,0 +1,40 @@
+"""The benchmark's byte accounting: the least traffic it credits multi-pass optimizers with."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.shapes import MODELS
+from bench.variants import SPECS, adafactor_least_bytes
+
+
+def test_adafactor_least_bytes_per_shape_kind():
+    assert adafactor_least_bytes([(1000,)]) == 40  # a vector: two passes over its moment
+    # a matrix: 32 B per element plus its row (100) and column (50) states read and written
+    assert adafactor_least_bytes([(100, 50)]) == pytest.approx(32 + 8 * 150 / 5000)
+    # a 1x1 kernel: its row and column states are each as large as the kernel
+    assert adafactor_least_bytes([(64, 32, 1, 1)]) == 48
+    mixed = [(1000,), (100, 50)]
+    total = 40 * 1000 + (32 * 5000 + 8 * 150)
+    assert adafactor_least_bytes(mixed) == pytest.approx(total / 6000)
+
+
+def test_the_models_figures_quoted_in_the_results():
+    assert adafactor_least_bytes(MODELS["gpt2-small"]()) == pytest.approx(32, abs=0.1)
+    assert adafactor_least_bytes(MODELS["resnet50"]()) == pytest.approx(42, abs=0.5)
+
+
+def test_only_multi_pass_optimizers_claim_more_than_one_pass():
+    claims = {name: spec.least_bytes for name, spec in SPECS.items() if spec.least_bytes}
+    assert set(claims) == {"Lamb", "LARS", "AdaFactor"}
+    shapes = [(4, 4)]
+    for name, least in claims.items():
+        assert least(shapes) > SPECS[name].bytes_per_param, name
+    assert math.isclose(claims["Lamb"](shapes), 40)
+    assert math.isclose(claims["LARS"](shapes), 28)
