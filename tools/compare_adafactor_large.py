@@ -20,6 +20,7 @@ which moves the scalar step size by about an ulp: parameters within 1 ulp of the
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,23 +75,19 @@ def record(out: Path) -> None:
     print(f"wrote {len(arrays)} arrays to {out}")
 
 
-def _ulps(a: np.ndarray, b: np.ndarray) -> int:
-    """The largest distance between two float32 arrays in units in the last place, element-wise."""
+def _distances(theirs: np.ndarray, mine: np.ndarray) -> tuple[int, float]:
+    """The largest distance in float32 ulp, element-wise, and in ulp of the tensor's largest
+    magnitude (an element near zero has tiny ulps, so a 1-ulp change of a scalar factor can be
+    millions of its own ulps). The golden harness's ulp helpers measure both."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:  # imported here: the record step runs without torch
+        sys.path.insert(0, tests)
+    from golden_replay import ulp32, ulp_distance
 
-    def ordered(x: np.ndarray) -> np.ndarray:
-        bits = x.astype(np.float32).view(np.int32).astype(np.int64)
-        return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
-
-    return int(np.abs(ordered(a) - ordered(b)).max()) if a.size else 0
-
-
-def _scale_ulps(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest difference in ulp of the tensor's largest magnitude (an element near zero has
-    tiny ulps, so a 1-ulp change of a scalar factor can be millions of its own ulps)."""
-    if not a.size:
-        return 0.0
-    scale = float(np.spacing(np.float32(np.abs(a).max())))
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) / scale
+    if not theirs.size:
+        return 0, 0.0
+    gap = np.abs(theirs.astype(np.float64) - mine.astype(np.float64)).max()
+    return int(ulp_distance(theirs, mine).max()), float(gap / ulp32(np.abs(theirs).max()))
 
 
 def compare(data: Path) -> None:
@@ -117,10 +114,8 @@ def compare(data: Path) -> None:
                     raise KeyError(f"msoptim has no {name} (MindSpore's state names changed?)")
                 mine = ours[name].reshape(theirs.shape)
                 ulps, scaled = worst.get(name, (0, 0.0))
-                worst[name] = (
-                    max(ulps, _ulps(theirs, mine)),
-                    max(scaled, _scale_ulps(theirs, mine)),
-                )
+                step_ulps, step_scaled = _distances(theirs, mine)
+                worst[name] = (max(ulps, step_ulps), max(scaled, step_scaled))
         print(
             f"{config}: over {STEPS} steps, largest distance in ulp (element-wise | of the scale)"
         )
