@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import msoptim.kernels.adafactor as kernels
 from msoptim.kernels import _native
 from msoptim.optimizers.adafactor import AdaFactor
+from test_fast_path import bits
 
 SHAPES = [
     (),
@@ -62,11 +63,6 @@ def _params(shapes=SHAPES, seed: int = 1) -> list[tuple[str, torch.nn.Parameter]
     ]
 
 
-def _bits(tensor: torch.Tensor) -> torch.Tensor:
-    tensor = tensor.detach().contiguous()
-    return tensor.view({2: torch.int16, 4: torch.int32}[tensor.element_size()])
-
-
 def _run(
     kwargs: dict, fused: bool, shapes=SHAPES, steps: int = 3, grad_layout=None, grad_scale=0.1
 ):
@@ -87,10 +83,10 @@ def _assert_same_run(kwargs: dict, **run) -> None:
     for index, (a, b) in enumerate(zip(params_a, params_b)):
         assert a.dtype == b.dtype
         assert a.stride() == b.stride()
-        assert torch.equal(_bits(a), _bits(b)), f"parameter {index} differs"
+        assert torch.equal(bits(a), bits(b)), f"parameter {index} differs"
     assert state_a.keys() == state_b.keys()
     for key in state_a:
-        assert torch.equal(_bits(state_a[key]), _bits(state_b[key])), f"{key} differs"
+        assert torch.equal(bits(state_a[key]), bits(state_b[key])), f"{key} differs"
 
 
 @pytest.fixture
@@ -291,16 +287,16 @@ def test_random_shapes_and_configs_equal_the_reference(shapes, config, scale):
     params_a, state_a = _run(CONFIGS[config], False, shapes=shapes, steps=2, grad_scale=scale)
     params_b, state_b = _run(CONFIGS[config], True, shapes=shapes, steps=2, grad_scale=scale)
     for a, b in zip(params_a, params_b):
-        assert torch.equal(_bits(a), _bits(b))
+        assert torch.equal(bits(a), bits(b))
     for key in state_a:
-        assert torch.equal(_bits(state_a[key]), _bits(state_b[key])), key
+        assert torch.equal(bits(state_a[key]), bits(state_b[key])), key
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal bits where finite or infinite, NaN at the same places (a NaN's payload depends on
     which operand an instruction propagates)."""
     nan = torch.isnan(a)
-    return torch.equal(nan, torch.isnan(b)) and torch.equal(_bits(a[~nan]), _bits(b[~nan]))
+    return torch.equal(nan, torch.isnan(b)) and torch.equal(bits(a[~nan]), bits(b[~nan]))
 
 
 @needs_compiler
