@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import msoptim.kernels.adafactor as kernels
 from msoptim.kernels import _native
 from msoptim.optimizers.adafactor import AdaFactor
-from test_fast_path import bits
+from test_fast_path import bits, same_values
 
 SHAPES = [
     (),
@@ -292,13 +292,6 @@ def test_random_shapes_and_configs_equal_the_reference(shapes, config, scale):
         assert torch.equal(bits(state_a[key]), bits(state_b[key])), key
 
 
-def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal bits where finite or infinite, NaN at the same places (a NaN's payload depends on
-    which operand an instruction propagates)."""
-    nan = torch.isnan(a)
-    return torch.equal(nan, torch.isnan(b)) and torch.equal(bits(a[~nan]), bits(b[~nan]))
-
-
 @needs_compiler
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.0])
 def test_non_finite_and_signed_zero_gradients_match_the_reference(value):
@@ -312,9 +305,9 @@ def test_non_finite_and_signed_zero_gradients_match_the_reference(value):
     params_a, state_a = _run(CONFIGS["default"], False, shapes=shapes, grad_layout=poisoned)
     params_b, state_b = _run(CONFIGS["default"], True, shapes=shapes, grad_layout=poisoned)
     for index, (a, b) in enumerate(zip(params_a, params_b)):
-        assert _same_values(a.detach(), b.detach()), f"parameter {index}"
+        assert same_values(a.detach(), b.detach()), f"parameter {index}"
     for key in state_a:
-        assert _same_values(state_a[key], state_b[key]), key
+        assert same_values(state_a[key], state_b[key]), key
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
@@ -326,12 +319,19 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
 
 
 @needs_compiler
+@pytest.mark.parametrize("openmp", [True, False], ids=["openmp-workers", "own-threads"])
 @pytest.mark.parametrize("threads", [2, 3, 4])
 @pytest.mark.parametrize("config", ["default", "no-first-moment-wd"])
-def test_tensors_larger_than_a_share_are_walked_by_all_threads_exactly(threads, config):
+def test_tensors_larger_than_a_share_are_walked_by_all_threads_exactly(
+    monkeypatch, threads, config, openmp
+):
     """From three threads on, a tensor above an even share of the step is split across them
     phase by phase (rows and columns, slices, elements); the sums keep their order, the bits
-    stay the reference's. (Two threads: the queue, for comparison.)"""
+    stay the reference's. (Two threads: the queue, for comparison.) The threads are torch's
+    OpenMP workers (where torch has an OpenMP runtime) or the kernel's own."""
+    if openmp and _native.openmp_entry_points() is None:
+        pytest.skip("torch has no OpenMP runtime here")
+    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
     shapes = [(3, 50, 700), (1201, 37), (700, 12, 3, 3), (300, 64, 1, 1), (2, 9, 12), (5,)]
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 import msoptim
-from msoptim.kernels import _fused, lamb
+from msoptim.kernels import _fused, _norms, lamb
+from msoptim.kernels import lars as lars_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
@@ -131,6 +132,13 @@ def bits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.contiguous().view(view)
 
 
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bits where finite or infinite, NaN at the same places (a NaN's sign and payload
+    depend on which operand an instruction propagates)."""
+    nan = torch.isnan(a)
+    return torch.equal(nan, torch.isnan(b)) and torch.equal(bits(a[~nan]), bits(b[~nan]))
+
+
 def assert_identical(params_a, params_b, opt_a, opt_b, step: int) -> None:
     """Report the first diverging parameter or state buffer at this step."""
     for (name, a), (_, b) in zip(params_a, params_b):
@@ -217,18 +225,19 @@ def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, dynam
     assert any(k.name == "lamb_g_hat_update" for k in _fused._KERNELS.values())
 
 
-def test_lamb_norm_is_the_float64_norm_rounded_once():
-    """Any summation order gives the same float32 norm: the float64 value rounded once."""
+def test_the_norms_are_the_float64_norm_rounded_once():
+    """Lamb's and LARS's norms: any summation order gives the same float32 norm, the float64
+    value rounded once."""
     x = torch.randn(300_001, generator=torch.Generator().manual_seed(5))
     expected = np.float32(np.linalg.norm(x.double().numpy()))
-    assert lamb.tensor_norm(x).item() == expected
+    assert _norms.tensor_norm(x).item() == expected
     shuffled = x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(6))]
-    assert lamb.tensor_norm(shuffled).item() == expected
+    assert _norms.tensor_norm(shuffled).item() == expected
     total = torch.zeros(1, dtype=torch.float64)
     chunks = torch.zeros(1, dtype=torch.float64)
     for piece in x.split(4097):
-        chunks += lamb.square_sum(piece)
-    total += lamb.square_sum(x)
+        chunks += _norms.square_sum(piece)
+    total += _norms.square_sum(x)
     assert torch.sqrt(chunks).float().item() == torch.sqrt(total).float().item() == expected
 
 
@@ -367,10 +376,18 @@ LARS_CASES = {
 
 @pytest.mark.parametrize("plain", [False, True], ids=["mixed-layouts", "plain"])
 @pytest.mark.parametrize("case", LARS_CASES)
-def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, plain, case):
-    """LARS's compiled rescaling and its inner optimizer's kernels: the reference's bits. Around
-    plain float32 parameters without a loss scale, the rescaling runs inside Momentum's kernel."""
+def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, monkeypatch, plain, case):
+    """LARS's fast rescaling and its inner optimizer's kernels: the reference's bits. Around
+    plain float32 parameters without a loss scale, the rescaling runs inside Momentum's update
+    (the C kernel; its compiled form without a compiler: ``tests/test_lars_native.py``)."""
     lars_kwargs, inner_kwargs = LARS_CASES[case]
+    modes = []
+    native_step = lars_kernels._native_step
+    monkeypatch.setattr(
+        lars_kernels,
+        "_native_step",
+        lambda mode, *a, **k: (modes.append(mode), native_step(mode, *a, **k)),
+    )
     make = plain_params if plain else mixed_params
     params_a, params_b = make(), make()
 
@@ -391,7 +408,9 @@ def test_lars_over_a_fused_momentum_matches_the_reference(serial_only, plain, ca
         reference(grads)
         fused(tuple(g.clone() for g in grads))
         assert_identical(params_a, params_b, reference, fused, step)
-    inside = any(k.name == "lars_momentum_update" for k in _fused._KERNELS.values())
+    inside = lars_kernels._MODE_MOMENTUM in modes
+    if lars_kernels._load_native() is None:
+        inside = any(k.name == "lars_momentum_update" for k in _fused._KERNELS.values())
     assert inside == (plain and case != "loss-scale")
 
 

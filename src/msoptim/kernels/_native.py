@@ -10,6 +10,10 @@ the CPU's flags, so a cache shared between machines never hands one the other's 
 
 When there is no compiler, or the build fails, :func:`load` returns None and says why in
 :func:`unavailable_reason`; the callers then run their eager reference (same results).
+
+A kernel's threads should be torch's own OpenMP workers (:func:`openmp_entry_points`): after a
+torch op they spin for a while waiting for more work, and threads of the kernel's own would
+compete with them for the cores.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["FLAGS", "cache_dir", "load", "unavailable_reason"]
+import torch
+
+__all__ = ["FLAGS", "cache_dir", "load", "openmp_entry_points", "unavailable_reason"]
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
 _SOURCE_DIR = Path(__file__).resolve().parent
@@ -114,3 +120,40 @@ def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
 def unavailable_reason(name: str, extra_flags: tuple[str, ...] = ()) -> str | None:
     """Why :func:`load` returned None for these arguments (None if it did not)."""
     return _REASONS.get((name, tuple(extra_flags)))
+
+
+_OPENMP: list[tuple[int, int, int] | None] = []
+_OPENMP_NAMES = ("gomp", "iomp", "libomp")
+
+
+def openmp_entry_points() -> tuple[int, int, int] | None:
+    """Addresses of ``GOMP_parallel``, ``omp_get_thread_num`` and ``omp_get_num_threads`` in the
+    OpenMP runtime torch loaded (found among the process's mapped libraries under torch's
+    directory), or None (no such runtime, or no ``/proc/self/maps``): the kernels then start
+    threads of their own."""
+    if not _OPENMP:
+        _OPENMP.append(_find_openmp())
+    return _OPENMP[0]
+
+
+def _find_openmp() -> tuple[int, int, int] | None:
+    torch_dir = os.path.dirname(os.path.realpath(torch.__file__))
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {
+                line.split()[-1] for line in maps if line.rstrip().endswith(".so") or ".so." in line
+            }
+    except OSError:
+        return None
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if path.startswith(torch_dir) and any(key in name for key in _OPENMP_NAMES):
+            try:
+                runtime = ctypes.CDLL(path)
+                names = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
+                found = [ctypes.cast(getattr(runtime, n), ctypes.c_void_p).value for n in names]
+            except (OSError, AttributeError):
+                continue
+            if all(found):
+                return found[0], found[1], found[2]
+    return None

@@ -446,6 +446,7 @@ def _native_step(
     constants = np.array(
         [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
     )
+    openmp = _native.openmp_entry_points() if USE_OPENMP else None
     # The kernel writes through raw pointers: bump the version counters as an in-place op would,
     # so that autograd still refuses a backward through a tensor saved before this step.
     written = [*params, *rows, *cols, *sqs, *(exp_avgs or ())]
@@ -458,6 +459,7 @@ def _native_step(
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_int(bool(scale_parameter)),
         ctypes.c_int(max(1, torch.get_num_threads())),
+        *(ctypes.c_void_p(address) for address in openmp or (0, 0, 0)),
     )
 
 
@@ -470,6 +472,9 @@ def _load_native(extra_flags: tuple[str, ...] = ()) -> Any:
 
 #: Extra compiler flags of the C kernel (tests build its portable, non-vector variant too).
 NATIVE_FLAGS: tuple[str, ...] = ()
+#: Run the C kernel's threads as torch's OpenMP workers where torch has an OpenMP runtime (tests
+#: also run its own threads).
+USE_OPENMP = True
 
 
 def adafactor_fused(

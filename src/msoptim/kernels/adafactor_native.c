@@ -51,10 +51,16 @@ typedef struct {
     int64_t batch, rows, cols, mode;
 } Tensor;
 
+/* The OpenMP runtime's entry points (libgomp's ABI, which LLVM's and Intel's runtimes export). */
+typedef void (*GompParallel)(void (*body)(void *), void *data, unsigned threads, unsigned flags);
+typedef int (*OmpQuery)(void);
+
 typedef struct {
     float lr, beta2t, one_minus_beta2t, eps1, eps2, clip_threshold, beta1, one_minus_beta1;
     float weight_decay;
     int scale_parameter;
+    GompParallel gomp_parallel; /* torch's OpenMP workers run the threads' work, or NULL */
+    OmpQuery thread_num, num_threads;
 } Scalars;
 
 static inline float floor_at(float x, float low) { return x < low ? low : x; } /* keeps NaN */
@@ -469,6 +475,19 @@ static void *run_job(void *arg) {
 static void share_of(int64_t n, int shares, int index, int64_t align, int64_t *first,
                      int64_t *last);
 
+typedef struct {
+    Job *jobs;
+    int parts;
+    const Scalars *s;
+} Parts;
+
+/* An OpenMP worker's parts: the runtime may grant fewer threads than parts. */
+static void omp_parts(void *arg) {
+    Parts *all = arg;
+    const int threads = all->s->num_threads();
+    for (int p = all->s->thread_num(); p < all->parts; p += threads) run_job(&all->jobs[p]);
+}
+
 /* part_fn over [0, n) in team->parts contiguous ranges (multiples of align), one per thread. */
 static void parallel_for(Team *team, int64_t n, int64_t align, Part part_fn) {
     Job jobs[TEAM_MAX];
@@ -477,6 +496,11 @@ static void parallel_for(Team *team, int64_t n, int64_t align, Part part_fn) {
     for (int p = 0; p < team->parts; p++) {
         jobs[p] = (Job){team, part_fn, p, 0, 0};
         share_of(n, team->parts, p, align, &jobs[p].first, &jobs[p].last);
+    }
+    if (team->s->gomp_parallel) {
+        Parts all = {jobs, team->parts, team->s};
+        team->s->gomp_parallel(omp_parts, &all, (unsigned)team->parts, 0);
+        return;
     }
     for (int p = 1; p < team->parts; p++) {
         started[p] = pthread_create(&ids[p], NULL, run_job, &jobs[p]) == 0;
@@ -651,6 +675,10 @@ typedef struct {
     atomic_long next;
 } Work;
 
+static void *worker(void *arg);
+
+static void omp_worker(void *arg) { worker(arg); }
+
 static void *worker(void *arg) {
     Work *work = arg;
     for (;;) {
@@ -669,10 +697,13 @@ static void *worker(void *arg) {
 /* Steps every tensor: those larger than an even share of the step (the first ones: the caller
  * orders them largest first) with all threads together, then the rest handed out in order to
  * `threads` threads. lr and beta2t are read from their float32 tensors; constants are eps1, eps2,
- * clip_threshold, beta1, 1 - beta1, weight_decay. */
+ * clip_threshold, beta1, 1 - beta1, weight_decay. gomp_parallel, omp_thread_num and
+ * omp_num_threads are torch's OpenMP runtime's entry points (its workers then run the threads'
+ * work: threads of our own would compete with them while they spin after a torch op), or NULL. */
 void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *lr,
                            const float *beta2t, const float *constants, int scale_parameter,
-                           int threads) {
+                           int threads, void *gomp_parallel, void *omp_thread_num,
+                           void *omp_num_threads) {
     Scalars s;
     s.lr = *lr;
     s.beta2t = *beta2t;
@@ -684,6 +715,9 @@ void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *l
     s.one_minus_beta1 = constants[4];
     s.weight_decay = constants[5];
     s.scale_parameter = scale_parameter;
+    s.gomp_parallel = omp_thread_num && omp_num_threads ? (GompParallel)gomp_parallel : NULL;
+    s.thread_num = (OmpQuery)omp_thread_num;
+    s.num_threads = (OmpQuery)omp_num_threads;
     if (threads > TEAM_MAX) threads = TEAM_MAX;
     int64_t total = 0, shared = 0;
     for (int64_t i = 0; i < count; i++) total += tensors[i].batch * tensors[i].rows * tensors[i].cols;
@@ -696,6 +730,10 @@ void msoptim_adafactor_step(const Tensor *tensors, int64_t count, const float *l
     }
     Work work = {tensors, count, &s, shared};
     if (threads > count - shared) threads = (int)(count - shared);
+    if (threads > 1 && s.gomp_parallel) {
+        s.gomp_parallel(omp_worker, &work, (unsigned)threads, 0);
+        return;
+    }
     pthread_t helpers[64];
     int started = 0;
     for (int i = 1; i < threads && i < 64; i++)

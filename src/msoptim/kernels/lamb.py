@@ -14,14 +14,8 @@ With ``t = global_step`` after its increment (1 on the first call), per paramete
 powers ``beta^t`` are computed in float64 and rounded once (the correctly rounded float32 value;
 CUDA's ``powf`` may differ from it by an ulp).
 
-The norms are float64 sums of squares, rounded to float32 after the square root
-(:func:`tensor_norm`). MindSpore has no CPU kernel for Lamb, so no recorded value pins the norm's
-summation order; msoptim picks an order-proof one. Summed in any order, the float64 total of
-``n`` exact squares is within about ``n * 2**-53`` (relative) of the exact sum, so the float32
-norm changes only when it lies that close to a rounding boundary: odds of about one in a million
-for a tensor of millions of elements, far less for small ones. The reference, foreach and fused
-paths (and a DTensor's global norm) therefore agree bit for bit in practice, where a float32 sum
-changes with the thread count.
+The norms are :func:`msoptim.kernels._norms.tensor_norm`: float64 sums of squares, rounded to
+float32 after the square root (order-proof: every path gives the same bits).
 
 :func:`lamb_fused` is two compiled passes around the trust ratios. The first updates the moments
 and, in the same loop, sums the squares of ``w`` and ``g_hat`` (:func:`lamb_moments_update`:
@@ -43,6 +37,7 @@ from torch import Tensor
 from msoptim.kernels import pick_lists
 from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import cpu_inductor_options, fused_apply, plain_float32
+from msoptim.kernels._norms import square_sum, tensor_norm
 from msoptim.kernels._workspace import scratch_like
 
 __all__ = [
@@ -53,8 +48,6 @@ __all__ = [
     "lamb_moments_update",
     "lamb_param_update",
     "lamb_reference",
-    "square_sum",
-    "tensor_norm",
 ]
 
 #: The kernel clips the trust ratio at this value.
@@ -67,18 +60,6 @@ def bias_corrections(step: Tensor, beta1: float, beta2: float) -> tuple[Tensor, 
     power1 = torch.pow(float(np.float32(beta1)), t).to(torch.float32)
     power2 = torch.pow(float(np.float32(beta2)), t).to(torch.float32)
     return 1.0 - power1, 1.0 - power2
-
-
-def square_sum(tensor: Tensor) -> Tensor:
-    """The float64 sum of the squares of ``tensor``'s elements (each square exact for float32)."""
-    value = tensor.to(torch.float64)
-    return (value * value).sum()
-
-
-def tensor_norm(tensor: Tensor) -> Tensor:
-    """``||tensor||`` over the whole tensor, summed in float64 and rounded to the tensor's dtype
-    (a DTensor's global norm)."""
-    return torch.linalg.vector_norm(tensor, dtype=torch.float64).to(tensor.dtype)
 
 
 def _trust_ratio(weight_norm: Tensor, g_hat_norm: Tensor) -> Tensor:

@@ -10,30 +10,45 @@ in the op order of the Ascend kernel (``LarsV2Update``: ``vmul``/``vadd``/``vadd
 ``vmins``/``vmaxs`` for the clip). MindSpore 2.10 has no CPU or GPU kernel for it, and its docstring
 never says where ``epsilon`` goes; the placement above is the Ascend kernel's and the one the older
 MindSpore docstring gives. Unlike the update kernels, these functions return the new gradients (the
-inputs are left untouched: they are the user's ``.grad`` tensors). Norms are over the whole tensor
-(``torch.linalg.vector_norm`` / ``torch._foreach_norm``: the global norm for a DTensor).
+inputs are left untouched: they are the user's ``.grad`` tensors). Norms are over the whole tensor,
+:func:`msoptim.kernels._norms.tensor_norm` (float64 sums of the squares rounded once after the
+square root, as Lamb's: every path gives the same bits; the global norm for a DTensor).
 
-:func:`lars_fused` computes the norms as the reference does, every coefficient in one pass, and
-the rescaled gradients with one compiled kernel per tensor (:func:`lars_scale_update`): the same
-operations, the same bits. Around a fused ``Momentum`` on CPU, the rescaling moves into the
-momentum kernel instead (:func:`lars_momentum_fused`): the rescaled gradient stays in registers,
-which saves writing it and reading it back (3 of the 10 floats a parameter moved per step).
+:func:`lars_momentum_step` is the fast path around a fused ``Momentum`` on CPU: the C kernel
+``lars_native.c`` (built on first use, :mod:`msoptim.kernels._native`) visits each parameter
+once: the two sums of squares, the local rate, then Momentum's update with the rescaled gradient
+while ``w`` and ``g`` are still in cache (the other paths read them from memory twice, for the
+norms and for the update, and :func:`lars_fused` writes the rescaled gradient and reads it back).
+:func:`lars_fused` (any other wrapped optimizer) writes the rescaled gradients with the same C
+kernel, or computes the norms as the reference does and rescales with one compiled kernel per
+tensor (:func:`lars_scale_update`). Without a C compiler, :func:`lars_momentum_step` rescales
+inside Momentum's compiled kernel (:func:`lars_momentum_fused`). The same operations everywhere,
+the same bits.
 """
 
 from __future__ import annotations
 
+import ctypes
+import operator
+from typing import Any, NamedTuple
+
+import numpy as np
 import torch
 from torch import Tensor
 
+from msoptim.kernels import _native, pick_lists
 from msoptim.kernels._fused import fused_apply, plain_float32
+from msoptim.kernels._norms import tensor_norm
 from msoptim.kernels._workspace import scratch_like
 from msoptim.kernels.momentum import momentum_update
 
 __all__ = [
+    "Rescaling",
     "lars_coefficients",
     "lars_foreach",
     "lars_fused",
     "lars_momentum_fused",
+    "lars_momentum_step",
     "lars_momentum_update",
     "lars_reference",
     "lars_scale_update",
@@ -84,8 +99,8 @@ def lars_reference(
     for index, (param, grad) in enumerate(zip(params, grads)):
         weight_decay = weight_decays[index]
         local = _coefficient(
-            torch.linalg.vector_norm(param),
-            torch.linalg.vector_norm(grad),
+            tensor_norm(param),
+            tensor_norm(grad),
             weight_decay,
             None if lrs is None else lrs[index],
             epsilon=epsilon,
@@ -109,8 +124,9 @@ def lars_foreach(
     """:func:`lars_reference` with ``torch._foreach_*`` ops (bit-identical on CPU)."""
     if not params:
         return []
-    weight_norms = torch._foreach_norm(params)
-    grad_norms = torch._foreach_norm(grads)
+    norms = torch._foreach_norm([*params, *grads], 2, dtype=torch.float64)
+    weight_norms = [norm.to(p.dtype) for norm, p in zip(norms, params)]
+    grad_norms = [norm.to(g.dtype) for norm, g in zip(norms[len(params) :], grads)]
     locals_ = [
         _coefficient(
             weight_norm,
@@ -154,8 +170,8 @@ def lars_coefficients(
         [torch.as_tensor(v, dtype=torch.float32, device=device) for v in weight_decays]
     )
     locals_ = _coefficient(
-        torch.stack([torch.linalg.vector_norm(p) for p in params]),
-        torch.stack([torch.linalg.vector_norm(g) for g in grads]),
+        torch.stack([tensor_norm(p) for p in params]),
+        torch.stack([tensor_norm(g) for g in grads]),
         decays,
         None if lrs is None else torch.stack([lr.reshape(()).to(torch.float32) for lr in lrs]),
         epsilon=epsilon,
@@ -176,27 +192,34 @@ def lars_fused(
     use_clip: bool,
     owner: Tensor,
 ) -> list[Tensor]:
-    """:func:`lars_reference` with the rescaling compiled (bit-identical).
+    """:func:`lars_reference`'s rescaled gradients, bit for bit, one visit per parameter.
 
-    The results are carved out of a buffer kept for ``owner`` (a tensor that lives as long as the
-    optimizer) and are overwritten by the next call: the wrapped optimizer consumes them first.
-    Anything but plain float32 tensors takes the reference path.
+    Plain contiguous float32 CPU tensors run the C kernel (norms and rescaling while the tensors
+    are in cache); other plain float32 tensors compute the norms as the reference does and
+    rescale with a compiled kernel per tensor. The results are carved out of a buffer kept for
+    ``owner`` (a tensor that lives as long as the optimizer) and are overwritten by the next call:
+    the wrapped optimizer consumes them first. Anything else takes the reference path.
     """
     if not params:
         return []
+    arguments = {
+        "weight_decays": weight_decays, "lrs": lrs, "epsilon": epsilon,
+        "coefficient": coefficient, "use_clip": use_clip,
+    }  # fmt: skip
     if not all(map(plain_float32, (*params, *grads))):
-        return lars_reference(
-            params, grads, weight_decays=weight_decays, lrs=lrs, epsilon=epsilon,
-            coefficient=coefficient, use_clip=use_clip,
-        )  # fmt: skip
-    decays, locals_ = lars_coefficients(
-        params, grads, weight_decays=weight_decays, lrs=lrs, epsilon=epsilon,
-        coefficient=coefficient, use_clip=use_clip,
-    )  # fmt: skip
+        return lars_reference(params, grads, **arguments)
     outs = scratch_like(params, owner)
-    fused_apply(
-        lars_scale_update, (outs, params, grads), per_parameter=(decays.unbind(), locals_.unbind())
-    )
+    native = _native_indices(params, grads, outs)
+    if native:
+        _native_step(_MODE_RESCALE, pick_lists((params, grads, outs), native), native, **arguments)
+    rest = _others(len(params), native)
+    if rest:
+        chosen = pick_lists((params, grads, outs), rest)
+        decays, locals_ = lars_coefficients(*chosen[:2], **_picked(arguments, rest))
+        fused_apply(
+            lars_scale_update, (chosen[2], *chosen[:2]),
+            per_parameter=(decays.unbind(), locals_.unbind()),
+        )  # fmt: skip
     return outs
 
 
@@ -237,4 +260,200 @@ def lars_momentum_fused(
         per_parameter=(weight_decays, locals_),
         momentum=momentum,
         nesterov=nesterov,
+    )
+
+
+class Rescaling(NamedTuple):
+    """What a wrapping LARS hands its fused Momentum for one step (:func:`lars_momentum_step`
+    runs it inside Momentum's update): per parameter id, the weight decay and the lr the clip
+    divides by (None without ``use_clip``); and LARS's settings."""
+
+    by_param: dict[int, tuple[float | Tensor, Tensor | None]]
+    epsilon: float
+    coefficient: float
+    use_clip: bool
+
+
+def lars_momentum_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moments: list[Tensor],
+    rescaling: Rescaling,
+    *,
+    lr: Tensor,
+    momentum: float,
+    nesterov: bool,
+) -> None:
+    """LARS's rescaling, then Momentum's update with the rescaled gradients, for the parameters
+    ``rescaling`` names: :func:`lars_coefficients` then :func:`lars_momentum_update`, bit for bit.
+
+    Plain contiguous float32 CPU tensors run the C kernel (one visit per parameter: the norms,
+    then the update from cache); the others, and every parameter when the kernel cannot be built,
+    the two compiled steps.
+    """
+    decays, clip_lrs = zip(*(rescaling.by_param[id(param)] for param in params))
+    arguments = {
+        "weight_decays": list(decays),
+        "lrs": list(clip_lrs) if rescaling.use_clip else None,
+        "epsilon": rescaling.epsilon,
+        "coefficient": rescaling.coefficient,
+        "use_clip": rescaling.use_clip,
+    }
+    hyper = {"momentum": momentum, "nesterov": nesterov}
+    native = _native_indices(params, grads, moments) if _native_scalar(lr) else []
+    if native:
+        _native_step(
+            _MODE_MOMENTUM, pick_lists((params, grads, moments), native), native, lr=lr,
+            **hyper, **arguments,
+        )  # fmt: skip
+    rest = _others(len(params), native)
+    if rest:
+        chosen = pick_lists((params, grads, moments), rest)
+        decay_values, locals_ = lars_coefficients(*chosen[:2], **_picked(arguments, rest))
+        lars_momentum_fused(
+            *chosen, list(decay_values.unbind()), list(locals_.unbind()), lr=lr, **hyper
+        )
+
+
+# ------------------------------------------------------------------ the C kernel
+
+_MODE_MOMENTUM, _MODE_RESCALE = 0, 1
+#: The C kernel splits a parameter of at least this many elements among all threads (its
+#: ``TEAM_MIN_NUMEL``); the table lists those first, which largest-first order does.
+_TABLE_COLUMNS = 5  # param, grad, moment, out, numel
+_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
+_SHAPE = operator.attrgetter("shape")
+#: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
+NATIVE_FLAGS: tuple[str, ...] = ()
+#: Run the C kernel's threads as torch's OpenMP workers where torch has an OpenMP runtime (tests
+#: also run its own threads).
+USE_OPENMP = True
+
+
+def _load_native() -> Any:
+    library = _native.load("lars_native", NATIVE_FLAGS)
+    if library is not None:
+        library.msoptim_lars_step.restype = None
+    return library
+
+
+def _native_scalar(value: Tensor) -> bool:
+    return (
+        type(value) in _PLAIN_TYPES
+        and value.dtype is torch.float32
+        and value.is_cpu
+        and value.numel() == 1
+    )
+
+
+def _native_tensor(tensor: Tensor) -> bool:
+    return (
+        type(tensor) in _PLAIN_TYPES
+        and tensor.dtype is torch.float32
+        and tensor.is_cpu
+        and tensor.is_contiguous()
+    )
+
+
+def _native_indices(params: list[Tensor], grads: list[Tensor], third: list[Tensor]) -> list[int]:
+    """The parameters the C kernel takes (it writes through raw pointers): they, their gradients
+    and ``third`` (moments or outputs) plain contiguous float32 CPU tensors of one shape, with
+    elements. None while dynamo traces or when the kernel cannot be built."""
+    if torch.compiler.is_compiling() or _load_native() is None:
+        return []
+    tensors = [*params, *grads, *third]
+    shapes = list(map(_SHAPE, params))
+    if (
+        set(map(type, tensors)) <= _PLAIN_TYPES
+        and {t.dtype for t in tensors} == {torch.float32}
+        and all(map(operator.attrgetter("is_cpu"), tensors))
+        and all(map(Tensor.is_contiguous, tensors))
+        and shapes == list(map(_SHAPE, grads)) == list(map(_SHAPE, third))
+        and all(map(Tensor.numel, params))
+    ):
+        return list(range(len(params)))
+    return [
+        i
+        for i, trio in enumerate(zip(params, grads, third))
+        if all(map(_native_tensor, trio))
+        and trio[0].shape == trio[1].shape == trio[2].shape
+        and trio[0].numel() > 0
+    ]
+
+
+def _others(count: int, taken: list[int]) -> list[int]:
+    chosen = set(taken)
+    return [i for i in range(count) if i not in chosen]
+
+
+def _picked(arguments: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+    """``arguments`` with its per-parameter lists cut to ``indices``."""
+    lrs = arguments["lrs"]
+    return {
+        **arguments,
+        "weight_decays": [arguments["weight_decays"][i] for i in indices],
+        "lrs": None if lrs is None else [lrs[i] for i in indices],
+    }
+
+
+def _float32_values(values: list[Any]) -> Tensor:
+    """Per-parameter float32 scalars (Python floats or 0-d tensors) as one CPU tensor, without
+    reading a tensor's value on the host."""
+    if not any(isinstance(value, Tensor) for value in values):
+        return torch.tensor(values, dtype=torch.float32)
+    return torch.stack(
+        [
+            torch.as_tensor(value).reshape(()).to(device="cpu", dtype=torch.float32)
+            for value in values
+        ]
+    )
+
+
+def _native_step(
+    mode: int,
+    lists: tuple[list[Tensor], ...],
+    indices: list[int],
+    *,
+    weight_decays: list[Any],
+    lrs: list[Tensor] | None,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+    lr: Tensor | None = None,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+) -> None:
+    """Run the C kernel on ``lists`` (params, grads, and moments or outputs); the per-parameter
+    arguments are indexed by ``indices`` (the lists' positions among all parameters)."""
+    params, grads, third = lists
+    order = sorted(range(len(params)), key=lambda i: -params[i].numel())  # teams first
+    moment_column = mode == _MODE_MOMENTUM
+    entries: list[int] = []
+    for i in order:
+        entries += (
+            params[i].data_ptr(),
+            grads[i].data_ptr(),
+            third[i].data_ptr() if moment_column else 0,
+            0 if moment_column else third[i].data_ptr(),
+            params[i].numel(),
+        )
+    table = np.array(entries, dtype=np.int64).reshape(-1, _TABLE_COLUMNS)
+    decays = _float32_values([weight_decays[indices[i]] for i in order])
+    clip_lrs = None if lrs is None else _float32_values([lrs[indices[i]] for i in order])
+    scalars = np.array([epsilon, coefficient, momentum], dtype=np.float32)
+    openmp = _native.openmp_entry_points() if USE_OPENMP else None
+    # The kernel writes through raw pointers: bump the version counters as in-place ops would.
+    torch._C._increment_version([*params, *third] if moment_column else list(third))
+    _load_native().msoptim_lars_step(
+        ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_int64(len(order)),
+        ctypes.c_void_p(decays.data_ptr()),
+        ctypes.c_void_p(0 if clip_lrs is None else clip_lrs.data_ptr()),
+        ctypes.c_void_p(0 if lr is None else lr.data_ptr()),
+        ctypes.c_void_p(scalars.ctypes.data),
+        ctypes.c_int(bool(use_clip)),
+        ctypes.c_int(bool(nesterov)),
+        ctypes.c_int(mode),
+        ctypes.c_int(max(1, torch.get_num_threads())),
+        *(ctypes.c_void_p(address) for address in openmp or (0, 0, 0)),
     )

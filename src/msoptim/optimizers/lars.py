@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
 from msoptim.kernels._fused import plain_float32
-from msoptim.kernels.lars import lars_coefficients, lars_foreach, lars_fused, lars_reference
+from msoptim.kernels.lars import Rescaling, lars_foreach, lars_fused, lars_reference
 from msoptim.optimizer import Optimizer, schedule_config
 from msoptim.optimizers.momentum import Momentum
 
@@ -385,9 +385,13 @@ class LARS(Optimizer):
             "use_clip": self.use_clip,
         }
         if self._rescales_inside_momentum(chosen, chosen_grads):
-            decay_values, locals_ = lars_coefficients(chosen, chosen_grads, **arguments)
-            rescaling = dict(zip(map(id, chosen), zip(decay_values.unbind(), locals_.unbind())))
-            self.optimizer._lars_rescaling = rescaling  # type: ignore[attr-defined]
+            clip_lrs = lrs if lrs is not None else [None] * len(chosen)
+            self.optimizer._lars_rescaling = Rescaling(  # type: ignore[attr-defined]
+                dict(zip(map(id, chosen), zip(decays, clip_lrs))),
+                epsilon=arguments["epsilon"],
+                coefficient=arguments["coefficient"],
+                use_clip=self.use_clip,
+            )
             return result  # the wrapped Momentum rescales these inside its kernel
         if self._fused_rescaling():
             kernel: Any = functools.partial(lars_fused, owner=self.optimizer.global_step)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
-from msoptim.kernels.lars import lars_momentum_fused
+from msoptim.kernels.lars import Rescaling, lars_momentum_step
 from msoptim.kernels.momentum import momentum_foreach, momentum_fused, momentum_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
@@ -62,9 +62,9 @@ class Momentum(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}"}
-    #: Set by a wrapping LARS for the length of one step (fused, on CPU): per parameter id, the
-    #: 0-d weight decay and local rate of its gradient's rescaling, applied inside the kernel.
-    _lars_rescaling: dict[int, tuple[Tensor, Tensor]] | None = None
+    #: Set by a wrapping LARS for the length of one step (fused, on CPU): the parameters whose
+    #: gradients it rescales, and how; the rescaling runs inside this optimizer's update.
+    _lars_rescaling: Rescaling | None = None
 
     def __init__(
         self,
@@ -111,15 +111,14 @@ class Momentum(Optimizer):
         lr: Tensor,
         hyper: dict[str, Any],
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """Update the parameters a wrapping LARS rescales, with the rescaling inside the compiled
-        kernel (:func:`~msoptim.kernels.lars.lars_momentum_fused`); return the other ones."""
+        """Update the parameters a wrapping LARS rescales, with the rescaling inside the update
+        (:func:`~msoptim.kernels.lars.lars_momentum_step`); return the other ones."""
         rescaling = self._lars_rescaling
         assert rescaling is not None
-        inside = [id(param) in rescaling for param in params]
+        inside = [id(param) in rescaling.by_param for param in params]
         chosen = [list(itertools.compress(items, inside)) for items in (params, grads, moments)]
         if chosen[0]:
-            decays, locals_ = zip(*(rescaling[id(param)] for param in chosen[0]))
-            lars_momentum_fused(*chosen, list(decays), list(locals_), lr=lr, **hyper)
+            lars_momentum_step(*chosen, rescaling, lr=lr, **hyper)
         outside = [not flag for flag in inside]
         rest = [list(itertools.compress(items, outside)) for items in (params, grads, moments)]
         return rest[0], rest[1], rest[2]
