@@ -291,7 +291,7 @@ def lars_momentum_step(
     then the update from cache); the others, and every parameter when the kernel cannot be built,
     the two compiled steps.
     """
-    decays, clip_lrs = zip(*(rescaling.by_param[id(param)] for param in params))
+    decays, clip_lrs = zip(*map(rescaling.by_param.__getitem__, map(id, params)))
     arguments = {
         "weight_decays": list(decays),
         "lrs": list(clip_lrs) if rescaling.use_clip else None,
@@ -322,7 +322,8 @@ _MODE_MOMENTUM, _MODE_RESCALE = 0, 1
 #: ``TEAM_MIN_NUMEL``); the table lists those first, which largest-first order does.
 _TABLE_COLUMNS = 5  # param, grad, moment, out, numel
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
-_SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+_IS_CPU = operator.attrgetter("is_cpu")
 #: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
 NATIVE_FLAGS: tuple[str, ...] = ()
 #: Run the C kernel's threads as torch's OpenMP workers where torch has an OpenMP runtime (tests
@@ -357,27 +358,27 @@ def _native_tensor(tensor: Tensor) -> bool:
 
 def _native_indices(params: list[Tensor], grads: list[Tensor], third: list[Tensor]) -> list[int]:
     """The parameters the C kernel takes (it writes through raw pointers): they, their gradients
-    and ``third`` (moments or outputs) plain contiguous float32 CPU tensors of one shape, with
-    elements. None while dynamo traces or when the kernel cannot be built."""
+    and ``third`` (moments or outputs) plain contiguous float32 CPU tensors of one length, with
+    elements (shapes are the callers' to check; the lengths keep the kernel in bounds). None
+    while dynamo traces or when the kernel cannot be built."""
     if torch.compiler.is_compiling() or _load_native() is None:
         return []
     tensors = [*params, *grads, *third]
-    shapes = list(map(_SHAPE, params))
+    numels = list(map(Tensor.numel, params))
     if (
         set(map(type, tensors)) <= _PLAIN_TYPES
-        and {t.dtype for t in tensors} == {torch.float32}
-        and all(map(operator.attrgetter("is_cpu"), tensors))
+        and set(map(_DTYPE, tensors)) == {torch.float32}
+        and all(map(_IS_CPU, tensors))
         and all(map(Tensor.is_contiguous, tensors))
-        and shapes == list(map(_SHAPE, grads)) == list(map(_SHAPE, third))
-        and all(map(Tensor.numel, params))
+        and numels == list(map(Tensor.numel, grads)) == list(map(Tensor.numel, third))
+        and all(numels)
     ):
         return list(range(len(params)))
     return [
         i
         for i, trio in enumerate(zip(params, grads, third))
         if all(map(_native_tensor, trio))
-        and trio[0].shape == trio[1].shape == trio[2].shape
-        and trio[0].numel() > 0
+        and trio[0].numel() == trio[1].numel() == trio[2].numel() > 0
     ]
 
 
@@ -399,7 +400,7 @@ def _picked(arguments: dict[str, Any], indices: list[int]) -> dict[str, Any]:
 def _float32_values(values: list[Any]) -> Tensor:
     """Per-parameter float32 scalars (Python floats or 0-d tensors) as one CPU tensor, without
     reading a tensor's value on the host."""
-    if not any(isinstance(value, Tensor) for value in values):
+    if not any(issubclass(kind, Tensor) for kind in set(map(type, values))):
         return torch.tensor(values, dtype=torch.float32)
     return torch.stack(
         [
@@ -426,24 +427,20 @@ def _native_step(
     """Run the C kernel on ``lists`` (params, grads, and moments or outputs); the per-parameter
     arguments are indexed by ``indices`` (the lists' positions among all parameters)."""
     params, grads, third = lists
-    order = sorted(range(len(params)), key=lambda i: -params[i].numel())  # teams first
-    moment_column = mode == _MODE_MOMENTUM
-    entries: list[int] = []
-    for i in order:
-        entries += (
-            params[i].data_ptr(),
-            grads[i].data_ptr(),
-            third[i].data_ptr() if moment_column else 0,
-            0 if moment_column else third[i].data_ptr(),
-            params[i].numel(),
-        )
-    table = np.array(entries, dtype=np.int64).reshape(-1, _TABLE_COLUMNS)
-    decays = _float32_values([weight_decays[indices[i]] for i in order])
-    clip_lrs = None if lrs is None else _float32_values([lrs[indices[i]] for i in order])
+    numels = list(map(Tensor.numel, params))
+    order = sorted(range(len(params)), key=numels.__getitem__, reverse=True)  # teams first
+    table = np.zeros((len(order), _TABLE_COLUMNS), dtype=np.int64)
+    third_column = 2 if mode == _MODE_MOMENTUM else 3  # moments, or outputs
+    for column, tensors in ((0, params), (1, grads), (third_column, third)):
+        table[:, column] = list(map(Tensor.data_ptr, map(tensors.__getitem__, order)))
+    table[:, 4] = list(map(numels.__getitem__, order))
+    positions = list(map(indices.__getitem__, order))
+    decays = _float32_values(list(map(weight_decays.__getitem__, positions)))
+    clip_lrs = None if lrs is None else _float32_values(list(map(lrs.__getitem__, positions)))
     scalars = np.array([epsilon, coefficient, momentum], dtype=np.float32)
     openmp = _native.openmp_entry_points() if USE_OPENMP else None
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
-    torch._C._increment_version([*params, *third] if moment_column else list(third))
+    torch._C._increment_version([*params, *third] if mode == _MODE_MOMENTUM else list(third))
     _load_native().msoptim_lars_step(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_int64(len(order)),

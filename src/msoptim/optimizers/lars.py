@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,7 +14,6 @@ from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels._fused import plain_float32
 from msoptim.kernels.lars import Rescaling, lars_foreach, lars_fused, lars_reference
 from msoptim.optimizer import Optimizer, schedule_config
 from msoptim.optimizers.momentum import Momentum
@@ -54,6 +54,18 @@ def _f32(value: float) -> float:
     return float(np.float32(value))
 
 
+_PLAIN_TYPES = frozenset((Tensor, nn.Parameter))
+
+
+def _plain_float32_cpu(tensors: list[Tensor]) -> bool:
+    """Every tensor a plain (no subclass) float32 CPU tensor; C-level passes over the list."""
+    return (
+        set(map(type, tensors)) <= _PLAIN_TYPES
+        and {t.dtype for t in tensors} <= {torch.float32}
+        and all(map(operator.attrgetter("is_cpu"), tensors))
+    )
+
+
 class LARS(Optimizer):
     r"""Layer-wise adaptive rate scaling around another msoptim optimizer, as MindSpore's ``nn.LARS``.
 
@@ -71,7 +83,10 @@ class LARS(Optimizer):
     switches them off there: its decay flags all False, its weight decay 0, no unscaling), so the
     wrapped optimizer sees plain gradients. ``use_clip`` uses the wrapped optimizer's lr of this
     step ``η``. The epsilon placement is the one of MindSpore's Ascend kernel and of its older
-    docstring (MindSpore 2.10 has no CPU/GPU kernel to check it against).
+    docstring (MindSpore 2.10 has no CPU/GPU kernel to check it against). The norms are over the
+    whole tensor, float64 sums of the squares rounded once (MindSpore sums ``w*w`` and ``g*g``
+    in float32 in an order no CPU recording shows; this order-proof definition gives every msoptim
+    path, thread count and a DTensor's global norm the same bits).
 
     A LARS behaves as an optimizer: ``step()``, ``lars(grads)``, ``zero_grad()``, ``param_groups``
     and ``state`` (the wrapped optimizer's, so ``torch.optim.lr_scheduler`` and
@@ -91,9 +106,11 @@ class LARS(Optimizer):
             leave BatchNorm/LayerNorm out too, pass e.g.
             ``lambda n: not any(k in n for k in ('bias', 'gamma', 'beta'))``.
         foreach: ``None`` (foreach on CUDA), True or False, for the gradient rescaling.
-        fused: ``True`` compiles the gradient rescaling (bit-identical to the reference; around
-            a fused ``Momentum`` on CPU it runs inside Momentum's kernel, the rescaled gradients
-            never written); ``None`` follows the wrapped optimizer (fused if any of its groups is).
+        fused: ``True`` runs the fast rescaling (bit-identical to the reference): on CPU a C
+            kernel that visits each parameter once, its norms then, from cache, the rescaling,
+            inside Momentum's update around a fused ``Momentum`` (the rescaled gradients never
+            written); compiled kernels elsewhere. ``None`` follows the wrapped optimizer (fused
+            if any of its groups is).
 
     Example:
         >>> import torch, msoptim
@@ -320,6 +337,18 @@ class LARS(Optimizer):
     def _group_of_param(self, param: Tensor) -> int:
         return self.optimizer._group_index[id(param)]
 
+    def _decay_groups(self) -> list[int | None]:
+        """Per parameter, the index of the group whose weight decay it takes (None: its decay
+        flag is off). Fixed once wrapped (groups cannot be added to a LARS)."""
+        cached = self.__dict__.get("_decay_group_list")
+        if cached is None or len(cached) != len(self._parameters):
+            cached = [
+                self._group_of_param(param) if flag else None
+                for param, flag in zip(self._parameters, self.decay_flags)
+            ]
+            self.__dict__["_decay_group_list"] = cached
+        return cached
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Not supported: add groups to the optimizer before wrapping it in LARS."""
         raise NotImplementedError(
@@ -368,9 +397,10 @@ class LARS(Optimizer):
             lr = self.optimizer.get_lr()
             lrs = [lr[i] if isinstance(lr, tuple) else lr for i in indices]
         group_values = self._weight_decay_values()
+        decay_groups = self._decay_groups()
         decays: list[Any] = [
-            group_values[self._group_of_param(params[i])] if self.decay_flags[i] else 0.0
-            for i in indices
+            0.0 if group is None else group_values[group]
+            for group in map(decay_groups.__getitem__, indices)
         ]
         if any(isinstance(value, Tensor) for value in decays):
             device = params[indices[0]].device
@@ -416,8 +446,7 @@ class LARS(Optimizer):
             and all(group.get("fused") for group in inner.param_groups)
             and not self.need_scale
             and not any(inner.grad_centralization_flags)
-            and all(t.device.type == "cpu" for t in params)
-            and all(map(plain_float32, (*params, *grads)))
+            and _plain_float32_cpu([*params, *grads])
         )
 
     def construct(self, gradients: list[Tensor | None]) -> None:
