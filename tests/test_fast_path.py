@@ -196,9 +196,16 @@ def test_fused_path_runs_compiled_kernels_directly(serial_only):
     assert all(k._raw is not None for k in kernels), "the compiled kernel was not captured"
 
 
-def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only):
-    """Lamb's first pass writes its float64 sums of squares from the C++ kernel itself (the
-    buffer Inductor allocates for the reduction is kept), and a step plan is kept for it."""
+@pytest.fixture
+def compiled_lamb(monkeypatch):
+    """Lamb's compiled two-pass path (CUDA's, and CPU's without a C compiler) instead of its C
+    kernel (``tests/test_lamb_native.py``)."""
+    monkeypatch.setattr(lamb, "_native_indices", lambda lists, scalars: [])
+
+
+def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only, compiled_lamb):
+    """Lamb's compiled first pass writes its float64 sums of squares from the C++ kernel itself
+    (the buffer Inductor allocates for the reduction is kept), and a step plan is kept for it."""
     g = torch.Generator().manual_seed(4)
     shapes = [(40, 3), (7,), (1,), (5, 5)]
     params_a = [(f"p{i}.weight", nn.Parameter(rand(g, *s))) for i, s in enumerate(shapes)]
@@ -218,7 +225,7 @@ def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only):
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, dynamic):
+def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, compiled_lamb, dynamic):
     """The first pass CUDA uses (``g_hat`` written, multi-tensor float64 norms), run on CPU."""
     monkeypatch.setattr(lamb, "_moments_and_square_sums", lamb._moments_and_g_hat_norms)
     run_pair("Lamb", {"learning_rate": 0.01, "weight_decay": 0.01}, dynamic)
@@ -464,7 +471,9 @@ def run_plain_pair(name, kwargs, dynamic, steps, *, change=None):
 
 
 @pytest.mark.parametrize(("name", "kwargs", "dynamic"), CASES, ids=IDS)
-def test_a_kept_plan_runs_the_same_arithmetic(serial_only, plan_runs, name, kwargs, dynamic):
+def test_a_kept_plan_runs_the_same_arithmetic(
+    serial_only, plan_runs, compiled_lamb, name, kwargs, dynamic
+):
     """From the second step on the plan serves every group, with the reference's bits."""
     run_plain_pair(name, kwargs, dynamic, steps=4)
     assert len(plan_runs) >= 2, "no step was served by a kept plan"

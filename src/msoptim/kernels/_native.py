@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import operator
 import os
 import shutil
 import subprocess
@@ -27,9 +28,21 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor
 
-__all__ = ["FLAGS", "cache_dir", "load", "openmp_entry_points", "unavailable_reason"]
+__all__ = [
+    "FLAGS",
+    "address_table",
+    "cache_dir",
+    "load",
+    "openmp_arguments",
+    "openmp_entry_points",
+    "plain_contiguous_indices",
+    "plain_float32_scalar",
+    "unavailable_reason",
+]
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
 _SOURCE_DIR = Path(__file__).resolve().parent
@@ -81,9 +94,12 @@ def _build(name: str, extra: tuple[str, ...]) -> ctypes.CDLL:
     if compiler is None:
         raise OSError("no C compiler found (set CC, or install cc/gcc/clang)")
     source = (_SOURCE_DIR / f"{name}.c").read_bytes()
+    headers = [path.read_bytes() for path in sorted(_SOURCE_DIR.glob("*.h"))]  # it may include
     flags = (*FLAGS, *extra)
     key = hashlib.sha256(
-        b"\0".join([source, compiler.encode(), " ".join(flags).encode(), _cpu_flags().encode()])
+        b"\0".join(
+            [source, *headers, compiler.encode(), " ".join(flags).encode(), _cpu_flags().encode()]
+        )
     ).hexdigest()[:20]
     target = _writable(cache_dir()) / f"{name}-{key}.so"
     if not target.exists():
@@ -157,3 +173,78 @@ def _find_openmp() -> tuple[int, int, int] | None:
             if all(found):
                 return found[0], found[1], found[2]
     return None
+
+
+def openmp_arguments(use_openmp: bool = True) -> tuple[ctypes.c_void_p, ...]:
+    """The three entry-point arguments of a team kernel (``native_team.h``): torch's OpenMP
+    runtime's, or NULLs (the kernel starts its own threads)."""
+    points = openmp_entry_points() if use_openmp else None
+    return tuple(ctypes.c_void_p(address) for address in points or (0, 0, 0))
+
+
+_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
+_DTYPE = operator.attrgetter("dtype")
+_IS_CPU = operator.attrgetter("is_cpu")
+
+
+def plain_float32_scalar(value: Tensor) -> bool:
+    """A one-element plain float32 CPU tensor, which a C kernel may read through its address."""
+    return (
+        type(value) in _PLAIN_TYPES
+        and value.dtype is torch.float32
+        and value.is_cpu
+        and value.numel() == 1
+    )
+
+
+def _plain_contiguous(tensor: Tensor) -> bool:
+    return (
+        type(tensor) in _PLAIN_TYPES
+        and tensor.dtype is torch.float32
+        and tensor.is_cpu
+        and tensor.is_contiguous()
+    )
+
+
+def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
+    """The positions at which every list holds a plain (no subclass) contiguous float32 CPU tensor
+    of one length, with elements: what a C kernel walking raw pointers may take (shapes are the
+    callers' to check; equal lengths keep it in bounds). One C-level pass per property over all
+    the tensors first (the usual case: every position qualifies), else position by position."""
+    tensors = [tensor for items in lists for tensor in items]
+    numels = list(map(Tensor.numel, lists[0]))
+    if (
+        set(map(type, tensors)) <= _PLAIN_TYPES
+        and set(map(_DTYPE, tensors)) <= {torch.float32}
+        and all(map(_IS_CPU, tensors))
+        and all(map(Tensor.is_contiguous, tensors))
+        and all(list(map(Tensor.numel, items)) == numels for items in lists[1:])
+        and all(numels)
+    ):
+        return list(range(len(numels)))
+    return [
+        i
+        for i, group in enumerate(zip(*lists))
+        if all(map(_plain_contiguous, group))
+        and len({tensor.numel() for tensor in group}) == 1
+        and group[0].numel() > 0
+    ]
+
+
+def address_table(
+    columns: list[list[Tensor] | list[int] | None],
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A kernel's table: one int64 row per tensor of ``columns[0]``, largest first (team kernels
+    take the large ones first). A column of tensors holds their addresses, a column of ints its
+    values, ``None`` zeros. Returns the table, the rows' lengths and the row order (positions in
+    the lists)."""
+    numels = list(map(Tensor.numel, columns[0] or ()))
+    order = sorted(range(len(numels)), key=numels.__getitem__, reverse=True)
+    table = np.zeros((len(order), len(columns)), dtype=np.int64)
+    for index, column in enumerate(columns):
+        if column:
+            picked = list(map(column.__getitem__, order))
+            tensors = isinstance(picked[0], Tensor)
+            table[:, index] = list(map(Tensor.data_ptr, picked)) if tensors else picked
+    lengths = np.array(list(map(numels.__getitem__, order)), dtype=np.int64)
+    return table, lengths, order

@@ -17,7 +17,12 @@ CUDA's ``powf`` may differ from it by an ulp).
 The norms are :func:`msoptim.kernels._norms.tensor_norm`: float64 sums of squares, rounded to
 float32 after the square root (order-proof: every path gives the same bits).
 
-:func:`lamb_fused` is two compiled passes around the trust ratios. The first updates the moments
+:func:`lamb_fused` runs plain contiguous float32 CPU tensors through the C kernel
+``lamb_native.c`` (built on first use, :mod:`msoptim.kernels._native`): one visit per parameter,
+the moments and the two sums of squares, then the trust ratio and the update while ``w``, ``m``
+and ``v`` are still in cache (the threads split the large parameters, see ``native_team.h``).
+Everything else it can compile (CUDA; CPU without a C compiler, or tensors of another layout) is
+two compiled passes around the trust ratios. The first updates the moments
 and, in the same loop, sums the squares of ``w`` and ``g_hat`` (:func:`lamb_moments_update`:
 ``g_hat`` is never written to memory); the trust ratios of all parameters are then computed at
 once, and a second compiled pass recomputes ``update`` from the new moments and applies it
@@ -28,13 +33,14 @@ where writing ``g_hat`` and reading it back for its norm moved 13.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import pick_lists
+from msoptim.kernels import _native, pick_lists
 from msoptim.kernels._exact import exact_sqrt, float32_constant
 from msoptim.kernels._fused import cpu_inductor_options, fused_apply, plain_float32
 from msoptim.kernels._norms import square_sum, tensor_norm
@@ -239,10 +245,10 @@ def lamb_fused(
     weight_decay: float | Tensor,
     decay_flags: list[bool],
 ) -> None:
-    """:func:`lamb_reference` in two compiled passes around the norms (bit-identical).
+    """:func:`lamb_reference`, bit for bit: the C kernel for plain contiguous float32 CPU tensors,
+    two compiled passes around the norms for other plain float32 tensors.
 
-    Only plain float32 tensors are compiled; tensor subclasses (a DTensor's norm is a
-    collective) and other dtypes take the reference path.
+    Tensor subclasses (a DTensor's norm is a collective) and other dtypes take the reference path.
     """
     if not params:
         return
@@ -269,6 +275,17 @@ def lamb_fused(
     if not isinstance(weight_decay, Tensor):
         weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=device)
     shared = (correction1, correction2, weight_decay)
+    lists = (params, grads, exp_avgs, exp_avg_sqs)
+    native = _native_indices(lists, (*shared, lr))
+    if native:
+        _native_step(pick_lists(lists, native), [decay_flags[i] for i in native], constants,
+                     correction1=correction1, correction2=correction2, weight_decay=weight_decay,
+                     lr=lr)  # fmt: skip
+        if len(native) == len(params):
+            return
+        rest = sorted(set(range(len(params))) - set(native))
+        params, grads, exp_avgs, exp_avg_sqs = pick_lists(lists, rest)
+        decay_flags = [decay_flags[i] for i in rest]
     subsets = [
         [i for i, flag in enumerate(decay_flags) if flag == decay] for decay in (True, False)
     ]
@@ -374,3 +391,68 @@ def lamb_foreach(
     scales = [_trust_ratio(w, g) * lr for w, g in zip(weight_norms, g_hat_norms)]
     torch._foreach_mul_(updates, scales)
     torch._foreach_sub_(params, updates)
+
+
+# ------------------------------------------------------------------ the C kernel
+
+#: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
+NATIVE_FLAGS: tuple[str, ...] = ()
+#: Run the C kernel's threads as torch's OpenMP workers where torch has one (tests also run its
+#: own threads).
+USE_OPENMP = True
+
+
+def _load_native() -> Any:
+    library = _native.load("lamb_native", NATIVE_FLAGS)
+    if library is not None:
+        library.msoptim_lamb_step.restype = None
+    return library
+
+
+def _native_indices(lists: tuple[list[Tensor], ...], scalars: tuple[Tensor, ...]) -> list[int]:
+    """The parameters the C kernel ``lamb_native.c`` takes: plain contiguous float32 CPU tensors
+    (with their gradients and moments) and scalars (:mod:`msoptim.kernels._native`). None while
+    dynamo traces or when the kernel cannot be built."""
+    if (
+        torch.compiler.is_compiling()
+        or not all(map(_native.plain_float32_scalar, scalars))
+        or _load_native() is None
+    ):
+        return []
+    return _native.plain_contiguous_indices(lists)
+
+
+def _native_step(
+    lists: tuple[list[Tensor], ...],
+    decay_flags: list[bool],
+    constants: dict[str, float],
+    *,
+    correction1: Tensor,
+    correction2: Tensor,
+    weight_decay: Tensor,
+    lr: Tensor,
+) -> None:
+    """One visit per parameter: the moments and the two sums of squares, then the trust ratio and
+    the update while the tensors are in cache (``lamb_native.c``; the reference's bits)."""
+    params, grads, exp_avgs, exp_avg_sqs = lists
+    table, lengths, order = _native.address_table(
+        [params, grads, exp_avgs, exp_avg_sqs, [int(flag) for flag in decay_flags]]
+    )
+    hyper = np.array(
+        [
+            constants[name]
+            for name in ("beta1", "beta2", "one_minus_beta1", "one_minus_beta2", "eps")
+        ],
+        dtype=np.float32,
+    )
+    # The kernel writes through raw pointers: bump the version counters as in-place ops would.
+    torch._C._increment_version([*params, *exp_avgs, *exp_avg_sqs])
+    _load_native().msoptim_lamb_step(
+        ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_void_p(lengths.ctypes.data),
+        ctypes.c_int64(len(order)),
+        ctypes.c_void_p(hyper.ctypes.data),
+        *(ctypes.c_void_p(t.data_ptr()) for t in (correction1, correction2, weight_decay, lr)),
+        ctypes.c_int(max(1, torch.get_num_threads())),
+        *_native.openmp_arguments(USE_OPENMP),
+    )

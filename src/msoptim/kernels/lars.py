@@ -29,7 +29,6 @@ the same bits.
 from __future__ import annotations
 
 import ctypes
-import operator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -300,7 +299,7 @@ def lars_momentum_step(
         "use_clip": rescaling.use_clip,
     }
     hyper = {"momentum": momentum, "nesterov": nesterov}
-    native = _native_indices(params, grads, moments) if _native_scalar(lr) else []
+    native = _native_indices(params, grads, moments) if _native.plain_float32_scalar(lr) else []
     if native:
         _native_step(
             _MODE_MOMENTUM, pick_lists((params, grads, moments), native), native, lr=lr,
@@ -320,10 +319,6 @@ def lars_momentum_step(
 _MODE_MOMENTUM, _MODE_RESCALE = 0, 1
 #: The C kernel splits a parameter of at least this many elements among all threads (its
 #: ``TEAM_MIN_NUMEL``); the table lists those first, which largest-first order does.
-_TABLE_COLUMNS = 5  # param, grad, moment, out, numel
-_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
-_DTYPE = operator.attrgetter("dtype")
-_IS_CPU = operator.attrgetter("is_cpu")
 #: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
 NATIVE_FLAGS: tuple[str, ...] = ()
 #: Run the C kernel's threads as torch's OpenMP workers where torch has an OpenMP runtime (tests
@@ -338,48 +333,13 @@ def _load_native() -> Any:
     return library
 
 
-def _native_scalar(value: Tensor) -> bool:
-    return (
-        type(value) in _PLAIN_TYPES
-        and value.dtype is torch.float32
-        and value.is_cpu
-        and value.numel() == 1
-    )
-
-
-def _native_tensor(tensor: Tensor) -> bool:
-    return (
-        type(tensor) in _PLAIN_TYPES
-        and tensor.dtype is torch.float32
-        and tensor.is_cpu
-        and tensor.is_contiguous()
-    )
-
-
 def _native_indices(params: list[Tensor], grads: list[Tensor], third: list[Tensor]) -> list[int]:
-    """The parameters the C kernel takes (it writes through raw pointers): they, their gradients
-    and ``third`` (moments or outputs) plain contiguous float32 CPU tensors of one length, with
-    elements (shapes are the callers' to check; the lengths keep the kernel in bounds). None
-    while dynamo traces or when the kernel cannot be built."""
+    """The parameters the C kernel takes (:func:`~msoptim.kernels._native.plain_contiguous_indices`
+    of them, their gradients and ``third``, moments or outputs). None while dynamo traces or
+    when the kernel cannot be built."""
     if torch.compiler.is_compiling() or _load_native() is None:
         return []
-    tensors = [*params, *grads, *third]
-    numels = list(map(Tensor.numel, params))
-    if (
-        set(map(type, tensors)) <= _PLAIN_TYPES
-        and set(map(_DTYPE, tensors)) == {torch.float32}
-        and all(map(_IS_CPU, tensors))
-        and all(map(Tensor.is_contiguous, tensors))
-        and numels == list(map(Tensor.numel, grads)) == list(map(Tensor.numel, third))
-        and all(numels)
-    ):
-        return list(range(len(params)))
-    return [
-        i
-        for i, trio in enumerate(zip(params, grads, third))
-        if all(map(_native_tensor, trio))
-        and trio[0].numel() == trio[1].numel() == trio[2].numel() > 0
-    ]
+    return _native.plain_contiguous_indices((params, grads, third))
 
 
 def _others(count: int, taken: list[int]) -> list[int]:
@@ -427,22 +387,19 @@ def _native_step(
     """Run the C kernel on ``lists`` (params, grads, and moments or outputs); the per-parameter
     arguments are indexed by ``indices`` (the lists' positions among all parameters)."""
     params, grads, third = lists
-    numels = list(map(Tensor.numel, params))
-    order = sorted(range(len(params)), key=numels.__getitem__, reverse=True)  # teams first
-    table = np.zeros((len(order), _TABLE_COLUMNS), dtype=np.int64)
-    third_column = 2 if mode == _MODE_MOMENTUM else 3  # moments, or outputs
-    for column, tensors in ((0, params), (1, grads), (third_column, third)):
-        table[:, column] = list(map(Tensor.data_ptr, map(tensors.__getitem__, order)))
-    table[:, 4] = list(map(numels.__getitem__, order))
+    momentum_mode = mode == _MODE_MOMENTUM
+    table, lengths, order = _native.address_table(
+        [params, grads, third if momentum_mode else None, None if momentum_mode else third]
+    )
     positions = list(map(indices.__getitem__, order))
     decays = _float32_values(list(map(weight_decays.__getitem__, positions)))
     clip_lrs = None if lrs is None else _float32_values(list(map(lrs.__getitem__, positions)))
     scalars = np.array([epsilon, coefficient, momentum], dtype=np.float32)
-    openmp = _native.openmp_entry_points() if USE_OPENMP else None
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
-    torch._C._increment_version([*params, *third] if mode == _MODE_MOMENTUM else list(third))
+    torch._C._increment_version([*params, *third] if momentum_mode else list(third))
     _load_native().msoptim_lars_step(
         ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_void_p(lengths.ctypes.data),
         ctypes.c_int64(len(order)),
         ctypes.c_void_p(decays.data_ptr()),
         ctypes.c_void_p(0 if clip_lrs is None else clip_lrs.data_ptr()),
@@ -452,5 +409,5 @@ def _native_step(
         ctypes.c_int(bool(nesterov)),
         ctypes.c_int(mode),
         ctypes.c_int(max(1, torch.get_num_threads())),
-        *(ctypes.c_void_p(address) for address in openmp or (0, 0, 0)),
+        *_native.openmp_arguments(USE_OPENMP),
     )
