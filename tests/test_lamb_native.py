@@ -241,3 +241,26 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
     if _native._compiler() is None:
         pytest.skip("no C compiler on this machine")
     assert kernels._load_native() is not None, _native.unavailable_reason("lamb_native")
+
+
+@needs_compiler
+def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native_calls):
+    """``fused`` and ``foreach`` unset: the C kernel (nothing to compile, the reference's bits);
+    ``fused=False`` or ``foreach=False``: the reference."""
+    shapes = {"fc.weight": (30, 7), "fc.bias": (30,), "w": (5,)}
+
+    def run(**impl):
+        gen = torch.Generator().manual_seed(3)
+        params = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
+        opt = msoptim.Lamb(params, 0.01, weight_decay=0.01, **impl)
+        grads = torch.Generator().manual_seed(4)
+        for _ in range(2):
+            opt(tuple(torch.randn(p.shape, generator=grads) for _, p in params))
+        return [p.detach() for _, p in params]
+
+    by_default = run()
+    assert native_calls == [3, 3]
+    for impl in ({"fused": False}, {"foreach": False}):
+        for a, b in zip(run(**impl), by_default):
+            assert same_values(a, b)
+    assert native_calls == [3, 3]

@@ -303,3 +303,35 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
     if _native._compiler() is None:
         pytest.skip("no C compiler on this machine")
     assert kernels._load_native() is not None, _native.unavailable_reason("lars_native")
+
+
+@needs_compiler
+@pytest.mark.parametrize("inner", ["Momentum", "SGD"])
+def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native_calls, inner):
+    """No ``fused``/``foreach`` asked for, on CPU: the C kernel (inside Momentum's update, or the
+    rescaled gradients written out for another optimizer), the reference where it cannot run (a
+    transposed gradient here); ``foreach=False`` on the wrapped optimizer: the reference."""
+    shapes = {"conv.weight": (16, 8, 3, 3), "bn.beta": (16,), "fc.weight": (30, 7),
+              "fc.bias": (30,)}  # fmt: skip
+
+    def run(**impl):
+        gen = torch.Generator().manual_seed(3)
+        params = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
+        if inner == "Momentum":
+            opt = msoptim.Momentum(params, 0.1, 0.9, weight_decay=1e-4, **impl)
+        else:
+            opt = msoptim.SGD(params, 0.1, momentum=0.5, weight_decay=1e-4, **impl)
+        lars = msoptim.LARS(opt, coefficient=0.01)
+        grads = torch.Generator().manual_seed(4)
+        for _ in range(2):
+            step = [torch.randn(p.shape, generator=grads) for _, p in params]
+            step[2] = step[2].t().contiguous().t()  # fc.weight's: the reference takes it
+            lars(tuple(step))
+        return [p.detach() for _, p in params]
+
+    by_default = run()
+    mode = kernels._MODE_MOMENTUM if inner == "Momentum" else kernels._MODE_RESCALE
+    assert native_calls == [mode, mode]
+    for a, b in zip(run(foreach=False), by_default):
+        assert same_values(a, b)
+    assert native_calls == [mode, mode]

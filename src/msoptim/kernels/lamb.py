@@ -52,6 +52,7 @@ __all__ = [
     "lamb_fused",
     "lamb_g_hat_update",
     "lamb_moments_update",
+    "lamb_native_or_reference",
     "lamb_param_update",
     "lamb_reference",
 ]
@@ -250,17 +251,19 @@ def lamb_fused(
 
     Tensor subclasses (a DTensor's norm is a collective) and other dtypes take the reference path.
     """
-    if not params:
+    options = {"lr": lr, "step": step, "beta1": beta1, "beta2": beta2, "eps": eps,
+               "weight_decay": weight_decay}  # fmt: skip
+    rest = _step_native((params, grads, exp_avgs, exp_avg_sqs), decay_flags, **options)
+    if not rest:
         return
+    params, grads, exp_avgs, exp_avg_sqs = pick_lists((params, grads, exp_avgs, exp_avg_sqs), rest)
+    decay_flags = [decay_flags[i] for i in rest]
     compiles = [plain_float32(p) and plain_float32(g) for p, g in zip(params, grads)]
     if not all(compiles):
         # Tensor subclasses (a DTensor's norm is a collective) and other dtypes: the reference.
         others = [i for i, flag in enumerate(compiles) if not flag]
         lists = pick_lists((params, grads, exp_avgs, exp_avg_sqs), others)
-        lamb_reference(
-            *lists, lr=lr, step=step, beta1=beta1, beta2=beta2, eps=eps,
-            weight_decay=weight_decay, decay_flags=[decay_flags[i] for i in others],
-        )  # fmt: skip
+        lamb_reference(*lists, **options, decay_flags=[decay_flags[i] for i in others])
         compiled = [i for i, flag in enumerate(compiles) if flag]
         if not compiled:
             return
@@ -269,23 +272,11 @@ def lamb_fused(
         )
         decay_flags = [decay_flags[i] for i in compiled]
     constants = _hyper(beta1, beta2, eps)
-    beta1, beta2, eps = constants["beta1"], constants["beta2"], constants["eps"]
-    correction1, correction2 = bias_corrections(step, beta1, beta2)
+    correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
     device = params[0].device
     if not isinstance(weight_decay, Tensor):
         weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=device)
     shared = (correction1, correction2, weight_decay)
-    lists = (params, grads, exp_avgs, exp_avg_sqs)
-    native = _native_indices(lists, (*shared, lr))
-    if native:
-        _native_step(pick_lists(lists, native), [decay_flags[i] for i in native], constants,
-                     correction1=correction1, correction2=correction2, weight_decay=weight_decay,
-                     lr=lr)  # fmt: skip
-        if len(native) == len(params):
-            return
-        rest = sorted(set(range(len(params))) - set(native))
-        params, grads, exp_avgs, exp_avg_sqs = pick_lists(lists, rest)
-        decay_flags = [decay_flags[i] for i in rest]
     subsets = [
         [i for i, flag in enumerate(decay_flags) if flag == decay] for decay in (True, False)
     ]
@@ -300,8 +291,58 @@ def lamb_fused(
                 shared,
                 per_parameter=([scales[i] for i in indices],),
                 decay=decay,
-                eps=eps,
+                eps=constants["eps"],
             )
+
+
+def lamb_native_or_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    *,
+    decay_flags: list[bool],
+    **options: Any,
+) -> None:
+    """Lamb's default on CPU (``fused`` and ``foreach`` unset): the C kernel where it runs (plain
+    contiguous float32 tensors, a C compiler: nothing to compile per process), the reference
+    elsewhere; the reference's bits either way. ``options``: :func:`lamb_reference`'s."""
+    lists = (params, grads, exp_avgs, exp_avg_sqs)
+    rest = _step_native(lists, decay_flags, **options)
+    if rest:
+        lamb_reference(
+            *pick_lists(lists, rest), **options, decay_flags=[decay_flags[i] for i in rest]
+        )
+
+
+def _step_native(
+    lists: tuple[list[Tensor], ...],
+    decay_flags: list[bool],
+    *,
+    lr: Tensor,
+    step: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float | Tensor,
+) -> list[int]:
+    """Step the parameters the C kernel takes; return the positions of the others."""
+    params = lists[0]
+    if not params or params[0].device.type != "cpu" or not isinstance(lr, Tensor):
+        return list(range(len(params)))
+    constants = _hyper(beta1, beta2, eps)
+    correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
+    if not isinstance(weight_decay, Tensor):
+        weight_decay = torch.full((), weight_decay, dtype=torch.float32)
+    native = _native_indices(lists, (correction1, correction2, weight_decay, lr))
+    if native:
+        _native_step(pick_lists(lists, native), [decay_flags[i] for i in native], constants,
+                     correction1=correction1, correction2=correction2, weight_decay=weight_decay,
+                     lr=lr)  # fmt: skip
+    if len(native) == len(params):
+        return []
+    taken = set(native)
+    return [i for i in range(len(params)) if i not in taken]
 
 
 def lamb_reference(

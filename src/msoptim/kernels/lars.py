@@ -39,7 +39,7 @@ from msoptim.kernels import _native, pick_lists
 from msoptim.kernels._fused import fused_apply, plain_float32
 from msoptim.kernels._norms import tensor_norm
 from msoptim.kernels._workspace import scratch_like
-from msoptim.kernels.momentum import momentum_update
+from msoptim.kernels.momentum import momentum_reference, momentum_update
 
 __all__ = [
     "Rescaling",
@@ -49,6 +49,7 @@ __all__ = [
     "lars_momentum_fused",
     "lars_momentum_step",
     "lars_momentum_update",
+    "lars_native_or_reference",
     "lars_reference",
     "lars_scale_update",
 ]
@@ -222,6 +223,44 @@ def lars_fused(
     return outs
 
 
+def lars_native_or_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    *,
+    weight_decays: list[float] | list[Tensor],
+    lrs: list[Tensor] | None,
+    epsilon: float,
+    coefficient: float,
+    use_clip: bool,
+    owner: Tensor,
+) -> list[Tensor]:
+    """LARS's default on CPU (no ``fused``/``foreach`` asked for): the rescaled gradients from the
+    C kernel where it runs (nothing to compile), from :func:`lars_reference` elsewhere; the
+    reference's bits either way. The C kernel's results live in a buffer kept for ``owner``, as
+    :func:`lars_fused`'s."""
+    arguments = {
+        "weight_decays": weight_decays, "lrs": lrs, "epsilon": epsilon,
+        "coefficient": coefficient, "use_clip": use_clip,
+    }  # fmt: skip
+    if not params:
+        return []
+    outs: list[Tensor] = []
+    native: list[int] = []
+    if all(map(plain_float32, (*params, *grads))):
+        outs = scratch_like(params, owner)
+        native = _native_indices(params, grads, outs)
+    if native:
+        _native_step(_MODE_RESCALE, pick_lists((params, grads, outs), native), native, **arguments)
+    rest = _others(len(params), native)
+    if not rest:
+        return outs
+    rescaled = lars_reference(*pick_lists((params, grads), rest), **_picked(arguments, rest))
+    result = list(outs) if outs else list(rescaled)  # every position is filled below
+    for i, grad in zip(rest, rescaled):
+        result[i] = grad
+    return result
+
+
 def lars_momentum_update(
     param: Tensor,
     grad: Tensor,
@@ -271,6 +310,8 @@ class Rescaling(NamedTuple):
     epsilon: float
     coefficient: float
     use_clip: bool
+    #: What the C kernel does not take: compiled (``fused=True``) or the reference (the default).
+    compile_rest: bool = True
 
 
 def lars_momentum_step(
@@ -306,12 +347,16 @@ def lars_momentum_step(
             **hyper, **arguments,
         )  # fmt: skip
     rest = _others(len(params), native)
-    if rest:
+    if rest and rescaling.compile_rest:
         chosen = pick_lists((params, grads, moments), rest)
         decay_values, locals_ = lars_coefficients(*chosen[:2], **_picked(arguments, rest))
         lars_momentum_fused(
             *chosen, list(decay_values.unbind()), list(locals_.unbind()), lr=lr, **hyper
         )
+    elif rest:
+        chosen = pick_lists((params, grads, moments), rest)
+        rescaled = lars_reference(*chosen[:2], **_picked(arguments, rest))
+        momentum_reference(chosen[0], rescaled, chosen[2], lr=lr, **hyper)
 
 
 # ------------------------------------------------------------------ the C kernel

@@ -8,8 +8,13 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_float_in_range, check_positive_float, fail
-from msoptim.kernels import check_impl, select_kernel
-from msoptim.kernels.lamb import lamb_foreach, lamb_fused, lamb_reference
+from msoptim.kernels import check_impl, select_kernel, use_foreach
+from msoptim.kernels.lamb import (
+    lamb_foreach,
+    lamb_fused,
+    lamb_native_or_reference,
+    lamb_reference,
+)
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["Lamb"]
@@ -57,9 +62,13 @@ class Lamb(Optimizer):
         eps: float ``> 0``.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule`` (dynamic weight decay).
         foreach: ``None`` (foreach on CUDA), True or False.
-        fused: ``True`` runs two compiled passes around the trust ratios, the norms summed
-            inside the first (bit-identical to the reference; the first step compiles, see
-            ``Momentum``); ``None``/``False``: not compiled.
+        fused: ``True`` runs the fast path (bit-identical to the reference): on CPU a C kernel
+            that visits each parameter once (the moments and the norms, then the update from
+            cache; built once per machine, see ``msoptim.kernels._native``), two compiled passes
+            around the trust ratios for what it does not take and on CUDA (the first step
+            compiles, see ``Momentum``). ``None`` with ``foreach`` unset: the C kernel on CPU
+            (nothing to compile; the reference where it cannot run), foreach on CUDA.
+            ``False``: not compiled.
 
     Example:
         >>> import torch
@@ -126,7 +135,14 @@ class Lamb(Optimizer):
         weight_decay = self._weight_decay_value(group)
         # A static 0.0 adds nothing: skip the ``+ 0*w`` (the kernel adds it; same values).
         decays = not isinstance(weight_decay, float) or weight_decay != 0.0
-        kernel = select_kernel(group, params, lamb_reference, lamb_foreach, lamb_fused)
+        if (
+            group.get("fused") is None
+            and group["foreach"] is None
+            and not use_foreach(None, params)
+        ):
+            kernel = lamb_native_or_reference  # CPU default: the C kernel, nothing to compile
+        else:
+            kernel = select_kernel(group, params, lamb_reference, lamb_foreach, lamb_fused)
         kernel(
             params,
             grads,

@@ -14,7 +14,13 @@ from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
 from msoptim.kernels import check_impl, use_foreach
-from msoptim.kernels.lars import Rescaling, lars_foreach, lars_fused, lars_reference
+from msoptim.kernels.lars import (
+    Rescaling,
+    lars_foreach,
+    lars_fused,
+    lars_native_or_reference,
+    lars_reference,
+)
 from msoptim.optimizer import Optimizer, schedule_config
 from msoptim.optimizers.momentum import Momentum
 
@@ -421,16 +427,32 @@ class LARS(Optimizer):
                 epsilon=arguments["epsilon"],
                 coefficient=arguments["coefficient"],
                 use_clip=self.use_clip,
+                compile_rest=self._fused_rescaling(),
             )
             return result  # the wrapped Momentum rescales these inside its kernel
         if self._fused_rescaling():
             kernel: Any = functools.partial(lars_fused, owner=self.optimizer.global_step)
+        elif self._native_by_default(chosen):
+            kernel = functools.partial(lars_native_or_reference, owner=self.optimizer.global_step)
         else:
             kernel = lars_foreach if use_foreach(self.foreach, chosen) else lars_reference
         rescaled = kernel(chosen, chosen_grads, **arguments)
         for i, grad in zip(indices, rescaled):
             result[i] = grad
         return result
+
+    def _native_by_default(self, params: list[Tensor]) -> bool:
+        """No ``fused``/``foreach`` asked for, here or in the wrapped optimizer, on CPU: the C
+        kernel (nothing to compile), with the reference where it cannot run."""
+        return (
+            self.fused is None
+            and self.foreach is None
+            and all(
+                group.get("fused") is None and group.get("foreach") is None
+                for group in self.optimizer.param_groups
+            )
+            and not use_foreach(None, params)
+        )
 
     def _rescales_inside_momentum(self, params: list[Tensor], grads: list[Tensor]) -> bool:
         """Whether the wrapped optimizer's kernel can take the rescaling over: a fused Momentum on
@@ -439,11 +461,11 @@ class LARS(Optimizer):
         (``torch.compile(opt.step)``): the caller's compiler fuses the two steps itself, and the
         hand-over by parameter identity is not something to trace."""
         inner = self.optimizer
+        fused = self._fused_rescaling() and all(group.get("fused") for group in inner.param_groups)
         return (
             not torch.compiler.is_compiling()
             and type(inner) is Momentum
-            and self._fused_rescaling()
-            and all(group.get("fused") for group in inner.param_groups)
+            and (fused or self._native_by_default(params))
             and not self.need_scale
             and not any(inner.grad_centralization_flags)
             and _plain_float32_cpu([*params, *grads])
