@@ -116,7 +116,8 @@ class LARS(Optimizer):
             kernel that visits each parameter once, its norms then, from cache, the rescaling,
             inside Momentum's update around a fused ``Momentum`` (the rescaled gradients never
             written); compiled kernels elsewhere. ``None`` follows the wrapped optimizer (fused
-            if any of its groups is).
+            if any of its groups is); with ``foreach`` unset here and there, on CPU, the C
+            kernel too (nothing to compile; the reference where it cannot run).
 
     Example:
         >>> import torch, msoptim
