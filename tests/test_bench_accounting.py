@@ -38,3 +38,18 @@ def test_only_multi_pass_optimizers_claim_more_than_one_pass():
         assert least(shapes) > SPECS[name].bytes_per_param, name
     assert math.isclose(claims["Lamb"](shapes), 40)
     assert math.isclose(claims["LARS"](shapes), 28)
+
+
+def test_the_cpu_defaults_benchmark_prints_one_row_per_optimizer(monkeypatch, capsys):
+    from bench import cpu_defaults
+
+    small = {"tiny": lambda: [(12, 5), (7,), (2, 3, 3, 3)]}
+    monkeypatch.setattr(cpu_defaults, "MODELS", small)
+    monkeypatch.setattr(sys, "argv", ["cpu_defaults", "--model", "tiny", "--rounds", "1"])
+    cpu_defaults.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cpu_defaults.BUILDERS)
+    for row in rows[1:]:
+        default, reference = (float(cell) for cell in row.split(" | ")[1:3])
+        assert default > 0
+        assert reference > 0

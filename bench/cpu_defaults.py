@@ -1,0 +1,80 @@
+"""What an optimizer built with no ``fused``/``foreach`` argument runs on CPU, against the reference.
+
+AdaFactor, Lamb and LARS take their C kernels by default on CPU (nothing to compile per process);
+this times that default against ``foreach=False`` (the reference) on a model's shapes, in
+alternating rounds. Usage::
+
+    PYTHONPATH=src:. python -m bench.cpu_defaults [--model resnet50] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import msoptim
+from bench.shapes import MODELS
+
+Params = list[tuple[str, torch.nn.Parameter]]
+
+BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Any]] = {
+    "LARS(Momentum)": lambda ps, impl: msoptim.LARS(
+        msoptim.Momentum(ps, 0.1, 0.9, weight_decay=1e-4, **impl)
+    ),
+    "Lamb": lambda ps, impl: msoptim.Lamb(ps, 0.01, weight_decay=0.01, **impl),
+    "AdaFactor": lambda ps, impl: msoptim.AdaFactor(ps, **impl),
+}
+
+
+def _params(model: str) -> Params:
+    gen = torch.Generator().manual_seed(0)
+    return [
+        (f"layer{i}.weight" if len(shape) > 1 else f"norm{i}.beta", torch.nn.Parameter(
+            torch.randn(shape, generator=gen)))
+        for i, shape in enumerate(MODELS[model]())
+    ]  # fmt: skip
+
+
+def _stepper(name: str, model: str, impl: dict[str, Any]) -> Callable[[], float]:
+    params = _params(model)
+    opt = BUILDERS[name](params, impl)
+    for _, param in params:
+        param.grad = torch.randn_like(param) * 0.01
+    opt.step()  # state, and any build
+
+    def step() -> float:
+        start = time.perf_counter()
+        opt.step()
+        return time.perf_counter() - start
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet50", choices=sorted(MODELS))
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(f"model {args.model}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
+    print("| optimizer | default ms | reference (foreach=False) ms | speed-up |")
+    print("|---|---|---|---|")
+    for name in BUILDERS:
+        default, reference = (
+            _stepper(name, args.model, {}),
+            _stepper(name, args.model, {"foreach": False}),
+        )
+        times: dict[str, list[float]] = {"default": [], "reference": []}
+        for _ in range(args.rounds):
+            times["default"].append(default())
+            times["reference"].append(reference())
+        fast, slow = (statistics.median(times[k]) * 1e3 for k in ("default", "reference"))
+        print(f"| {name} | {fast:.1f} | {slow:.1f} | {slow / fast:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
