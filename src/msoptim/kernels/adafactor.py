@@ -315,8 +315,6 @@ def adafactor_foreach(
     torch._foreach_sub_(params, updates)
 
 
-#: Columns of the table handed to the C kernel, one row per parameter.
-_TABLE_COLUMNS = 11  # param, grad, exp_avg, row, col, sq, scratch, batch, rows, cols, mode
 
 
 def _native_scalar(value: Tensor) -> bool:
@@ -350,6 +348,8 @@ def _native_layout(
 
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
 _SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+_IS_CPU = operator.attrgetter("is_cpu")
 
 
 def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | None) -> list[int]:
@@ -360,12 +360,12 @@ def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | No
     shapes = list(map(_SHAPE, params))
     if (
         set(map(type, tensors)) <= _PLAIN_TYPES
-        and {t.dtype for t in tensors} == {torch.float32}
-        and all(map(operator.attrgetter("is_cpu"), tensors))
+        and set(map(_DTYPE, tensors)) == {torch.float32}
+        and all(map(_IS_CPU, tensors))
         and all(map(Tensor.is_contiguous, tensors))
         and shapes == list(map(_SHAPE, grads))
         and (exp_avgs is None or shapes == list(map(_SHAPE, exp_avgs)))
-        and all(map(_native_states, params, rows, cols, sqs))
+        and _all_states_fit(params, rows, cols, sqs)
     ):
         return list(range(len(params)))
     return [
@@ -373,6 +373,17 @@ def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | No
         for i, (param, grad, row, col, sq) in enumerate(zip(*lists))
         if _native_layout(param, grad, None if exp_avgs is None else exp_avgs[i], row, col, sq)
     ]
+
+
+def _all_states_fit(
+    params: list[Tensor], rows: list[Tensor], cols: list[Tensor], sqs: list[Tensor]
+) -> bool:
+    """:func:`_native_states` for every parameter; C-level passes when none is factored (a
+    model of vectors: the full second moment as long as each parameter, none empty)."""
+    if max(map(Tensor.dim, params), default=0) < 2:
+        numels = list(map(Tensor.numel, params))
+        return all(numels) and numels == list(map(Tensor.numel, sqs))
+    return all(map(_native_states, params, rows, cols, sqs))
 
 
 def _native_states(param: Tensor, row: Tensor, col: Tensor, sq: Tensor) -> bool:
@@ -422,31 +433,20 @@ def _native_step(
     scale_parameter: bool,
 ) -> None:
     params, grads, rows, cols, sqs = lists
-    order = sorted(range(len(params)), key=lambda i: -params[i].numel())  # largest first
-    plans = [_native_plan(params[i]) for i in order]
-    scratch = flat_scratch(params[order[0]], sum(plan[-1] for plan in plans))
-    address, offset = scratch.data_ptr(), 0
-    entries: list[int] = []
-    for i, (mode, batch, height, width, size) in zip(order, plans):
-        entries += (
-            params[i].data_ptr(),
-            grads[i].data_ptr(),
-            0 if exp_avgs is None else exp_avgs[i].data_ptr(),
-            rows[i].data_ptr(),
-            cols[i].data_ptr(),
-            sqs[i].data_ptr(),
-            address + 4 * offset,
-            batch,
-            height,
-            width,
-            mode,
-        )
-        offset += size
-    table = np.array(entries, dtype=np.int64).reshape(-1, _TABLE_COLUMNS)
+    # One row per parameter, largest first: param, grad, exp_avg, row, col, sq (addresses),
+    # scratch (address), batch, rows, cols, mode.
+    table, _, order = _native.address_table(
+        [params, grads, exp_avgs, rows, cols, sqs, None, None, None, None, None]
+    )
+    plans = np.array([_native_plan(params[i]) for i in order], dtype=np.int64).reshape(-1, 5)
+    scratch = flat_scratch(params[order[0]], int(plans[:, 4].sum()))
+    offsets = np.cumsum(plans[:, 4]) - plans[:, 4]  # each parameter's scratch, in floats
+    table[:, 6] = scratch.data_ptr() + 4 * offsets
+    table[:, 7:10] = plans[:, 1:4]  # batch, rows, cols
+    table[:, 10] = plans[:, 0]  # mode
     constants = np.array(
         [*eps, clip_threshold, beta1, _one_minus(beta1), weight_decay], dtype=np.float32
     )
-    openmp = _native.openmp_entry_points() if USE_OPENMP else None
     # The kernel writes through raw pointers: bump the version counters as an in-place op would,
     # so that autograd still refuses a backward through a tensor saved before this step.
     written = [*params, *rows, *cols, *sqs, *(exp_avgs or ())]
@@ -459,7 +459,7 @@ def _native_step(
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_int(bool(scale_parameter)),
         ctypes.c_int(max(1, torch.get_num_threads())),
-        *(ctypes.c_void_p(address) for address in openmp or (0, 0, 0)),
+        *_native.openmp_arguments(USE_OPENMP),
     )
 
 
