@@ -315,8 +315,6 @@ def adafactor_foreach(
     torch._foreach_sub_(params, updates)
 
 
-
-
 def _native_scalar(value: Tensor) -> bool:
     return _native_tensor(value) and value.numel() == 1
 
