@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # `import golden_replay` under any --import-mode
     sys.path.insert(0, str(TESTS_DIR))
@@ -29,3 +31,12 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return f"golden cases: {os.environ.get(GOLDEN_DIR_ENV) or TESTS_DIR / 'golden'}"
+
+
+@pytest.fixture(params=[1, 2, 3, 4], ids=lambda n: f"{n}-threads")
+def threads(request):
+    """torch's thread count for the test: 1 to 4 (the C kernels read it at every call)."""
+    from native_kernels import torch_threads
+
+    with torch_threads(request.param):
+        yield request.param

@@ -16,6 +16,13 @@ import msoptim
 from msoptim.kernels import _native
 from msoptim.kernels import lamb as kernels
 from msoptim.kernels.lamb import lamb_fused, lamb_reference
+from native_kernels import (
+    assert_builds,
+    column_major_matrices,
+    spy_native_steps,
+    torch_threads,
+    without_compiler,
+)
 from test_fast_path import same_values
 
 SHAPES = [(), (1,), (7,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
@@ -63,23 +70,7 @@ def _assert_steps_equal(shapes=SHAPES, *, steps=3, grad_layout=None, grad_scale=
 @pytest.fixture
 def native_calls(monkeypatch):
     """How many parameters each call of the C kernel took."""
-    counts: list[int] = []
-    real = kernels._native_step
-
-    def spy(lists, *args, **kwargs):
-        counts.append(len(lists[0]))
-        return real(lists, *args, **kwargs)
-
-    monkeypatch.setattr(kernels, "_native_step", spy)
-    return counts
-
-
-@pytest.fixture(params=[1, 2, 3, 4], ids=lambda n: f"{n}-threads")
-def threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
+    return spy_native_steps(monkeypatch, kernels, lambda lists, *rest: len(lists[0]))
 
 
 @needs_compiler
@@ -106,13 +97,9 @@ def test_every_tensor_split_among_the_threads_equals_the_reference(
         pytest.skip("torch has no OpenMP runtime here")
     monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
     monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
-    before = torch.get_num_threads()
-    torch.set_num_threads(team_threads)
-    try:
+    with torch_threads(team_threads):
         _assert_steps_equal()
         _assert_steps_equal([(9,), (8,), (1,), (40, 3)], steps=2, weight_decay=0.0)
-    finally:
-        torch.set_num_threads(before)
 
 
 @needs_compiler
@@ -151,20 +138,12 @@ def test_gradients_of_another_layout_run_the_compiled_passes_exactly(native_call
     passes, the others to the C kernel, all with the reference's bits."""
     shapes = [(300, 9), (7,), (64, 16, 3, 3), (40, 40)]
 
-    def transpose_matrices(g):
-        return g.t().contiguous().t() if g.ndim == 2 else g
-
-    _assert_steps_equal(shapes, grad_layout=transpose_matrices, steps=2)
+    _assert_steps_equal(shapes, grad_layout=column_major_matrices, steps=2)
     assert native_calls == [2, 2]
 
 
 def test_without_a_compiler_lamb_runs_its_compiled_passes(monkeypatch, tmp_path):
-    monkeypatch.setenv("MSOPTIM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_native, "_compiler", lambda: None)
-    flags = ("-DMSOPTIM_TEST_NO_COMPILER",)
-    monkeypatch.setattr(kernels, "NATIVE_FLAGS", flags)
-    assert kernels._load_native() is None
-    assert "no C compiler" in _native.unavailable_reason("lamb_native", flags)
+    without_compiler(monkeypatch, tmp_path, kernels, "lamb_native")
     from msoptim.kernels import _fused
 
     monkeypatch.setattr(_fused, "PARALLEL_MIN_NUMEL", 1 << 40)  # one (single-threaded) compile
@@ -238,9 +217,7 @@ def test_the_optimizer_runs_the_c_kernel_with_the_reference_bits(native_calls):
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
     """The tests above skip without a C compiler; with one, a failing build must not hide."""
-    if _native._compiler() is None:
-        pytest.skip("no C compiler on this machine")
-    assert kernels._load_native() is not None, _native.unavailable_reason("lamb_native")
+    assert_builds(kernels, "lamb_native")
 
 
 @needs_compiler

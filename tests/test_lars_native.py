@@ -20,6 +20,13 @@ from msoptim.kernels import _native
 from msoptim.kernels import lars as kernels
 from msoptim.kernels.lars import Rescaling, lars_fused, lars_momentum_step, lars_reference
 from msoptim.kernels.momentum import momentum_reference
+from native_kernels import (
+    assert_builds,
+    column_major_matrices,
+    spy_native_steps,
+    torch_threads,
+    without_compiler,
+)
 from test_fast_path import bits, same_values
 
 SHAPES = [(), (1,), (7,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
@@ -98,23 +105,7 @@ def _assert_momentum_steps_equal(shapes=SHAPES, *, decays="floats", use_clip=Fal
 @pytest.fixture
 def native_calls(monkeypatch):
     """The modes of the C kernel's calls."""
-    modes: list[int] = []
-    real = kernels._native_step
-
-    def spy(mode, *args, **kwargs):
-        modes.append(mode)
-        return real(mode, *args, **kwargs)
-
-    monkeypatch.setattr(kernels, "_native_step", spy)
-    return modes
-
-
-@pytest.fixture(params=[1, 2, 3, 4], ids=lambda n: f"{n}-threads")
-def threads(request):
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
+    return spy_native_steps(monkeypatch, kernels, lambda mode, *rest: mode)
 
 
 @needs_compiler
@@ -140,13 +131,9 @@ def test_every_tensor_split_among_the_threads_equals_the_reference(
         pytest.skip("torch has no OpenMP runtime here")
     monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
     monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
-    before = torch.get_num_threads()
-    torch.set_num_threads(team_threads)
-    try:
+    with torch_threads(team_threads):
         _assert_momentum_steps_equal(use_clip=True, nesterov=True, decays="tensors")
         _assert_momentum_steps_equal(shapes=[(9,), (8,), (1,), (40, 3)], steps=2)
-    finally:
-        torch.set_num_threads(before)
 
 
 @needs_compiler
@@ -194,20 +181,12 @@ def test_gradients_of_another_layout_run_the_compiled_path_exactly(native_calls)
     kernels, the others to the C kernel, all with the reference's bits."""
     shapes = [(300, 9), (7,), (64, 16, 3, 3), (40, 40)]
 
-    def transpose_matrices(g):
-        return g.t().contiguous().t() if g.ndim == 2 else g
-
-    _assert_momentum_steps_equal(shapes, grad_layout=transpose_matrices, steps=2)
+    _assert_momentum_steps_equal(shapes, grad_layout=column_major_matrices, steps=2)
     assert native_calls == [kernels._MODE_MOMENTUM] * 2
 
 
 def test_without_a_compiler_the_rescaling_runs_in_momentums_compiled_kernel(monkeypatch, tmp_path):
-    monkeypatch.setenv("MSOPTIM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_native, "_compiler", lambda: None)
-    flags = ("-DMSOPTIM_TEST_NO_COMPILER",)
-    monkeypatch.setattr(kernels, "NATIVE_FLAGS", flags)
-    assert kernels._load_native() is None
-    assert "no C compiler" in _native.unavailable_reason("lars_native", flags)
+    without_compiler(monkeypatch, tmp_path, kernels, "lars_native")
     from msoptim.kernels import _fused
 
     monkeypatch.setattr(_fused, "PARALLEL_MIN_NUMEL", 1 << 40)  # one (single-threaded) compile
@@ -227,12 +206,8 @@ def test_the_kernel_runs_on_torchs_openmp_workers(monkeypatch):
     seen = []
     real = _native.openmp_entry_points
     monkeypatch.setattr(_native, "openmp_entry_points", lambda: seen.append(1) or real())
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         _assert_momentum_steps_equal([(70001,), (5,)], steps=1)
-    finally:
-        torch.set_num_threads(before)
     assert seen
 
 
@@ -300,9 +275,7 @@ def test_lars_over_a_fused_momentum_runs_the_c_kernel_with_the_reference_bits(na
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
     """The tests above skip without a C compiler; with one, a failing build must not hide."""
-    if _native._compiler() is None:
-        pytest.skip("no C compiler on this machine")
-    assert kernels._load_native() is not None, _native.unavailable_reason("lars_native")
+    assert_builds(kernels, "lars_native")
 
 
 @needs_compiler

@@ -200,27 +200,11 @@ def lars_fused(
     ``owner`` (a tensor that lives as long as the optimizer) and are overwritten by the next call:
     the wrapped optimizer consumes them first. Anything else takes the reference path.
     """
-    if not params:
-        return []
     arguments = {
         "weight_decays": weight_decays, "lrs": lrs, "epsilon": epsilon,
         "coefficient": coefficient, "use_clip": use_clip,
     }  # fmt: skip
-    if not all(map(plain_float32, (*params, *grads))):
-        return lars_reference(params, grads, **arguments)
-    outs = scratch_like(params, owner)
-    native = _native_indices(params, grads, outs)
-    if native:
-        _native_step(_MODE_RESCALE, pick_lists((params, grads, outs), native), native, **arguments)
-    rest = _others(len(params), native)
-    if rest:
-        chosen = pick_lists((params, grads, outs), rest)
-        decays, locals_ = lars_coefficients(*chosen[:2], **_picked(arguments, rest))
-        fused_apply(
-            lars_scale_update, (chosen[2], *chosen[:2]),
-            per_parameter=(decays.unbind(), locals_.unbind()),
-        )  # fmt: skip
-    return outs
+    return _rescaled_fast(params, grads, arguments, owner, compile_rest=True)
 
 
 def lars_native_or_reference(
@@ -234,31 +218,47 @@ def lars_native_or_reference(
     use_clip: bool,
     owner: Tensor,
 ) -> list[Tensor]:
-    """LARS's default on CPU (no ``fused``/``foreach`` asked for): the rescaled gradients from the
-    C kernel where it runs (nothing to compile), from :func:`lars_reference` elsewhere; the
-    reference's bits either way. The C kernel's results live in a buffer kept for ``owner``, as
-    :func:`lars_fused`'s."""
+    """LARS's default on CPU (no ``fused``/``foreach`` asked for): :func:`lars_fused` with
+    :func:`lars_reference` for what the C kernel does not take (nothing to compile); the
+    reference's bits either way."""
     arguments = {
         "weight_decays": weight_decays, "lrs": lrs, "epsilon": epsilon,
         "coefficient": coefficient, "use_clip": use_clip,
     }  # fmt: skip
+    return _rescaled_fast(params, grads, arguments, owner, compile_rest=False)
+
+
+def _rescaled_fast(
+    params: list[Tensor],
+    grads: list[Tensor],
+    arguments: dict[str, Any],
+    owner: Tensor,
+    *,
+    compile_rest: bool,
+) -> list[Tensor]:
+    """The C kernel where it runs; the rest compiled (``compile_rest``) or the reference."""
     if not params:
         return []
-    outs: list[Tensor] = []
-    native: list[int] = []
-    if all(map(plain_float32, (*params, *grads))):
-        outs = scratch_like(params, owner)
-        native = _native_indices(params, grads, outs)
+    if not all(map(plain_float32, (*params, *grads))):
+        return lars_reference(params, grads, **arguments)
+    outs = scratch_like(params, owner)
+    native = _native_indices(params, grads, outs)
     if native:
         _native_step(_MODE_RESCALE, pick_lists((params, grads, outs), native), native, **arguments)
     rest = _others(len(params), native)
     if not rest:
         return outs
-    rescaled = lars_reference(*pick_lists((params, grads), rest), **_picked(arguments, rest))
-    result = list(outs) if outs else list(rescaled)  # every position is filled below
-    for i, grad in zip(rest, rescaled):
-        result[i] = grad
-    return result
+    chosen = pick_lists((params, grads, outs), rest)
+    if compile_rest:
+        decays, locals_ = lars_coefficients(*chosen[:2], **_picked(arguments, rest))
+        fused_apply(
+            lars_scale_update, (chosen[2], *chosen[:2]),
+            per_parameter=(decays.unbind(), locals_.unbind()),
+        )  # fmt: skip
+        return outs
+    for i, grad in zip(rest, lars_reference(*chosen[:2], **_picked(arguments, rest))):
+        outs[i] = grad
+    return outs
 
 
 def lars_momentum_update(
