@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import msoptim
 from msoptim.kernels import _native
@@ -241,3 +243,30 @@ def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native
         for a, b in zip(run(**impl), by_default):
             assert same_values(a, b)
     assert native_calls == [3, 3]
+
+
+_DIMENSION = st.sampled_from([1, 2, 3, 7, 15, 16, 17, 33, 300])
+
+
+@needs_compiler
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    weight_decay=st.sampled_from([0.0, 0.01, 0.5]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    lr=st.sampled_from([1e-3, 0.1, 2.0]),
+    team=st.booleans(),
+)
+def test_random_shapes_and_configs_equal_the_reference(shapes, weight_decay, scale, lr, team):
+    """Random shape lists (tails around the 16-element vectors and 512-element chunks, tensors
+    above the split threshold) and settings, with two threads; ``team`` builds the kernel that
+    splits every tensor of 8 elements or more."""
+    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
+    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
+        patch.setattr(kernels, "NATIVE_FLAGS", flags)
+        calls = spy_native_steps(patch, kernels, lambda lists, *rest: len(lists[0]))
+        _assert_steps_equal(
+            [tuple(s) for s in shapes], steps=2, grad_scale=scale, weight_decay=weight_decay,
+            lr=torch.tensor(lr, dtype=torch.float32),
+        )  # fmt: skip
+    assert calls == [len(shapes)] * 2

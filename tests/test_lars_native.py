@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import msoptim
 from msoptim.kernels import _native
@@ -308,3 +310,33 @@ def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native
     for a, b in zip(run(foreach=False), by_default):
         assert same_values(a, b)
     assert native_calls == [mode, mode]
+
+
+_DIMENSION = st.sampled_from([1, 2, 3, 7, 15, 16, 17, 33, 300])
+
+
+@needs_compiler
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    nesterov=st.booleans(),
+    use_clip=st.booleans(),
+    decays=st.sampled_from(["floats", "tensors"]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    team=st.booleans(),
+)
+def test_random_shapes_and_configs_equal_the_reference(
+    shapes, nesterov, use_clip, decays, scale, team
+):
+    """Random shape lists (tails around the 16-element vectors and shares, tensors above the
+    split threshold) and settings, with two threads; ``team`` builds the kernel that splits
+    every tensor of 8 elements or more."""
+    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
+    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
+        patch.setattr(kernels, "NATIVE_FLAGS", flags)
+        modes = spy_native_steps(patch, kernels, lambda mode, *rest: mode)
+        _assert_momentum_steps_equal(
+            [tuple(s) for s in shapes], decays=decays, use_clip=use_clip, nesterov=nesterov,
+            steps=2, grad_scale=scale,
+        )  # fmt: skip
+    assert modes == [kernels._MODE_MOMENTUM] * 2
