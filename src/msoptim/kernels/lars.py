@@ -22,8 +22,10 @@ norms and for the update, and :func:`lars_fused` writes the rescaled gradient an
 :func:`lars_fused` (any other wrapped optimizer) writes the rescaled gradients with the same C
 kernel, or computes the norms as the reference does and rescales with one compiled kernel per
 tensor (:func:`lars_scale_update`). Without a C compiler, :func:`lars_momentum_step` rescales
-inside Momentum's compiled kernel (:func:`lars_momentum_fused`). The same operations everywhere,
-the same bits.
+inside Momentum's compiled kernel (:func:`lars_momentum_fused`). With no ``fused``/``foreach``
+asked for, on CPU, the C kernel runs too, with the reference (not the compiled kernels) for what
+it does not take (:func:`lars_native_or_reference`). The same operations everywhere, the same
+bits.
 """
 
 from __future__ import annotations
@@ -302,9 +304,9 @@ def lars_momentum_fused(
 
 
 class Rescaling(NamedTuple):
-    """What a wrapping LARS hands its fused Momentum for one step (:func:`lars_momentum_step`
-    runs it inside Momentum's update): per parameter id, the weight decay and the lr the clip
-    divides by (None without ``use_clip``); and LARS's settings."""
+    """What a wrapping LARS hands its Momentum (fused, or by default on CPU) for one step
+    (:func:`lars_momentum_step` runs it inside Momentum's update): per parameter id, the weight
+    decay and the lr the clip divides by (None without ``use_clip``); and LARS's settings."""
 
     by_param: dict[int, tuple[float | Tensor, Tensor | None]]
     epsilon: float
@@ -329,7 +331,7 @@ def lars_momentum_step(
 
     Plain contiguous float32 CPU tensors run the C kernel (one visit per parameter: the norms,
     then the update from cache); the others, and every parameter when the kernel cannot be built,
-    the two compiled steps.
+    the two compiled steps (``rescaling.compile_rest``) or the reference's two steps.
     """
     decays, clip_lrs = zip(*map(rescaling.by_param.__getitem__, map(id, params)))
     arguments = {
