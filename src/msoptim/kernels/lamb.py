@@ -328,7 +328,12 @@ def _step_native(
 ) -> list[int]:
     """Step the parameters the C kernel takes; return the positions of the others."""
     params = lists[0]
-    if not params or params[0].device.type != "cpu" or not isinstance(lr, Tensor):
+    if (
+        not params
+        or torch.compiler.is_compiling()
+        or params[0].device.type != "cpu"
+        or not isinstance(lr, Tensor)
+    ):
         return list(range(len(params)))
     constants = _hyper(beta1, beta2, eps)
     correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
