@@ -241,7 +241,8 @@ def _rescaled_fast(
     """The C kernel where it runs; the rest compiled (``compile_rest``) or the reference."""
     if not params:
         return []
-    if not all(map(plain_float32, (*params, *grads))):
+    tracing = torch.compiler.is_compiling()  # the C kernel cannot be traced: nothing to set up
+    if not all(map(plain_float32, (*params, *grads))) or (tracing and not compile_rest):
         return lars_reference(params, grads, **arguments)
     outs = scratch_like(params, owner)
     native = _native_indices(params, grads, outs)
