@@ -271,12 +271,8 @@ def lamb_fused(
             (params, grads, exp_avgs, exp_avg_sqs), compiled
         )
         decay_flags = [decay_flags[i] for i in compiled]
-    constants = _hyper(beta1, beta2, eps)
-    correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
     device = params[0].device
-    if not isinstance(weight_decay, Tensor):
-        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=device)
-    shared = (correction1, correction2, weight_decay)
+    constants, shared = _step_scalars(step, beta1, beta2, eps, weight_decay, device)
     subsets = [
         [i for i, flag in enumerate(decay_flags) if flag == decay] for decay in (True, False)
     ]
@@ -315,6 +311,23 @@ def lamb_native_or_reference(
         )
 
 
+def _step_scalars(
+    step: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float | Tensor,
+    device: torch.device,
+) -> tuple[dict[str, float], tuple[Tensor, Tensor, Tensor]]:
+    """A step's constants (:func:`_hyper`) and its 0-d float32 tensors: the two bias corrections
+    and the weight decay (the C kernel and the compiled passes read the same ones)."""
+    constants = _hyper(beta1, beta2, eps)
+    correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
+    if not isinstance(weight_decay, Tensor):
+        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=device)
+    return constants, (correction1, correction2, weight_decay)
+
+
 def _step_native(
     lists: tuple[list[Tensor], ...],
     decay_flags: list[bool],
@@ -335,14 +348,12 @@ def _step_native(
         or not isinstance(lr, Tensor)
     ):
         return list(range(len(params)))
-    constants = _hyper(beta1, beta2, eps)
-    correction1, correction2 = bias_corrections(step, constants["beta1"], constants["beta2"])
-    if not isinstance(weight_decay, Tensor):
-        weight_decay = torch.full((), weight_decay, dtype=torch.float32)
-    native = _native_indices(lists, (correction1, correction2, weight_decay, lr))
+    constants, shared = _step_scalars(step, beta1, beta2, eps, weight_decay, params[0].device)
+    correction1, correction2, decay = shared
+    native = _native_indices(lists, (*shared, lr))
     if native:
         _native_step(pick_lists(lists, native), [decay_flags[i] for i in native], constants,
-                     correction1=correction1, correction2=correction2, weight_decay=weight_decay,
+                     correction1=correction1, correction2=correction2, weight_decay=decay,
                      lr=lr)  # fmt: skip
     if len(native) == len(params):
         return []
