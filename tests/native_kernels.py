@@ -1,10 +1,11 @@
 """What the C kernels' tests share: thread counts (and the ``threads`` fixture in conftest.py), a
-machine without a C compiler, a spy on a kernel module's calls."""
+machine without a C compiler, a spy on a kernel module's calls, a compiled step against an eager
+one."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -60,3 +61,29 @@ def assert_builds(module: Any, name: str) -> None:
     if _native._compiler() is None:
         pytest.skip("no C compiler on this machine")
     assert module._load_native() is not None, _native.unavailable_reason(name)
+
+
+def assert_compiled_steps_equal_eager(
+    make: Callable[[list[tuple[str, torch.nn.Parameter]]], Any], shapes: dict[str, tuple[int, ...]]
+) -> None:
+    """Build an optimizer twice on the same named parameters (``make(named)``), step one through
+    ``torch.compile(opt.step)`` (dynamo cannot trace a ctypes call, so it sees the reference
+    math) and the other eagerly, on the same gradients for three steps: same results."""
+    from test_fast_path import same_values
+
+    def build() -> tuple[list[torch.nn.Parameter], Any]:
+        gen = torch.Generator().manual_seed(3)
+        named = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
+        return [p for _, p in named], make(named)
+
+    (compiled_params, compiled), (eager_params, eager) = build(), build()
+    step = torch.compile(compiled.step, backend="eager")
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        for a, b in zip(compiled_params, eager_params):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        step()
+        eager.step()
+    for name, a, b in zip(shapes, compiled_params, eager_params):
+        assert same_values(a.detach(), b.detach()), name

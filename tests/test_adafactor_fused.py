@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import msoptim.kernels.adafactor as kernels
 from msoptim.kernels import _native
 from msoptim.optimizers.adafactor import AdaFactor
+from native_kernels import assert_compiled_steps_equal_eager
 from test_fast_path import bits, same_values
 
 SHAPES = [
@@ -226,20 +227,8 @@ def test_the_fused_step_never_syncs_with_the_host(kwargs):
 def test_under_torch_compile_the_fused_step_is_the_reference_math():
     """Dynamo cannot trace a ctypes call: while it traces, the step is the reference's (which the
     caller's compiler then fuses itself); the results equal an eager fused run's."""
-    shapes = [(6, 20), (3,), (4, 4, 3, 3)]
-    compiled_params, eager_params = _params(shapes), _params(shapes)
-    compiled = AdaFactor(compiled_params, fused=True)
-    eager = AdaFactor(eager_params, fused=True)
-    step = torch.compile(compiled.step, backend="eager")
-    gen = torch.Generator().manual_seed(5)
-    for _ in range(3):
-        for (_, a), (_, b) in zip(compiled_params, eager_params):
-            a.grad = torch.randn(a.shape, generator=gen)
-            b.grad = a.grad.clone()
-        step()
-        eager.step()
-    for (name, a), (_, b) in zip(compiled_params, eager_params):
-        assert torch.equal(a, b), name
+    shapes = {"p0": (6, 20), "p1": (3,), "p2": (4, 4, 3, 3)}
+    assert_compiled_steps_equal_eager(lambda named: AdaFactor(named, fused=True), shapes)
 
 
 @needs_compiler

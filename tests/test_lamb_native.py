@@ -20,6 +20,7 @@ from msoptim.kernels import lamb as kernels
 from msoptim.kernels.lamb import lamb_fused, lamb_reference
 from native_kernels import (
     assert_builds,
+    assert_compiled_steps_equal_eager,
     column_major_matrices,
     spy_native_steps,
     torch_threads,
@@ -277,21 +278,7 @@ def test_under_torch_compile_the_default_is_the_reference_math(native_calls):
     """While dynamo traces ``opt.step``, Lamb's default takes the reference (a ctypes call cannot be
     traced); the results equal an eager default run's, which runs the C kernel."""
     shapes = {"conv.weight": (8, 4, 3, 3), "fc.weight": (30, 7), "fc.bias": (30,)}
-
-    def build():
-        gen = torch.Generator().manual_seed(3)
-        params = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
-        return [p for _, p in params], msoptim.Lamb(params, 0.01, weight_decay=0.01)
-
-    (compiled_params, compiled), (eager_params, eager) = build(), build()
-    step = torch.compile(compiled.step, backend="eager")
-    gen = torch.Generator().manual_seed(5)
-    for _ in range(3):
-        for a, b in zip(compiled_params, eager_params):
-            a.grad = torch.randn(a.shape, generator=gen)
-            b.grad = a.grad.clone()
-        step()
-        eager.step()
-    for a, b in zip(compiled_params, eager_params):
-        assert same_values(a.detach(), b.detach())
+    assert_compiled_steps_equal_eager(
+        lambda named: msoptim.Lamb(named, 0.01, weight_decay=0.01), shapes
+    )
     assert native_calls == [len(shapes)] * 3  # the eager run's steps only
