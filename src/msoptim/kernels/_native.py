@@ -35,6 +35,7 @@ from torch import Tensor
 __all__ = [
     "FLAGS",
     "address_table",
+    "all_plain_float32_cpu",
     "cache_dir",
     "load",
     "openmp_arguments",
@@ -197,6 +198,15 @@ def plain_float32_scalar(value: Tensor) -> bool:
     )
 
 
+def all_plain_float32_cpu(tensors: list[Tensor]) -> bool:
+    """Every tensor a plain (no subclass) float32 CPU tensor: C-level passes over the list."""
+    return (
+        set(map(type, tensors)) <= _PLAIN_TYPES
+        and set(map(_DTYPE, tensors)) <= {torch.float32}
+        and all(map(_IS_CPU, tensors))
+    )
+
+
 def _plain_contiguous(tensor: Tensor) -> bool:
     return (
         type(tensor) in _PLAIN_TYPES
@@ -214,9 +224,7 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     tensors = [tensor for items in lists for tensor in items]
     numels = list(map(Tensor.numel, lists[0]))
     if (
-        set(map(type, tensors)) <= _PLAIN_TYPES
-        and set(map(_DTYPE, tensors)) <= {torch.float32}
-        and all(map(_IS_CPU, tensors))
+        all_plain_float32_cpu(tensors)
         and all(map(Tensor.is_contiguous, tensors))
         and all(list(map(Tensor.numel, items)) == numels for items in lists[1:])
         and all(numels)

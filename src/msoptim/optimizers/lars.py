@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import check_bool, check_float, describe
-from msoptim.kernels import check_impl, use_foreach
+from msoptim.kernels import _native, check_impl, use_foreach
 from msoptim.kernels.lars import (
     Rescaling,
     lars_foreach,
@@ -58,18 +57,6 @@ def default_lars_filter(name: str) -> bool:
 
 def _f32(value: float) -> float:
     return float(np.float32(value))
-
-
-_PLAIN_TYPES = frozenset((Tensor, nn.Parameter))
-
-
-def _plain_float32_cpu(tensors: list[Tensor]) -> bool:
-    """Every tensor a plain (no subclass) float32 CPU tensor; C-level passes over the list."""
-    return (
-        set(map(type, tensors)) <= _PLAIN_TYPES
-        and {t.dtype for t in tensors} <= {torch.float32}
-        and all(map(operator.attrgetter("is_cpu"), tensors))
-    )
 
 
 class LARS(Optimizer):
@@ -469,7 +456,7 @@ class LARS(Optimizer):
             and (fused or self._native_by_default(params))
             and not self.need_scale
             and not any(inner.grad_centralization_flags)
-            and _plain_float32_cpu([*params, *grads])
+            and _native.all_plain_float32_cpu([*params, *grads])
         )
 
     def construct(self, gradients: list[Tensor | None]) -> None:

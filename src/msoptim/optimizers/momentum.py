@@ -62,8 +62,8 @@ class Momentum(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}"}
-    #: Set by a wrapping LARS for the length of one step (fused, on CPU): the parameters whose
-    #: gradients it rescales, and how; the rescaling runs inside this optimizer's update.
+    #: Set by a wrapping LARS for the length of one step (fused, or by default on CPU): the
+    #: parameters whose gradients it rescales, and how; the rescaling runs inside the update.
     _lars_rescaling: Rescaling | None = None
 
     def __init__(
