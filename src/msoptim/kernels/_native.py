@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "openmp_arguments",
     "openmp_entry_points",
+    "plain_contiguous",
     "plain_contiguous_indices",
     "plain_float32_scalar",
     "unavailable_reason",
@@ -207,7 +208,8 @@ def all_plain_float32_cpu(tensors: list[Tensor]) -> bool:
     )
 
 
-def _plain_contiguous(tensor: Tensor) -> bool:
+def plain_contiguous(tensor: Tensor) -> bool:
+    """A plain (no subclass) contiguous float32 CPU tensor: what a C kernel may walk."""
     return (
         type(tensor) in _PLAIN_TYPES
         and tensor.dtype is torch.float32
@@ -233,7 +235,7 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     return [
         i
         for i, group in enumerate(zip(*lists))
-        if all(map(_plain_contiguous, group))
+        if all(map(plain_contiguous, group))
         and len({tensor.numel() for tensor in group}) == 1
         and group[0].numel() > 0
     ]

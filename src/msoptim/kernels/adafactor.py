@@ -46,7 +46,6 @@ from torch import Tensor
 from msoptim._division import divide_by_number
 from msoptim.kernels import _native, pick_lists
 from msoptim.kernels._exact import exact_sqrt
-from msoptim.kernels._fused import plain_float32
 from msoptim.kernels._sequential_sums import sequential, sum_along
 from msoptim.kernels._workspace import flat_scratch
 
@@ -315,20 +314,6 @@ def adafactor_foreach(
     torch._foreach_sub_(params, updates)
 
 
-def _native_scalar(value: Tensor) -> bool:
-    return _native_tensor(value) and value.numel() == 1
-
-
-def _native_tensor(tensor: Tensor) -> bool:
-    # The cheapest attribute reads first: this runs for every tensor at every step.
-    return (
-        tensor.dtype is torch.float32
-        and tensor.is_cpu
-        and plain_float32(tensor)
-        and tensor.is_contiguous()
-    )
-
-
 def _native_layout(
     param: Tensor, grad: Tensor, exp_avg: Tensor | None, row: Tensor, col: Tensor, sq: Tensor
 ) -> bool:
@@ -336,18 +321,17 @@ def _native_layout(
     tensors of the sizes the kernel walks (it writes through raw pointers)."""
     if grad.shape != param.shape:
         return False
-    if exp_avg is not None and not (exp_avg.shape == param.shape and _native_tensor(exp_avg)):
+    if exp_avg is not None and not (
+        exp_avg.shape == param.shape and _native.plain_contiguous(exp_avg)
+    ):
         return False
     for tensor in (param, grad, row, col, sq):
-        if not _native_tensor(tensor):
+        if not _native.plain_contiguous(tensor):
             return False
     return _native_states(param, row, col, sq)
 
 
-_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
 _SHAPE = operator.attrgetter("shape")
-_DTYPE = operator.attrgetter("dtype")
-_IS_CPU = operator.attrgetter("is_cpu")
 
 
 def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | None) -> list[int]:
@@ -357,9 +341,7 @@ def _native_indices(lists: tuple[list[Tensor], ...], exp_avgs: list[Tensor] | No
     tensors = [*params, *grads, *rows, *cols, *sqs, *(exp_avgs or ())]
     shapes = list(map(_SHAPE, params))
     if (
-        set(map(type, tensors)) <= _PLAIN_TYPES
-        and set(map(_DTYPE, tensors)) == {torch.float32}
-        and all(map(_IS_CPU, tensors))
+        _native.all_plain_float32_cpu(tensors)
         and all(map(Tensor.is_contiguous, tensors))
         and shapes == list(map(_SHAPE, grads))
         and (exp_avgs is None or shapes == list(map(_SHAPE, exp_avgs)))
@@ -506,7 +488,11 @@ def adafactor_fused(
     """
     lists = (params, grads, exp_avg_sq_rows, exp_avg_sq_cols, exp_avg_sqs)
     library = None
-    if not torch.compiler.is_compiling() and _native_scalar(lr) and _native_scalar(beta2t):
+    if (
+        not torch.compiler.is_compiling()
+        and _native.plain_float32_scalar(lr)
+        and _native.plain_float32_scalar(beta2t)
+    ):
         library = _load_native(NATIVE_FLAGS)
     native = [] if library is None else _native_indices(lists, exp_avgs)
     taken = set(native)
