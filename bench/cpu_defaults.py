@@ -1,8 +1,8 @@
 """What an optimizer built with no ``fused``/``foreach`` argument runs on CPU, against the reference.
 
-AdaFactor, Lamb and LARS take their C kernels by default on CPU (nothing to compile per process);
-this times that default against ``foreach=False`` (the reference) on a model's shapes, in
-alternating rounds. Usage::
+AdaFactor, Lamb, LARS, Adam and AdamWeightDecay take their C kernels by default on CPU (nothing to
+compile per process); this times that default against ``foreach=False`` (the reference) on a
+model's shapes, in alternating rounds. Usage::
 
     PYTHONPATH=src:. python -m bench.cpu_defaults [--model resnet50] [--rounds 7]
 """
@@ -28,6 +28,8 @@ BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Any]] = {
     ),
     "Lamb": lambda ps, impl: msoptim.Lamb(ps, 0.01, weight_decay=0.01, **impl),
     "AdaFactor": lambda ps, impl: msoptim.AdaFactor(ps, **impl),
+    "Adam": lambda ps, impl: msoptim.Adam(ps, 1e-3, **impl),
+    "AdamWeightDecay": lambda ps, impl: msoptim.AdamWeightDecay(ps, 1e-3, weight_decay=0.01, **impl),
 }
 
 

@@ -39,9 +39,10 @@ from test_adam import (
 )
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["reference", "foreach"])
+@pytest.mark.parametrize("foreach", [False, True, None], ids=["reference", "foreach", "default"])
 @pytest.mark.parametrize("case", golden_cases({"AdamWeightDecay"}))
 def test_golden_trajectories_bit_for_bit(case, foreach):
+    """``None``: the CPU default, the C kernel (``adam_weight_decay_native.c``) where it builds."""
     assert replay_ulps(case, AdamWeightDecay, foreach=foreach) == {"params": 0, "state": 0, "lr": 0}
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 import msoptim
-from msoptim.kernels import _fused, _norms, lamb
+from msoptim.kernels import _fused, _norms, adam, adam_weight_decay, lamb
 from msoptim.kernels import lars as lars_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,13 +197,19 @@ def test_fused_path_runs_compiled_kernels_directly(serial_only):
 
 
 @pytest.fixture
-def compiled_lamb(monkeypatch):
-    """Lamb's compiled two-pass path (CUDA's, and CPU's without a C compiler) instead of its C
-    kernel (``tests/test_lamb_native.py``)."""
+def compiled_paths(monkeypatch):
+    """``fused=True``'s compiled kernels (CUDA's, and CPU's without a C compiler) instead of the C
+    kernels it takes first on CPU: Lamb's two passes, Adam's and AdamWeightDecay's one
+    (``tests/test_lamb_native.py``, ``tests/test_adam_native.py``,
+    ``tests/test_adam_weight_decay_native.py``)."""
     monkeypatch.setattr(lamb, "_native_indices", lambda lists, scalars: [])
+    for module in (adam, adam_weight_decay):
+        monkeypatch.setattr(
+            module, "_step_native", lambda lists, **options: list(range(len(lists[0])))
+        )
 
 
-def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only, compiled_lamb):
+def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only, compiled_paths):
     """Lamb's compiled first pass writes its float64 sums of squares from the C++ kernel itself
     (the buffer Inductor allocates for the reduction is kept), and a step plan is kept for it."""
     g = torch.Generator().manual_seed(4)
@@ -225,7 +231,7 @@ def test_lamb_sums_its_norms_inside_the_direct_kernel(serial_only, compiled_lamb
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, compiled_lamb, dynamic):
+def test_lamb_cuda_form_matches_reference_on_cpu(serial_only, monkeypatch, compiled_paths, dynamic):
     """The first pass CUDA uses (``g_hat`` written, multi-tensor float64 norms), run on CPU."""
     monkeypatch.setattr(lamb, "_moments_and_square_sums", lamb._moments_and_g_hat_norms)
     run_pair("Lamb", {"learning_rate": 0.01, "weight_decay": 0.01}, dynamic)
@@ -472,7 +478,7 @@ def run_plain_pair(name, kwargs, dynamic, steps, *, change=None):
 
 @pytest.mark.parametrize(("name", "kwargs", "dynamic"), CASES, ids=IDS)
 def test_a_kept_plan_runs_the_same_arithmetic(
-    serial_only, plan_runs, compiled_lamb, name, kwargs, dynamic
+    serial_only, plan_runs, compiled_paths, name, kwargs, dynamic
 ):
     """From the second step on the plan serves every group, with the reference's bits."""
     run_plain_pair(name, kwargs, dynamic, steps=4)

@@ -4,19 +4,24 @@ Each module has ``<optimizer>_update`` (one tensor's update, in MindSpore's floa
 ``<optimizer>_reference`` (a loop calling it eagerly: the ground truth) and, where it pays,
 ``<optimizer>_foreach`` (the same arithmetic with ``torch._foreach_*`` ops) and
 ``<optimizer>_fused`` (``<optimizer>_update`` compiled by Inductor, see
-:mod:`msoptim.kernels._fused`; AdaFactor's is C, ``adafactor_native.c``, built by
-:mod:`msoptim.kernels._native`, because its sequential sums are an order Inductor does not keep).
+:mod:`msoptim.kernels._fused`). Five optimizers also have a C kernel (``<module>_native.c``,
+built once per machine by :mod:`msoptim.kernels._native`) that ``fused`` takes first on CPU for
+plain contiguous float32 tensors: AdaFactor (its sequential sums are an order Inductor does not
+keep), LARS and Lamb (each parameter visited once, norms included), Adam and AdamWeightDecay
+(whose float64 arithmetic Inductor's kernels do not keep at the memory's pace).
 Tests compare every path with the reference bit for bit, state included. Kernels mutate in place
 and return None.
 
 Which path a step takes (:func:`select_kernel`), per parameter group:
 
-* ``fused=True``: the compiled kernels (opt-in: the first step compiles, 10-16 s with an empty
-  Inductor cache on 2 CPU cores, about 3 s with it warm; then the fastest path on CPU, see
-  ``bench/RESULTS.md``). On CUDA, Momentum, SGD, Adam, AdamWeightDecay, Adagrad and RMSProp
-  run one multi-tensor Triton kernel per group (:mod:`msoptim.kernels._triton`), and with
-  ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by
-  far, compiled in about a second; ``bench/RESULTS.md``);
+* ``fused=True``: the C kernel where there is one (CPU), else the compiled kernels (opt-in: the
+  first step compiles, 10-16 s with an empty Inductor cache on 2 CPU cores, about 3 s with it
+  warm; then the fastest path on CPU, see ``bench/RESULTS.md``). On CUDA, Momentum, SGD, Adam,
+  AdamWeightDecay, Adagrad and RMSProp run one multi-tensor Triton kernel per group
+  (:mod:`msoptim.kernels._triton`), and with ``fused`` and ``foreach`` both left unset they take
+  it by default (the fastest path there by far, compiled in about a second; ``bench/RESULTS.md``);
+* ``fused`` and ``foreach`` unset on CPU: the C kernel of the five optimizers above (nothing to
+  compile per process; the reference where it cannot run), the reference loop for the others;
 * else ``foreach=True``, or ``foreach=None`` on CUDA: the foreach kernels;
 * else the reference loop.
 """

@@ -248,13 +248,15 @@ def address_table(
     take the large ones first). A column of tensors holds their addresses, a column of ints its
     values, ``None`` zeros. Returns the table, the rows' lengths and the row order (positions in
     the lists)."""
-    numels = list(map(Tensor.numel, columns[0] or ()))
-    order = sorted(range(len(numels)), key=numels.__getitem__, reverse=True)
-    table = np.zeros((len(order), len(columns)), dtype=np.int64)
+    count = len(columns[0] or ())
+    numels = np.fromiter(map(Tensor.numel, columns[0] or ()), dtype=np.int64, count=count)
+    order = np.argsort(-numels, kind="stable")  # largest first; ties keep the lists' order
+    table = np.zeros((count, len(columns)), dtype=np.int64)
     for index, column in enumerate(columns):
         if column:
-            picked = list(map(column.__getitem__, order))
-            tensors = isinstance(picked[0], Tensor)
-            table[:, index] = list(map(Tensor.data_ptr, picked)) if tensors else picked
-    lengths = np.array(list(map(numels.__getitem__, order)), dtype=np.int64)
-    return table, lengths, order
+            if isinstance(column[0], Tensor):
+                values = np.fromiter(map(Tensor.data_ptr, column), dtype=np.int64, count=count)
+            else:
+                values = np.asarray(column, dtype=np.int64)
+            table[:, index] = values[order]
+    return table, numels[order], order.tolist()

@@ -48,6 +48,7 @@ CPU, which can move a final float32 rounding by an ulp about once per 10⁹ elem
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import operator
 import sys
@@ -58,7 +59,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import _triton
+from msoptim.kernels import _native, _triton, pick_lists
 from msoptim.kernels._fused import fused_apply, in_fused_kernel
 from msoptim.kernels._launch import VECTOR_WIDTH, ScalarLoop, pieces_or_one, scalar_loop
 
@@ -68,6 +69,7 @@ __all__ = [
     "adam_amsgrad_reference",
     "adam_foreach",
     "adam_fused",
+    "adam_native_or_reference",
     "adam_offload_foreach",
     "adam_offload_reference",
     "adam_reference",
@@ -598,13 +600,18 @@ def adam_fused(
     eps: float,
     nesterov: bool,
 ) -> None:
-    """:func:`adam_update` compiled (see :mod:`msoptim.kernels._fused`), or on CUDA one
-    multi-tensor launch (:mod:`msoptim.kernels._triton`); equals :func:`adam_reference`."""
-    params, grads, moment1, moment2, beta1_powers, beta2_powers = _locals(
-        params, grads, moment1, moment2, beta1_powers, beta2_powers
-    )
+    """:func:`adam_reference`, bit for bit: on the CPU the C kernel (``adam_native.c``) for plain
+    contiguous float32 tensors, :func:`adam_update` compiled for the others (see
+    :mod:`msoptim.kernels._fused`); on CUDA one multi-tensor launch
+    (:mod:`msoptim.kernels._triton`)."""
+    lists = _locals(params, grads, moment1, moment2, beta1_powers, beta2_powers)
+    rest = _step_native(lists, lr=lr, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+    if not rest:
+        return
+    if len(rest) < len(params):
+        lists = pick_lists(lists, rest)
+    params = lists[0]
     beta1c, beta2c = _constants(beta1, beta2)
-    lists = (params, grads, moment1, moment2, beta1_powers, beta2_powers)
     hyper = {"beta1": beta1, "beta2": beta2, "beta1c": beta1c, "beta2c": beta2c, "eps": eps}
     if _triton.available(params) and _triton.adam(lists, lr, **hyper, nesterov=nesterov):
         return
@@ -621,6 +628,107 @@ def adam_fused(
             nesterov=nesterov,
             scalar_tail=scalar_tail,
         )
+
+
+def adam_native_or_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    moment1: list[Tensor],
+    moment2: list[Tensor],
+    beta1_powers: list[Tensor],
+    beta2_powers: list[Tensor],
+    **options: Any,
+) -> None:
+    """Adam's default on CPU (``fused`` and ``foreach`` unset): the C kernel where it runs (plain
+    contiguous float32 tensors, a C compiler: nothing to compile per process), the reference
+    elsewhere; the reference's bits either way. ``options``: :func:`adam_reference`'s."""
+    lists = _locals(params, grads, moment1, moment2, beta1_powers, beta2_powers)
+    rest = _step_native(lists, **options)
+    if rest:
+        adam_reference(*pick_lists(lists, rest), **options)
+
+
+#: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
+NATIVE_FLAGS: tuple[str, ...] = ()
+#: Run the C kernel's threads as torch's OpenMP workers where torch has one (tests also run its
+#: own threads).
+USE_OPENMP = True
+
+
+def _load_native() -> Any:
+    library = _native.load("adam_native", NATIVE_FLAGS)
+    if library is not None:
+        library.msoptim_adam_step.restype = None
+    return library
+
+
+def _step_native(
+    lists: tuple[list[Tensor], ...],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    nesterov: bool,
+) -> list[int]:
+    """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors with their
+    moments, plain float32 power accumulators and lr: :mod:`msoptim.kernels._native`); return
+    the positions of the others. None is taken while dynamo traces or when the kernel cannot be
+    built."""
+    params = lists[0]
+    everything = list(range(len(params)))
+    powers = [*lists[4], *lists[5]]
+    if (
+        not params
+        or torch.compiler.is_compiling()
+        or params[0].device.type != "cpu"
+        or not isinstance(lr, Tensor)
+        or not _native.plain_float32_scalar(lr)
+        or not _native.all_plain_float32_cpu(powers)
+        or set(map(Tensor.numel, powers)) != {1}
+        or _load_native() is None
+    ):
+        return everything
+    native = _native.plain_contiguous_indices(lists[:4])
+    if not native:
+        return everything
+    picked = lists if len(native) == len(params) else pick_lists(lists, native)
+    _native_step(picked, lr=lr, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+    if len(native) == len(params):
+        return []
+    taken = set(native)
+    return [i for i in everything if i not in taken]
+
+
+def _native_step(
+    lists: tuple[list[Tensor], ...],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    nesterov: bool,
+) -> None:
+    """One vectorized pass per parameter, its powers advanced first (``adam_native.c``; the
+    reference's bits)."""
+    params, _, moment1, moment2, beta1_powers, beta2_powers = lists
+    table, lengths, order = _native.address_table(list(lists))
+    constants = np.array([beta1, beta2, *_constants(beta1, beta2)], dtype=np.float32)
+    lr_ts = np.empty(len(order), dtype=np.float32)
+    # The kernel writes through raw pointers: bump the version counters as in-place ops would.
+    torch._C._increment_version([*params, *moment1, *moment2, *beta1_powers, *beta2_powers])
+    _load_native().msoptim_adam_step(
+        ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_void_p(lengths.ctypes.data),
+        ctypes.c_int64(len(order)),
+        ctypes.c_void_p(lr_ts.ctypes.data),
+        ctypes.c_void_p(constants.ctypes.data),
+        ctypes.c_double(eps),
+        ctypes.c_int(int(nesterov)),
+        ctypes.c_void_p(lr.data_ptr()),
+        ctypes.c_int(max(1, torch.get_num_threads())),
+        *_native.openmp_arguments(USE_OPENMP),
+    )
 
 
 # ------------------------------------------------------------------ AdamOffload

@@ -24,21 +24,30 @@ which can move the final float32 rounding by one ulp in about one element-step p
 
 :func:`adam_weight_decay_foreach` runs the same element-wise arithmetic over concatenated tensors
 (:func:`msoptim.kernels.apply_concatenated`; bit-identical to :func:`adam_weight_decay_reference`).
+On the CPU, plain contiguous float32 tensors take ``adam_weight_decay_native.c`` (built on first
+use, :mod:`msoptim.kernels._native`): the same arithmetic in one vectorized pass per parameter,
+whose float64 half Inductor's kernel could not keep at the memory's pace (``bench/RESULTS.md``).
+It is the CPU default (``fused`` and ``foreach`` unset: :func:`adam_weight_decay_native_or_reference`)
+and the first choice of ``fused=True``.
 """
 
 from __future__ import annotations
+
+import ctypes
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import _triton, apply_concatenated
+from msoptim.kernels import _native, _triton, apply_concatenated, pick_lists
 from msoptim.kernels._fused import fused_apply
 from msoptim.kernels.adam import fused_multiply_add, local_tensors
 
 __all__ = [
     "adam_weight_decay_foreach",
     "adam_weight_decay_fused",
+    "adam_weight_decay_native_or_reference",
     "adam_weight_decay_reference",
     "adam_weight_decay_update",
 ]
@@ -138,15 +147,23 @@ def adam_weight_decay_fused(
     eps: float,
     weight_decay: Tensor | float,
 ) -> None:
-    """:func:`adam_weight_decay_update` compiled (see :mod:`msoptim.kernels._fused`).
+    """:func:`adam_weight_decay_reference`, bit for bit: the C kernel for plain contiguous float32
+    CPU tensors, :func:`adam_weight_decay_update` compiled for the others (see
+    :mod:`msoptim.kernels._fused`).
 
     The weight decay goes in as a 0-d float32 tensor (the float32 value it holds), so decayed
     and undecayed parameters, and a scheduled decay, share one compiled kernel. On CUDA the
     update is one multi-tensor launch (:mod:`msoptim.kernels._triton`).
     """
     params, grads, adam_m, adam_v = (local_tensors(t) for t in (params, grads, adam_m, adam_v))
-    if not params:
+    rest = _step_native(
+        (params, grads, adam_m, adam_v),
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+    )  # fmt: skip
+    if not rest:
         return
+    if len(rest) < len(params):
+        params, grads, adam_m, adam_v = pick_lists((params, grads, adam_m, adam_v), rest)
     if not isinstance(weight_decay, Tensor):
         weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
     beta1c, beta2c = _one_minus(beta1), _one_minus(beta2)
@@ -188,4 +205,104 @@ def adam_weight_decay_foreach(
         beta1c=_one_minus(beta1),
         beta2c=_one_minus(beta2),
         eps=eps,
+    )
+
+
+def adam_weight_decay_native_or_reference(
+    params: list[Tensor],
+    grads: list[Tensor],
+    adam_m: list[Tensor],
+    adam_v: list[Tensor],
+    **options: Any,
+) -> None:
+    """AdamWeightDecay's default on CPU (``fused`` and ``foreach`` unset): the C kernel where it
+    runs (plain contiguous float32 tensors, a C compiler: nothing to compile per process), the
+    reference elsewhere; the reference's bits either way. ``options``:
+    :func:`adam_weight_decay_reference`'s."""
+    lists = tuple(local_tensors(t) for t in (params, grads, adam_m, adam_v))
+    rest = _step_native(lists, **options)
+    if rest:
+        adam_weight_decay_reference(*pick_lists(lists, rest), **options)
+
+
+#: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
+NATIVE_FLAGS: tuple[str, ...] = ()
+#: Run the C kernel's threads as torch's OpenMP workers where torch has one (tests also run its
+#: own threads).
+USE_OPENMP = True
+
+
+def _load_native() -> Any:
+    library = _native.load("adam_weight_decay_native", NATIVE_FLAGS)
+    if library is not None:
+        library.msoptim_adam_weight_decay_step.restype = None
+    return library
+
+
+def _step_native(
+    lists: tuple[list[Tensor], ...],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: Tensor | float,
+) -> list[int]:
+    """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors, scalars it can
+    read: :mod:`msoptim.kernels._native`); return the positions of the others. None is taken while
+    dynamo traces or when the kernel cannot be built."""
+    params = lists[0]
+    everything = list(range(len(params)))
+    decay_is_tensor = isinstance(weight_decay, Tensor)
+    if (
+        not params
+        or torch.compiler.is_compiling()
+        or params[0].device.type != "cpu"
+        or not isinstance(lr, Tensor)
+        or not _native.plain_float32_scalar(lr)
+        or (decay_is_tensor and not _native.plain_float32_scalar(weight_decay))
+        or _load_native() is None
+    ):
+        return everything
+    native = _native.plain_contiguous_indices(lists)
+    if not native:
+        return everything
+    picked = lists if len(native) == len(params) else pick_lists(lists, native)
+    _native_step(picked, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    if len(native) == len(params):
+        return []
+    taken = set(native)
+    return [i for i in everything if i not in taken]
+
+
+def _native_step(
+    lists: tuple[list[Tensor], ...],
+    *,
+    lr: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: Tensor | float,
+) -> None:
+    """One vectorized pass per parameter (``adam_weight_decay_native.c``; the reference's bits)."""
+    params, grads, adam_m, adam_v = lists
+    table, lengths, order = _native.address_table([params, grads, adam_m, adam_v])
+    decay_is_tensor = isinstance(weight_decay, Tensor)
+    constants = np.array(
+        [_one_minus(beta1), _one_minus(beta2), 0.0 if decay_is_tensor else weight_decay],
+        dtype=np.float32,
+    )
+    decay_address = weight_decay.data_ptr() if decay_is_tensor else 0
+    # The kernel writes through raw pointers: bump the version counters as in-place ops would.
+    torch._C._increment_version([*params, *adam_m, *adam_v])
+    _load_native().msoptim_adam_weight_decay_step(
+        ctypes.c_void_p(table.ctypes.data),
+        ctypes.c_void_p(lengths.ctypes.data),
+        ctypes.c_int64(len(order)),
+        ctypes.c_void_p(constants.ctypes.data),
+        ctypes.c_double(eps),
+        ctypes.c_void_p(decay_address),
+        ctypes.c_void_p(lr.data_ptr()),
+        ctypes.c_int(max(1, torch.get_num_threads())),
+        *_native.openmp_arguments(USE_OPENMP),
     )

@@ -1,4 +1,4 @@
-/* How msoptim's whole-tensor-norm C kernels (LARS, Lamb) share a step among threads.
+/* How msoptim's C kernels share a step among threads.
  *
  * Such an update needs sums over the whole tensor (its norms) before any element can be updated.
  * A kernel supplies two functions: `sums` reads a range of a tensor and adds its partial sums
@@ -10,6 +10,9 @@
  * among all threads: each sums its share, the shares' sums are added in thread order, each
  * updates the share it read (in its own core's caches). The others go whole to whichever thread
  * is free.
+ *
+ * An element-wise kernel (AdamWeightDecay) has no sums: sums_count 0 and sums NULL; each member
+ * then updates its share of a large tensor without waiting for the others.
  *
  * The threads are torch's own OpenMP workers when the caller passes its runtime's GOMP_parallel:
  * right after a torch op they are still spinning, waiting for work, and threads of our own would
@@ -55,13 +58,17 @@ static void team_share(int64_t n, int shares, int index, int64_t *first, int64_t
 
 static void team_whole(TeamStep *s, int64_t index) {
     double totals[TEAM_SUMS_MAX] = {0};
-    s->sums(s->kernel, index, 0, s->numels[index], totals);
+    if (s->sums_count) s->sums(s->kernel, index, 0, s->numels[index], totals);
     s->finish(s->kernel, index, 0, s->numels[index], totals);
 }
 
 static void team_split(TeamStep *s, int64_t index, int me, int team) {
     int64_t first, last;
     team_share(s->numels[index], team, me, &first, &last);
+    if (!s->sums_count) {
+        s->finish(s->kernel, index, first, last, NULL);
+        return;
+    }
     double *sums = &s->partials[index * s->threads * s->sums_count];
     double *mine = &sums[me * s->sums_count];
     for (int k = 0; k < s->sums_count; k++) mine[k] = 0.0;
@@ -149,7 +156,7 @@ static void team_run(TeamStep *s, int threads, void *gomp_parallel, void *omp_th
     s->arrived = NULL;
     while (threads > 1 && s->teamed < s->count && s->numels[s->teamed] >= TEAM_MIN_NUMEL)
         s->teamed++;
-    if (s->teamed) {
+    if (s->teamed && s->sums_count) {
         s->partials = malloc(sizeof(double) * s->sums_count * threads * s->teamed);
         s->arrived = malloc(sizeof(atomic_int) * s->teamed);
         if (!s->partials || !s->arrived) s->teamed = 0; /* no room: every tensor goes whole */

@@ -23,6 +23,7 @@ from msoptim.kernels.adam import (
     adam_amsgrad_reference,
     adam_foreach,
     adam_fused,
+    adam_native_or_reference,
     adam_offload_foreach,
     adam_offload_reference,
     adam_reference,
@@ -212,6 +213,8 @@ class _AdamFamily(Optimizer):
         else:
             fused = use_fused(group, lists[0], multi_tensor=True)
             kernel = adam_fused if fused else adam_foreach if fast else adam_reference
+            if kernel is adam_reference and group.get("fused") is None and group["foreach"] is None:
+                kernel = adam_native_or_reference  # CPU default: the C kernel, nothing to compile
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
 
 
@@ -257,13 +260,15 @@ class Adam(_AdamFamily):
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         loss_scale: the static loss scale carried by the gradients.
         use_amsgrad: AMSGrad (not with ``use_lazy`` or ``use_offload``).
-        foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
-            False.
-        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
-            per group; see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
-            ``use_offload``). ``None``: that kernel on CUDA when ``foreach`` is unset too
-            (plain Adam), else not compiled. ``False``: never.
+        foreach: ``None`` (multi-tensor kernels on CUDA; on CPU the reference loop, or plain
+            Adam's C kernel when ``fused`` is unset too), True or False.
+        fused: ``True``: on CPU the C kernel (``msoptim.kernels.adam_native.c``, built once per
+            machine) for plain contiguous float32 tensors and a compiled kernel for the others;
+            on CUDA one multi-tensor Triton kernel per group. Bit-identical to the reference
+            either way (see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
+            ``use_offload``). ``None``: for plain Adam the C kernel on CPU (the reference where
+            it cannot run) and the Triton kernel on CUDA when ``foreach`` is unset too.
+            ``False``: neither.
         **kwargs: ``use_lazy`` and ``use_offload`` (bools, not both), MindSpore's only extra keys;
             any other key raises :class:`UnexpectedKeywordError` (a ``KeyError`` and ``TypeError``).
 
@@ -483,13 +488,15 @@ class LazyAdam(_AdamFamily):
             (MindSpore's LazyAdam check, spelled ``'weight_dacay'`` in its message). Group
             weight decays follow the usual rules.
         loss_scale: the static loss scale carried by the gradients.
-        foreach: ``None`` (multi-tensor kernels on CUDA, the reference loop elsewhere), True or
-            False.
-        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
-            per group; see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
-            ``use_offload``). ``None``: that kernel on CUDA when ``foreach`` is unset too
-            (plain Adam), else not compiled. ``False``: never.
+        foreach: ``None`` (multi-tensor kernels on CUDA; on CPU the reference loop, or plain
+            Adam's C kernel when ``fused`` is unset too), True or False.
+        fused: ``True``: on CPU the C kernel (``msoptim.kernels.adam_native.c``, built once per
+            machine) for plain contiguous float32 tensors and a compiled kernel for the others;
+            on CUDA one multi-tensor Triton kernel per group. Bit-identical to the reference
+            either way (see ``bench/RESULTS.md``). Plain Adam only (not ``use_amsgrad``/
+            ``use_offload``). ``None``: for plain Adam the C kernel on CPU (the reference where
+            it cannot run) and the Triton kernel on CUDA when ``foreach`` is unset too.
+            ``False``: neither.
 
     Example:
         >>> import torch

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels import check_impl, select_kernel, use_foreach
 from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_foreach,
     adam_weight_decay_fused,
+    adam_weight_decay_native_or_reference,
     adam_weight_decay_reference,
 )
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
@@ -50,12 +51,14 @@ class AdamWeightDecay(Optimizer):
         beta2: float in the open interval (0, 1). Default 0.999.
         eps: float ``> 0``, added to :math:`\sqrt{v}`. Default 1e-6.
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``. Default 0.0.
-        foreach: ``None`` (multi-tensor kernel on CUDA, the reference loop elsewhere), True or
-            False.
-        fused: ``True`` runs the compiled kernel (bit-identical to the reference; the first
-            step compiles it, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
-            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
-            is unset too, else not compiled. ``False``: never.
+        foreach: ``None`` (with ``fused`` unset too: the C kernel on CPU, the multi-tensor
+            Triton kernel on CUDA), True or False.
+        fused: ``True``: on CPU the C kernel (``msoptim.kernels.adam_weight_decay_native.c``,
+            built once per machine) for plain contiguous float32 tensors and a compiled kernel
+            for the others; on CUDA one multi-tensor Triton kernel per group. Bit-identical to
+            the reference either way (see ``bench/RESULTS.md``). ``None``: the C kernel on CPU
+            (the reference where it cannot run) and the Triton kernel on CUDA when ``foreach``
+            is unset too. ``False``: neither.
 
     Example:
         >>> import torch
@@ -117,14 +120,21 @@ class AdamWeightDecay(Optimizer):
         state["adam_v"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        kernel = select_kernel(
-            group,
-            params,
-            adam_weight_decay_reference,
-            adam_weight_decay_foreach,
-            adam_weight_decay_fused,
-            multi_tensor=True,
-        )
+        if (
+            group.get("fused") is None
+            and group["foreach"] is None
+            and not use_foreach(None, params)
+        ):
+            kernel = adam_weight_decay_native_or_reference  # CPU default: C, nothing to compile
+        else:
+            kernel = select_kernel(
+                group,
+                params,
+                adam_weight_decay_reference,
+                adam_weight_decay_foreach,
+                adam_weight_decay_fused,
+                multi_tensor=True,
+            )
         weight_decay = self._weight_decay_value(group)
         hyper = {
             "lr": lr,

@@ -1,0 +1,287 @@
+"""Adam's C kernel (``adam_native.c``) equals the reference bit for bit: parameters, both moments
+and the power accumulators.
+
+The kernel advances every parameter's powers and computes its bias-corrected lr, then makes one
+vectorized pass per parameter: float32 vector blocks and MindSpore's scalar loop (the last
+``numel % 8`` elements, float64 division) at the end of each tensor, also when the threads split
+the tensor so that the loop's elements fall in any thread's share.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import msoptim
+from msoptim.kernels import _native
+from msoptim.kernels import adam as kernels
+from msoptim.kernels.adam import adam_fused, adam_native_or_reference, adam_reference
+from native_kernels import (
+    assert_builds,
+    assert_compiled_steps_equal_eager,
+    column_major_matrices,
+    spy_native_steps,
+    torch_threads,
+    without_compiler,
+)
+from test_fast_path import same_values
+
+SHAPES = [(), (1,), (7,), (9,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
+
+needs_compiler = pytest.mark.skipif(
+    kernels._load_native() is None, reason="no C compiler: Adam runs its other paths"
+)
+
+
+def _state(shapes, seed: int = 1, dtype=torch.float32):
+    """Parameters, moments and powers (0-d, as nn.Adam's; part way through a run)."""
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen, dtype=dtype) * (i + 1) for i, s in enumerate(shapes)]
+    moment1 = [torch.randn(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
+    moment2 = [torch.rand(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
+    beta1_powers = [torch.tensor(0.9**i) for i in range(len(shapes))]
+    beta2_powers = [torch.tensor(0.999**i) for i in range(len(shapes))]
+    return params, moment1, moment2, beta1_powers, beta2_powers
+
+
+def _options(*, lr=0.05, **hyper):
+    return {
+        "lr": torch.tensor(lr, dtype=torch.float32),
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "nesterov": False,
+        **hyper,
+    }
+
+
+def _assert_steps_equal(
+    shapes=SHAPES,
+    *,
+    steps=3,
+    grad_layout=None,
+    grad_scale=0.1,
+    kernel=adam_fused,
+    dtype=torch.float32,
+    state=None,
+    **options,
+):
+    expected, got = state or _state(shapes, dtype=dtype), _state(shapes, dtype=dtype)
+    if state is not None:
+        got = tuple([t.clone() for t in items] for items in state)
+    gen = torch.Generator().manual_seed(2)
+    for step in range(1, steps + 1):
+        grads = [torch.randn(shape, generator=gen, dtype=dtype) * grad_scale for shape in shapes]
+        if grad_layout is not None:
+            grads = [grad_layout(g) for g in grads]
+        kwargs = {**_options(), **options}
+        adam_reference(expected[0], grads, *expected[1:], **kwargs)
+        kernel(got[0], [g.clone() for g in grads], *got[1:], **kwargs)
+        names = ("param", "m", "v", "beta1_power", "beta2_power")
+        for name, a, b in zip(names, expected, got):
+            for index, (x, y) in enumerate(zip(a, b)):
+                assert same_values(x, y), f"step {step}: {name} {index} differs"
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    """How many parameters each call of the C kernel took."""
+    return spy_native_steps(monkeypatch, kernels, lambda lists, *rest: len(lists[0]))
+
+
+@needs_compiler
+@pytest.mark.parametrize("kernel", [adam_fused, adam_native_or_reference])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"nesterov": True},
+        {"beta1": 0.5, "beta2": 0.9, "eps": 1e-3, "lr": torch.tensor(1.5)},
+        {"beta1": 0.5, "eps": 1e-3, "nesterov": True},
+    ],
+    ids=["plain", "nesterov", "other-hyper", "nesterov-other-hyper"],
+)
+def test_the_c_kernel_equals_the_reference_bitwise(native_calls, threads, options, kernel):
+    _assert_steps_equal(kernel=kernel, **options)
+    assert native_calls == [len(SHAPES)] * 3
+
+
+@needs_compiler
+@pytest.mark.parametrize("openmp", [True, False], ids=["openmp-workers", "own-threads"])
+@pytest.mark.parametrize("team_threads", [2, 3, 4])
+def test_every_tensor_split_among_the_threads_equals_the_reference(
+    monkeypatch, team_threads, openmp
+):
+    """A build whose threads split every tensor of 8 elements or more: the scalar loop's elements
+    are in the last thread's share (or straddle two), and stay float64 there."""
+    if openmp and _native.openmp_entry_points() is None:
+        pytest.skip("torch has no OpenMP runtime here")
+    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
+    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
+    with torch_threads(team_threads):
+        _assert_steps_equal()
+        _assert_steps_equal([(9,), (8,), (1,), (40, 3), (23,), (47,)], steps=2, nesterov=True)
+
+
+@needs_compiler
+def test_the_scalar_loop_is_the_last_numel_mod_8_elements(native_calls):
+    """The float64 scalar loop and the float32 blocks round differently: with values where they
+    disagree, a kernel that moved the boundary by one element would fail. Elements are chosen so
+    that the float32 quotient ``(lr_t·m)/(√v + ε)`` is inexact."""
+    shapes = [(17,), (8,), (15,), (1,)]
+    state = _state(shapes)
+    for moment in state[1]:
+        moment.fill_(1.0 / 3.0)
+    _assert_steps_equal(shapes, state=state, steps=4, grad_scale=1.0)
+    assert native_calls == [4] * 4
+
+
+@needs_compiler
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 0.0, -0.0], ids=str)
+def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
+    """NaN and infinite gradients (an infinite ``v``: ``m/∞``), zero gradients and signed zeros,
+    in the vector blocks and in the scalar loop."""
+    shapes = [(5,), (70001,), (3, 4), (), (16,)]
+
+    def poison(g):
+        g = g.clone()
+        g.view(-1)[0] = value
+        g.view(-1)[-1] = value
+        return g
+
+    for nesterov in (False, True):
+        _assert_steps_equal(shapes, grad_layout=poison, steps=2, nesterov=nesterov)
+        _assert_steps_equal(shapes, grad_scale=0.0, steps=2, nesterov=nesterov)
+
+
+@needs_compiler
+def test_other_layouts_dtypes_and_powers_take_the_reference_with_its_bits(native_calls):
+    """The default leaves transposed gradients and float64 tensors to the reference, and every
+    parameter when a power accumulator is not a float32 scalar; the C kernel takes the rest."""
+    shapes = [(300, 9), (7,), (64, 16, 3, 3), (40, 40)]
+    kernel = adam_native_or_reference
+    _assert_steps_equal(shapes, grad_layout=column_major_matrices, steps=2, kernel=kernel)
+    assert native_calls == [2, 2]
+    state = _state(shapes, dtype=torch.float64)
+    _assert_steps_equal(shapes, steps=1, kernel=kernel, dtype=torch.float64, state=state)
+    state = _state(shapes)
+    state[3][1] = state[3][1].double()
+    _assert_steps_equal(shapes, steps=1, kernel=kernel, state=state)
+    assert native_calls == [2, 2]
+
+
+def test_without_a_compiler_the_default_runs_the_reference(monkeypatch, tmp_path, native_calls):
+    without_compiler(monkeypatch, tmp_path, kernels, "adam_native")
+    _assert_steps_equal([(30, 9), (7,), ()], steps=2, kernel=adam_native_or_reference)
+    assert native_calls == []
+
+
+@needs_compiler
+def test_while_dynamo_traces_the_c_kernel_is_not_called(monkeypatch, native_calls):
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    params, *state = _state([(5,), (3, 3)])
+    lists = (params, [torch.ones_like(p) for p in params], *state)
+    assert kernels._step_native(lists, **_options()) == [0, 1]
+    assert native_calls == []
+
+
+@needs_compiler
+def test_the_step_never_syncs_with_the_host(native_calls):
+    """The lr and the powers are read and written by the kernel, not the host."""
+    from test_compile import NoHostSync
+
+    shapes = [(300, 9), (7,), ()]
+    params, *state = _state(shapes)
+    grads = [torch.randn(s) for s in shapes]
+    for _ in range(2):
+        with NoHostSync():
+            adam_fused(params, grads, *state, **_options())
+    assert native_calls == [3, 3]
+
+
+@needs_compiler
+def test_the_c_kernel_bumps_version_counters():
+    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
+    params, m, v, p1, p2 = _state([(6, 20), (3,)])
+    weight = params[0].requires_grad_()
+    saved = (weight * weight).sum()  # saves weight for backward
+    tensors = (weight, m[0], v[0], p1[0], p2[0])
+    before = [t._version for t in tensors]
+    with torch.no_grad():
+        adam_fused(params, [torch.ones(6, 20), torch.ones(3)], m, v, p1, p2, **_options())
+    assert all(t._version > b for t, b in zip(tensors, before))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
+
+
+def _run_optimizer(shapes, steps=3, **kwargs):
+    gen = torch.Generator().manual_seed(3)
+    named = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
+    lr = msoptim.PolynomialDecayLR(0.01, 0.001, 10, power=1.0)
+    opt = msoptim.Adam(named, lr, weight_decay=0.01, **kwargs)
+    grads = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        opt(tuple(torch.randn(p.shape, generator=grads) for _, p in named))
+    return [p.detach() for _, p in named] + [t for s in opt.state.values() for t in s.values()]
+
+
+@needs_compiler
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native_calls, nesterov):
+    """End to end through msoptim.Adam (weight decay in its pipeline, a schedule as lr): ``fused``
+    and ``foreach`` unset, or ``fused=True``: the C kernel; ``fused=False`` or ``foreach=False``:
+    the reference; the same bits, state included."""
+    shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
+              "fc.bias": (301,)}  # fmt: skip
+    by_default = _run_optimizer(shapes, use_nesterov=nesterov)
+    assert native_calls == [4] * 3
+    for a, b in zip(_run_optimizer(shapes, use_nesterov=nesterov, fused=True), by_default):
+        assert same_values(a, b)
+    assert native_calls == [4] * 6
+    for impl in ({"fused": False}, {"foreach": False}):
+        for a, b in zip(_run_optimizer(shapes, use_nesterov=nesterov, **impl), by_default):
+            assert same_values(a, b)
+    assert native_calls == [4] * 6
+
+
+def test_the_kernel_builds_wherever_there_is_a_compiler():
+    """The tests above skip without a C compiler; with one, a failing build must not hide."""
+    assert_builds(kernels, "adam_native")
+
+
+_DIMENSION = st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 300])
+
+
+@needs_compiler
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    nesterov=st.booleans(),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    lr=st.sampled_from([1e-3, 0.1, 2.0]),
+    team=st.booleans(),
+)
+def test_random_shapes_and_configs_equal_the_reference(shapes, nesterov, scale, lr, team):
+    """Random shape lists (scalar loops of 0-7 elements, tensors above the split threshold) and
+    settings, with two threads; ``team`` builds the kernel that splits every tensor of 8 elements
+    or more."""
+    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
+    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
+        patch.setattr(kernels, "NATIVE_FLAGS", flags)
+        calls = spy_native_steps(patch, kernels, lambda lists, *rest: len(lists[0]))
+        _assert_steps_equal(
+            [tuple(s) for s in shapes], steps=2, grad_scale=scale, nesterov=nesterov,
+            lr=torch.tensor(lr, dtype=torch.float32),
+        )  # fmt: skip
+    assert calls == [len(shapes)] * 2
+
+
+@needs_compiler
+def test_under_torch_compile_the_default_is_the_reference_math(native_calls):
+    """While dynamo traces ``opt.step``, the default takes the reference (a ctypes call cannot be
+    traced); the results equal an eager default run's, which runs the C kernel."""
+    shapes = {"conv.weight": (8, 4, 3, 3), "fc.weight": (30, 7), "fc.bias": (30,)}
+    assert_compiled_steps_equal_eager(lambda named: msoptim.Adam(named, 0.01), shapes)
+    assert native_calls == [len(shapes)] * 3  # the eager run's steps only

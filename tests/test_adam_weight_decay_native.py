@@ -1,0 +1,281 @@
+"""AdamWeightDecay's C kernel (``adam_weight_decay_native.c``) equals the reference bit for bit:
+parameters and both moments.
+
+The kernel makes one vectorized pass per parameter (float32 fused multiply-adds for the moments,
+the update in float64 rounded once). The shapes cover what it walks whole (0-d, 1-element, vector
+tails) and what its threads split (at least ``TEAM_MIN_NUMEL`` elements, or every tensor in the
+build with a tiny threshold), and what it leaves to the compiled kernel or the reference (another
+layout, another dtype).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import msoptim
+from msoptim.kernels import _native
+from msoptim.kernels import adam_weight_decay as kernels
+from msoptim.kernels.adam_weight_decay import (
+    adam_weight_decay_fused,
+    adam_weight_decay_native_or_reference,
+    adam_weight_decay_reference,
+)
+from native_kernels import (
+    assert_builds,
+    assert_compiled_steps_equal_eager,
+    column_major_matrices,
+    spy_native_steps,
+    torch_threads,
+    without_compiler,
+)
+from test_fast_path import same_values
+
+SHAPES = [(), (1,), (7,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
+
+needs_compiler = pytest.mark.skipif(
+    kernels._load_native() is None, reason="no C compiler: AdamWeightDecay runs its other paths"
+)
+
+
+def _state(shapes, seed: int = 1, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen, dtype=dtype) * (i + 1) for i, s in enumerate(shapes)]
+    adam_m = [torch.randn(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
+    adam_v = [torch.rand(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
+    return params, adam_m, adam_v
+
+
+def _options(*, weight_decay=0.01, lr=0.05, **hyper):
+    return {
+        "lr": torch.tensor(lr, dtype=torch.float32),
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-6,
+        "weight_decay": weight_decay,
+        **hyper,
+    }
+
+
+def _assert_steps_equal(
+    shapes=SHAPES,
+    *,
+    steps=3,
+    grad_layout=None,
+    grad_scale=0.1,
+    kernel=adam_weight_decay_fused,
+    dtype=torch.float32,
+    **options,
+):
+    expected, got = _state(shapes, dtype=dtype), _state(shapes, dtype=dtype)
+    gen = torch.Generator().manual_seed(2)
+    for step in range(1, steps + 1):
+        grads = [torch.randn(shape, generator=gen, dtype=dtype) * grad_scale for shape in shapes]
+        if grad_layout is not None:
+            grads = [grad_layout(g) for g in grads]
+        kwargs = {**_options(), **options}
+        adam_weight_decay_reference(expected[0], grads, expected[1], expected[2], **kwargs)
+        kernel(got[0], [g.clone() for g in grads], got[1], got[2], **kwargs)
+        for name, a, b in zip(("param", "m", "v"), expected, got):
+            for index, (x, y) in enumerate(zip(a, b)):
+                assert same_values(x, y), f"step {step}: {name} {index} differs"
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    """How many parameters each call of the C kernel took."""
+    return spy_native_steps(monkeypatch, kernels, lambda lists, *rest: len(lists[0]))
+
+
+@needs_compiler
+@pytest.mark.parametrize("kernel", [adam_weight_decay_fused, adam_weight_decay_native_or_reference])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"weight_decay": 0.0},
+        {"weight_decay": torch.tensor(0.02)},
+        {"beta1": 0.5, "beta2": 0.9, "eps": 1e-3, "lr": torch.tensor(1.5)},
+    ],
+    ids=["decay", "no-decay", "scheduled-decay", "other-hyper"],
+)
+def test_the_c_kernel_equals_the_reference_bitwise(native_calls, threads, options, kernel):
+    _assert_steps_equal(kernel=kernel, **options)
+    assert native_calls == [len(SHAPES)] * 3
+
+
+@needs_compiler
+@pytest.mark.parametrize("openmp", [True, False], ids=["openmp-workers", "own-threads"])
+@pytest.mark.parametrize("team_threads", [2, 3, 4])
+def test_every_tensor_split_among_the_threads_equals_the_reference(
+    monkeypatch, team_threads, openmp
+):
+    """A build whose threads split every tensor of 8 elements or more: each updates its share,
+    without waiting for the others; the bits stay the reference's."""
+    if openmp and _native.openmp_entry_points() is None:
+        pytest.skip("torch has no OpenMP runtime here")
+    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
+    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
+    with torch_threads(team_threads):
+        _assert_steps_equal()
+        _assert_steps_equal([(9,), (8,), (1,), (40, 3)], steps=2, weight_decay=0.0)
+
+
+@needs_compiler
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 0.0, -0.0], ids=str)
+def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
+    """NaN and infinite gradients and weights (``wd·w`` of an infinite weight, even with the
+    decay off: ``inf·0`` is NaN), zero gradients (``0/(0 + ε)``) and signed zeros."""
+    shapes = [(5,), (70001,), (3, 4), ()]
+
+    def poison(g):
+        g = g.clone()
+        g.view(-1)[0] = value
+        return g
+
+    for weight_decay in (0.01, 0.0):
+        _assert_steps_equal(shapes, grad_layout=poison, steps=2, weight_decay=weight_decay)
+        _assert_steps_equal(shapes, grad_scale=0.0, steps=2, weight_decay=weight_decay)
+        expected, got = _state(shapes), _state(shapes)
+        for params in (expected[0], got[0]):
+            for w in params:
+                w.view(-1)[0] = value
+        grads = [torch.randn(s) * 0.1 for s in shapes]
+        kwargs = _options(weight_decay=weight_decay)
+        adam_weight_decay_reference(expected[0], grads, expected[1], expected[2], **kwargs)
+        adam_weight_decay_native_or_reference(got[0], grads, got[1], got[2], **kwargs)
+        for a, b in zip(expected, got):
+            for x, y in zip(a, b):
+                assert same_values(x, y), (value, weight_decay)
+
+
+@needs_compiler
+def test_other_layouts_and_dtypes_take_the_reference_with_its_bits(native_calls):
+    """The default leaves transposed gradients and float64 tensors to the reference; the C kernel
+    takes the others."""
+    shapes = [(300, 9), (7,), (64, 16, 3, 3), (40, 40)]
+    kernel = adam_weight_decay_native_or_reference
+    _assert_steps_equal(shapes, grad_layout=column_major_matrices, steps=2, kernel=kernel)
+    assert native_calls == [2, 2]
+    _assert_steps_equal(shapes, steps=1, kernel=kernel, dtype=torch.float64)
+    assert native_calls == [2, 2]
+
+
+def test_without_a_compiler_the_default_runs_the_reference(monkeypatch, tmp_path, native_calls):
+    without_compiler(monkeypatch, tmp_path, kernels, "adam_weight_decay_native")
+    _assert_steps_equal([(30, 9), (7,), ()], steps=2, kernel=adam_weight_decay_native_or_reference)
+    assert native_calls == []
+
+
+@needs_compiler
+def test_while_dynamo_traces_the_c_kernel_is_not_called(monkeypatch, native_calls):
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    params, m, v = _state([(5,), (3, 3)])
+    lists = (params, [torch.ones_like(p) for p in params], m, v)
+    assert kernels._step_native(lists, **_options()) == [0, 1]
+    assert native_calls == []
+
+
+@needs_compiler
+def test_the_step_never_syncs_with_the_host(native_calls):
+    """The lr and a scheduled weight decay are read by the kernel, not the host."""
+    from test_compile import NoHostSync
+
+    shapes = [(300, 9), (7,), ()]
+    params, m, v = _state(shapes)
+    grads = [torch.randn(s) for s in shapes]
+    for decay in (torch.tensor(0.01), 0.0):
+        with NoHostSync():
+            adam_weight_decay_fused(params, grads, m, v, **_options(weight_decay=decay))
+    assert native_calls == [3, 3]
+
+
+@needs_compiler
+def test_the_c_kernel_bumps_version_counters():
+    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
+    params, m, v = _state([(6, 20), (3,)])
+    weight = params[0].requires_grad_()
+    saved = (weight * weight).sum()  # saves weight for backward
+    before = (weight._version, m[0]._version, v[0]._version)
+    with torch.no_grad():
+        adam_weight_decay_fused(params, [torch.ones(6, 20), torch.ones(3)], m, v, **_options())
+    assert weight._version > before[0]
+    assert m[0]._version > before[1]
+    assert v[0]._version > before[2]
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
+
+
+def _run_optimizer(shapes, steps=3, **impl):
+    gen = torch.Generator().manual_seed(3)
+    named = [(n, torch.nn.Parameter(torch.randn(s, generator=gen))) for n, s in shapes.items()]
+    lr = msoptim.PolynomialDecayLR(0.01, 0.001, 10, power=1.0)
+    opt = msoptim.AdamWeightDecay(named, lr, weight_decay=0.01, **impl)
+    grads = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        opt(tuple(torch.randn(p.shape, generator=grads) for _, p in named))
+    return [p.detach() for _, p in named]
+
+
+@needs_compiler
+def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native_calls):
+    """End to end through msoptim.AdamWeightDecay (its decay filter: ``gamma``/``beta`` names are
+    not decayed, a call per decay flag; a schedule as lr). ``fused`` and ``foreach`` unset, or
+    ``fused=True``: the C kernel; ``fused=False`` or ``foreach=False``: the reference; the same
+    bits."""
+    shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
+              "fc.bias": (300,)}  # fmt: skip
+    by_default = _run_optimizer(shapes)
+    assert native_calls == [3, 1] * 3
+    for a, b in zip(_run_optimizer(shapes, fused=True), by_default):
+        assert same_values(a, b)
+    assert native_calls == [3, 1] * 6
+    for impl in ({"fused": False}, {"foreach": False}):
+        for a, b in zip(_run_optimizer(shapes, **impl), by_default):
+            assert same_values(a, b)
+    assert native_calls == [3, 1] * 6
+
+
+def test_the_kernel_builds_wherever_there_is_a_compiler():
+    """The tests above skip without a C compiler; with one, a failing build must not hide."""
+    assert_builds(kernels, "adam_weight_decay_native")
+
+
+_DIMENSION = st.sampled_from([1, 2, 3, 7, 8, 15, 16, 17, 33, 300])
+
+
+@needs_compiler
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    weight_decay=st.sampled_from([0.0, 0.01, 0.5]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    lr=st.sampled_from([1e-3, 0.1, 2.0]),
+    team=st.booleans(),
+)
+def test_random_shapes_and_configs_equal_the_reference(shapes, weight_decay, scale, lr, team):
+    """Random shape lists (tails around the vectors, tensors above the split threshold) and
+    settings, with two threads; ``team`` builds the kernel that splits every tensor of 8 elements
+    or more."""
+    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
+    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
+        patch.setattr(kernels, "NATIVE_FLAGS", flags)
+        calls = spy_native_steps(patch, kernels, lambda lists, *rest: len(lists[0]))
+        _assert_steps_equal(
+            [tuple(s) for s in shapes], steps=2, grad_scale=scale, weight_decay=weight_decay,
+            lr=torch.tensor(lr, dtype=torch.float32),
+        )  # fmt: skip
+    assert calls == [len(shapes)] * 2
+
+
+@needs_compiler
+def test_under_torch_compile_the_default_is_the_reference_math(native_calls):
+    """While dynamo traces ``opt.step``, the default takes the reference (a ctypes call cannot be
+    traced); the results equal an eager default run's, which runs the C kernel."""
+    shapes = {"conv.weight": (8, 4, 3, 3), "fc.weight": (30, 7), "fc.bias": (30,)}
+    assert_compiled_steps_equal_eager(
+        lambda named: msoptim.AdamWeightDecay(named, 0.01, weight_decay=0.01), shapes
+    )
+    assert native_calls == [len(shapes)] * 3  # the eager run's steps only
