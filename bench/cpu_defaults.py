@@ -29,7 +29,9 @@ BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Any]] = {
     "Lamb": lambda ps, impl: msoptim.Lamb(ps, 0.01, weight_decay=0.01, **impl),
     "AdaFactor": lambda ps, impl: msoptim.AdaFactor(ps, **impl),
     "Adam": lambda ps, impl: msoptim.Adam(ps, 1e-3, **impl),
-    "AdamWeightDecay": lambda ps, impl: msoptim.AdamWeightDecay(ps, 1e-3, weight_decay=0.01, **impl),
+    "AdamWeightDecay": lambda ps, impl: msoptim.AdamWeightDecay(
+        ps, 1e-3, weight_decay=0.01, **impl
+    ),
 }
 
 
