@@ -202,10 +202,9 @@ def compiled_paths(monkeypatch):
     kernels it takes first on CPU: Lamb's two passes, Adam's and AdamWeightDecay's one
     (``tests/test_lamb_native.py``, ``tests/test_adam_native.py``,
     ``tests/test_adam_weight_decay_native.py``)."""
-    monkeypatch.setattr(lamb, "_native_indices", lambda lists, scalars: [])
-    for module in (adam, adam_weight_decay):
+    for module in (adam, adam_weight_decay, lamb):
         monkeypatch.setattr(
-            module, "_step_native", lambda lists, **options: list(range(len(lists[0])))
+            module, "_step_native", lambda lists, *flags, **options: list(range(len(lists[0])))
         )
 
 

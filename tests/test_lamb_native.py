@@ -155,10 +155,14 @@ def test_without_a_compiler_lamb_runs_its_compiled_passes(monkeypatch, tmp_path)
 
 
 @needs_compiler
-def test_while_dynamo_traces_the_c_kernel_is_not_called(monkeypatch):
+def test_while_dynamo_traces_the_c_kernel_is_not_called(monkeypatch, native_calls):
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     params, m, v = _state([(5,), (3, 3)])
-    assert kernels._native_indices((params, params, m, v), (torch.tensor(1.0),)) == []
+    lists = (params, [torch.ones_like(p) for p in params], m, v)
+    kwargs = {**_options(2), "step": torch.tensor(1.0)}
+    decay_flags = kwargs.pop("decay_flags")
+    assert kernels._step_native(lists, decay_flags, **kwargs) == [0, 1]
+    assert native_calls == []
 
 
 @needs_compiler

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ __all__ = [
     "plain_contiguous",
     "plain_contiguous_indices",
     "plain_float32_scalar",
+    "step_where_possible",
     "unavailable_reason",
 ]
 
@@ -239,6 +241,28 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
         and len({tensor.numel() for tensor in group}) == 1
         and group[0].numel() > 0
     ]
+
+
+def step_where_possible(
+    lists: tuple[list[Tensor], ...],
+    step: Callable[[tuple[list[Tensor], ...], list[int]], None],
+    *,
+    walked: int | None = None,
+) -> list[int]:
+    """Run a C kernel's ``step(picked_lists, positions)`` on the positions where its first
+    ``walked`` lists (all by default) hold what it may walk (:func:`plain_contiguous_indices`);
+    return the other positions, for another path. ``step`` is not called when there are none."""
+    count = len(lists[0])
+    native = plain_contiguous_indices(lists[:walked])
+    if len(native) == count:
+        if count:
+            step(lists, native)
+        return []
+    if native:
+        step(tuple([items[i] for i in native] for items in lists), native)
+        taken = set(native)
+        return [i for i in range(count) if i not in taken]
+    return list(range(count))
 
 
 def address_table(

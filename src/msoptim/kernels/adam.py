@@ -676,7 +676,6 @@ def _step_native(
     the positions of the others. None is taken while dynamo traces or when the kernel cannot be
     built."""
     params = lists[0]
-    everything = list(range(len(params)))
     powers = [*lists[4], *lists[5]]
     if (
         not params
@@ -688,16 +687,11 @@ def _step_native(
         or set(map(Tensor.numel, powers)) != {1}
         or _load_native() is None
     ):
-        return everything
-    native = _native.plain_contiguous_indices(lists[:4])
-    if not native:
-        return everything
-    picked = lists if len(native) == len(params) else pick_lists(lists, native)
-    _native_step(picked, lr=lr, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
-    if len(native) == len(params):
-        return []
-    taken = set(native)
-    return [i for i in everything if i not in taken]
+        return list(range(len(params)))
+    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
+    return _native.step_where_possible(
+        lists, lambda picked, _: _native_step(picked, **options), walked=4
+    )
 
 
 def _native_step(

@@ -252,27 +252,18 @@ def _step_native(
     read: :mod:`msoptim.kernels._native`); return the positions of the others. None is taken while
     dynamo traces or when the kernel cannot be built."""
     params = lists[0]
-    everything = list(range(len(params)))
-    decay_is_tensor = isinstance(weight_decay, Tensor)
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
         or not isinstance(lr, Tensor)
         or not _native.plain_float32_scalar(lr)
-        or (decay_is_tensor and not _native.plain_float32_scalar(weight_decay))
+        or (isinstance(weight_decay, Tensor) and not _native.plain_float32_scalar(weight_decay))
         or _load_native() is None
     ):
-        return everything
-    native = _native.plain_contiguous_indices(lists)
-    if not native:
-        return everything
-    picked = lists if len(native) == len(params) else pick_lists(lists, native)
-    _native_step(picked, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-    if len(native) == len(params):
-        return []
-    taken = set(native)
-    return [i for i in everything if i not in taken]
+        return list(range(len(params)))
+    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+    return _native.step_where_possible(lists, lambda picked, _: _native_step(picked, **options))
 
 
 def _native_step(

@@ -339,26 +339,30 @@ def _step_native(
     eps: float,
     weight_decay: float | Tensor,
 ) -> list[int]:
-    """Step the parameters the C kernel takes; return the positions of the others."""
+    """Step the parameters the C kernel ``lamb_native.c`` takes (plain contiguous float32 CPU
+    tensors with their gradients and moments, scalars it can read: :mod:`msoptim.kernels._native`);
+    return the positions of the others. None is taken while dynamo traces or when the kernel
+    cannot be built."""
     params = lists[0]
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
         or not isinstance(lr, Tensor)
+        or _load_native() is None
     ):
         return list(range(len(params)))
     constants, shared = _step_scalars(step, beta1, beta2, eps, weight_decay, params[0].device)
     correction1, correction2, decay = shared
-    native = _native_indices(lists, (*shared, lr))
-    if native:
-        _native_step(pick_lists(lists, native), [decay_flags[i] for i in native], constants,
+    if not all(map(_native.plain_float32_scalar, (*shared, lr))):
+        return list(range(len(params)))
+
+    def native_step(picked: tuple[list[Tensor], ...], positions: list[int]) -> None:
+        _native_step(picked, [decay_flags[i] for i in positions], constants,
                      correction1=correction1, correction2=correction2, weight_decay=decay,
                      lr=lr)  # fmt: skip
-    if len(native) == len(params):
-        return []
-    taken = set(native)
-    return [i for i in range(len(params)) if i not in taken]
+
+    return _native.step_where_possible(lists, native_step)
 
 
 def lamb_reference(
@@ -464,19 +468,6 @@ def _load_native() -> Any:
     if library is not None:
         library.msoptim_lamb_step.restype = None
     return library
-
-
-def _native_indices(lists: tuple[list[Tensor], ...], scalars: tuple[Tensor, ...]) -> list[int]:
-    """The parameters the C kernel ``lamb_native.c`` takes: plain contiguous float32 CPU tensors
-    (with their gradients and moments) and scalars (:mod:`msoptim.kernels._native`). None while
-    dynamo traces or when the kernel cannot be built."""
-    if (
-        torch.compiler.is_compiling()
-        or not all(map(_native.plain_float32_scalar, scalars))
-        or _load_native() is None
-    ):
-        return []
-    return _native.plain_contiguous_indices(lists)
 
 
 def _native_step(
