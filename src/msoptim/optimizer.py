@@ -51,6 +51,8 @@ from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weig
 __all__ = ["Optimizer"]
 
 Gradients = list[Tensor | None]
+#: One group's share of a step: ``(group, params, grads, states, lr)`` (see ``_update``).
+GroupStep = tuple[dict[str, Any], list[Tensor], list[Tensor], list[dict[str, Any]], Tensor]
 
 
 #: The largest ``global_step``: MindSpore's step counter is an int32 tensor.
@@ -779,6 +781,7 @@ class Optimizer(torch.optim.Optimizer):
             lrs = self._group_lrs(update_mirrors=True)
         else:
             lrs = [None] * len(self.param_groups)
+        batches = []
         for group, lr in zip(self.param_groups, lrs):
             params, grads, states = [], [], []
             for param in group["params"]:
@@ -788,7 +791,15 @@ class Optimizer(torch.optim.Optimizer):
                     grads.append(grad)
                     states.append(self.state[param])
             if params:
-                self._update(group, params, grads, states, lr)
+                batches.append((group, params, grads, states, lr))
+        self._update_groups(batches)
+
+    def _update_groups(self, batches: list[GroupStep]) -> None:
+        """Every group's update: ``batches`` holds ``(group, params, grads, states, lr)`` for each
+        group with a gradient, in order. One :meth:`_update` call per group; an optimizer whose
+        kernel can step several groups in one call overrides this."""
+        for batch in batches:
+            self._update(*batch)
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Create ``param``'s state buffers (called once, at construction)."""

@@ -70,6 +70,7 @@ __all__ = [
     "adam_foreach",
     "adam_fused",
     "adam_native_or_reference",
+    "adam_native_steps",
     "adam_offload_foreach",
     "adam_offload_reference",
     "adam_reference",
@@ -665,47 +666,62 @@ def _load_native() -> Any:
 def _step_native(
     lists: tuple[list[Tensor], ...],
     *,
-    lr: Tensor,
+    lr: Tensor | list[Tensor],
     beta1: float,
     beta2: float,
     eps: float,
     nesterov: bool,
 ) -> list[int]:
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors with their
-    moments, plain float32 power accumulators and lr: :mod:`msoptim.kernels._native`); return
-    the positions of the others. None is taken while dynamo traces or when the kernel cannot be
-    built."""
+    moments, plain float32 power accumulators and lrs: :mod:`msoptim.kernels._native`); return
+    the positions of the others. ``lr``: the group's, or one per parameter (several groups in one
+    call, :func:`adam_native_steps`). None is taken while dynamo traces or when the kernel cannot
+    be built."""
     params = lists[0]
-    powers = [*lists[4], *lists[5]]
+    lrs = lr if isinstance(lr, list) else [lr] * len(params)
+    scalars = [*lists[4], *lists[5], *(lrs if isinstance(lr, list) else [lr])]
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
-        or not isinstance(lr, Tensor)
-        or not _native.plain_float32_scalar(lr)
-        or not _native.all_plain_float32_cpu(powers)
-        or set(map(Tensor.numel, powers)) != {1}
+        or not _native.all_plain_float32_cpu(scalars)
+        or set(map(Tensor.numel, scalars)) != {1}
         or _load_native() is None
     ):
         return list(range(len(params)))
-    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
+    hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
     return _native.step_where_possible(
-        lists, lambda picked, _: _native_step(picked, **options), walked=4
+        (*lists, lrs), lambda picked, _: _native_step(picked, **hyper), walked=4
     )
+
+
+def adam_native_steps(
+    lists: tuple[list[Tensor], ...],
+    lrs: list[Tensor],
+    *,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    nesterov: bool,
+) -> list[int]:
+    """The parameters of several groups with the same hyperparameters in one call of the C kernel
+    (``lrs``: each parameter's group lr; ``lists``: :func:`adam_reference`'s six). Returns the
+    positions it could not take, for their groups' own kernels."""
+    lists = _locals(*lists)
+    return _step_native(lists, lr=lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
 
 
 def _native_step(
     lists: tuple[list[Tensor], ...],
     *,
-    lr: Tensor,
     beta1: float,
     beta2: float,
     eps: float,
     nesterov: bool,
 ) -> None:
     """One vectorized pass per parameter, its powers advanced first (``adam_native.c``; the
-    reference's bits)."""
-    params, _, moment1, moment2, beta1_powers, beta2_powers = lists
+    reference's bits). ``lists``: the six of :func:`adam_reference` and each parameter's lr."""
+    params, _, moment1, moment2, beta1_powers, beta2_powers, _ = lists
     table, lengths, order = _native.address_table(list(lists))
     constants = np.array([beta1, beta2, *_constants(beta1, beta2)], dtype=np.float32)
     lr_ts = np.empty(len(order), dtype=np.float32)
@@ -719,7 +735,6 @@ def _native_step(
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_double(eps),
         ctypes.c_int(int(nesterov)),
-        ctypes.c_void_p(lr.data_ptr()),
         ctypes.c_int(max(1, torch.get_num_threads())),
         *_native.openmp_arguments(USE_OPENMP),
     )

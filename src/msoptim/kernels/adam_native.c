@@ -24,9 +24,9 @@
 
 #define SCALAR_LOOP 8 /* MindSpore's vector blocks: the last numel % 8 elements are its scalar loop */
 
-/* One parameter: addresses (its power accumulators: one float32 each). */
+/* One parameter: addresses (its power accumulators and its group's lr: one float32 each). */
 typedef struct {
-    int64_t param, grad, m, v, beta1_power, beta2_power;
+    int64_t param, grad, m, v, beta1_power, beta2_power, lr;
 } Tensor;
 
 typedef struct {
@@ -94,7 +94,7 @@ static void update(void *kernel, int64_t index, int64_t first, int64_t last,
 /* Every parameter's powers advance, then its lr_t is computed: the reference's order (a power
  * listed twice advances twice before either lr_t is read). */
 static void advance_powers(const Tensor *tensors, int64_t count, float beta1, float beta2,
-                           float lr, float *lr_t) {
+                           float *lr_t) {
     for (int64_t i = 0; i < count; i++) {
         float *p1 = (float *)(intptr_t)tensors[i].beta1_power;
         float *p2 = (float *)(intptr_t)tensors[i].beta2_power;
@@ -104,20 +104,21 @@ static void advance_powers(const Tensor *tensors, int64_t count, float beta1, fl
     for (int64_t i = 0; i < count; i++) {
         const float p1 = *(const float *)(intptr_t)tensors[i].beta1_power;
         const float p2 = *(const float *)(intptr_t)tensors[i].beta2_power;
+        const float lr = *(const float *)(intptr_t)tensors[i].lr;
         lr_t[i] = (lr * sqrtf(1.0f - p2)) / (1.0f - p1);
     }
 }
 
-/* tensors, numels: count rows, largest first. lr_t: count floats of scratch. constants: beta1,
- * beta2, 1 - beta1, 1 - beta2. eps: as the reference adds it (a float64, normally holding a float32
- * value; the vector blocks add it rounded to float32). lr: a float32
- * scalar read here (a tensor's data). gomp_parallel, omp_thread_num, omp_num_threads: torch's
- * OpenMP runtime's entry points, or NULL (see native_team.h). */
+/* tensors, numels: count rows, largest first (the parameters of several groups may share a
+ * step: each row has its group's lr, a float32 read here). lr_t: count floats of scratch.
+ * constants: beta1, beta2, 1 - beta1, 1 - beta2. eps: as the reference adds it (a float64,
+ * normally holding a float32 value; the vector blocks add it rounded to float32). gomp_parallel,
+ * omp_thread_num, omp_num_threads: torch's OpenMP runtime's entry points, or NULL (see
+ * native_team.h). */
 void msoptim_adam_step(const Tensor *tensors, const int64_t *numels, int64_t count, float *lr_t,
-                       const float *constants, double eps, int nesterov, const float *lr,
-                       int threads, void *gomp_parallel, void *omp_thread_num,
-                       void *omp_num_threads) {
-    advance_powers(tensors, count, constants[0], constants[1], *lr, lr_t);
+                       const float *constants, double eps, int nesterov, int threads,
+                       void *gomp_parallel, void *omp_thread_num, void *omp_num_threads) {
+    advance_powers(tensors, count, constants[0], constants[1], lr_t);
     Step s = {.tensors = tensors, .numels = numels, .lr_t = lr_t, .beta1 = constants[0],
               .one_minus_beta1 = constants[2], .one_minus_beta2 = constants[3],
               .eps = (float)eps, .eps_wide = eps, .nesterov = nesterov};

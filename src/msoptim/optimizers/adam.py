@@ -24,12 +24,13 @@ from msoptim.kernels.adam import (
     adam_foreach,
     adam_fused,
     adam_native_or_reference,
+    adam_native_steps,
     adam_offload_foreach,
     adam_offload_reference,
     adam_reference,
 )
 from msoptim.lr_sources import parse_weight_decay
-from msoptim.optimizer import Optimizer, OwnArgumentChecks
+from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 
 __all__ = [
     "Adam",
@@ -94,6 +95,14 @@ def restore_float32_state(
         for key in keys:
             if key in saved and key in state:
                 state[key] = saved[key].to(device=state[key].device, dtype=torch.float32)
+
+
+def _kernel_lists(
+    params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+) -> tuple[list[Tensor], ...]:
+    """The Adam kernels' six lists: parameters, gradients, both moments, both powers."""
+    keys = ("moment1", "moment2", "beta1_power", "beta2_power")
+    return (params, grads, *([state[key] for state in states] for key in keys))
 
 
 class _AdamFamily(Optimizer):
@@ -185,18 +194,66 @@ class _AdamFamily(Optimizer):
                     if isinstance(value, Tensor) and value.device != device:
                         state[key] = value.to(device)
 
+    def _update_groups(self, batches: list[GroupStep]) -> None:
+        """Groups whose step is plain Adam's C kernel (CPU; ``fused=True`` or the default) and
+        whose hyperparameters agree go to the kernel in one call, each parameter with its group's
+        lr (one team of threads for all, no per-group set-up); what it cannot take, and the other
+        groups, take their own kernels."""
+        by_hyper: dict[tuple[Any, ...], list[GroupStep]] = {}
+        for batch in batches:
+            key = self._native_key(batch[0], batch[1])
+            if key is None:
+                self._update(*batch)
+            else:
+                by_hyper.setdefault(key, []).append(batch)
+        for key, together in by_hyper.items():
+            if len(together) == 1:
+                self._update(*together[0])
+                continue
+            parts = [
+                _kernel_lists(params, grads, states) for _, params, grads, states, _ in together
+            ]
+            lists = tuple([t for part in parts for t in part[k]] for k in range(len(parts[0])))
+            lrs = [lr for _, params, _, _, lr in together for _ in params]
+            beta1, beta2, eps, nesterov = key
+            rest = iter(
+                adam_native_steps(lists, lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+            )
+            self._update_rest(together, rest)
+
+    def _update_rest(self, together: list[GroupStep], rest: Any) -> None:
+        """Each group's own kernel for its parameters at the positions ``rest`` (an ascending
+        iterator over the groups' concatenated parameters)."""
+        start, position = 0, next(rest, None)
+        for group, params, grads, states, lr in together:
+            end = start + len(params)
+            mine = []
+            while position is not None and position < end:
+                mine.append(position - start)
+                position = next(rest, None)
+            if mine:
+                picked = ([items[i] for i in mine] for items in (params, grads, states))
+                self._update(group, *picked, lr)
+            start = end
+
+    def _native_key(self, group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The hyperparameters under which a group's step may share plain Adam's C kernel with
+        other groups, or None (another kernel: amsgrad, offload, foreach, fused=False, CUDA)."""
+        if group["use_amsgrad"] or group["use_offload"] or group["foreach"] is not None:
+            return None
+        if group.get("fused") is False or not params or params[0].device.type != "cpu":
+            return None
+        return (
+            _float32(group["beta1"]),
+            _float32(group["beta2"]),
+            _float32(group["eps"]),
+            bool(group["use_nesterov"]),
+        )
+
     def _update(self, group, params, grads, states, lr) -> None:
         fast = use_foreach(group["foreach"], params)
-        lists = (
-            params,
-            grads,
-            [state["moment1"] for state in states],
-            [state["moment2"] for state in states],
-        )
-        powers = (
-            [state["beta1_power"] for state in states],
-            [state["beta2_power"] for state in states],
-        )
+        lists = _kernel_lists(params, grads, states)
+        lists, powers = lists[:4], lists[4:]
         hyper = {
             "lr": lr,
             "beta1": _float32(group["beta1"]),
