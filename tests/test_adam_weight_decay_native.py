@@ -222,20 +222,20 @@ def _run_optimizer(shapes, steps=3, **impl):
 @needs_compiler
 def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native_calls):
     """End to end through msoptim.AdamWeightDecay (its decay filter: ``gamma``/``beta`` names are
-    not decayed, a call per decay flag; a schedule as lr). ``fused`` and ``foreach`` unset, or
+    not decayed, in the same call as the others; a schedule as lr). ``fused`` and ``foreach`` unset, or
     ``fused=True``: the C kernel; ``fused=False`` or ``foreach=False``: the reference; the same
     bits."""
     shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
               "fc.bias": (300,)}  # fmt: skip
     by_default = _run_optimizer(shapes)
-    assert native_calls == [3, 1] * 3
+    assert native_calls == [4] * 3
     for a, b in zip(_run_optimizer(shapes, fused=True), by_default):
         assert same_values(a, b)
-    assert native_calls == [3, 1] * 6
+    assert native_calls == [4] * 6
     for impl in ({"fused": False}, {"foreach": False}):
         for a, b in zip(_run_optimizer(shapes, **impl), by_default):
             assert same_values(a, b)
-    assert native_calls == [3, 1] * 6
+    assert native_calls == [4] * 6
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
@@ -279,3 +279,41 @@ def test_under_torch_compile_the_default_is_the_reference_math(native_calls):
         lambda named: msoptim.AdamWeightDecay(named, 0.01, weight_decay=0.01), shapes
     )
     assert native_calls == [len(shapes)] * 3  # the eager run's steps only
+
+
+@needs_compiler
+@pytest.mark.parametrize("impl", [{}, {"fused": True}], ids=["default", "fused"])
+def test_groups_share_one_call_with_their_own_lrs_and_decays(native_calls, impl):
+    """Groups with a table, a schedule and static lrs, with a scheduled, a static and no weight
+    decay (its decay flag off): every group's plain parameters go to one C call, each with its
+    group's lr and decay; a transposed parameter and a float64 one take their groups' own
+    kernels; parameters and state equal the reference's."""
+    gen = torch.Generator().manual_seed(7)
+    shapes = [(16, 8, 3, 3), (9,), (30, 7), (5, 6), (64,), (1,), (300, 257), (33,)]
+    names = ["conv.weight", "bn.gamma", "fc.weight", "odd.weight", "wide.weight", "bn.beta",
+             "big.weight", "last.bias"]  # fmt: skip
+    named = [(n, torch.randn(s, generator=gen)) for n, s in zip(names, shapes)]
+    named[3] = (names[3], named[3][1].t())  # not what the kernel walks
+    named[4] = (names[4], named[4][1].double())
+
+    def run(**kwargs):
+        params = [(n, torch.nn.Parameter(t.clone())) for n, t in named]
+        table = msoptim.cosine_decay_lr(0.001, 0.01, 100, 10, 10)
+        schedule = msoptim.CosineDecayLR(0.001, 0.01, 100)
+        groups = [
+            {"params": params[:3], "lr": table, "weight_decay": 0.01},
+            {"params": params[3:5], "lr": schedule, "weight_decay": schedule},
+            {"params": params[5:7], "lr": 0.02},
+            {"params": params[7:], "weight_decay": 0.5},
+        ]
+        opt = msoptim.AdamWeightDecay(groups, 0.005, **kwargs)
+        grads = torch.Generator().manual_seed(8)
+        for _ in range(3):
+            opt(tuple(torch.randn(p.shape, generator=grads, dtype=p.dtype) for _, p in params))
+        return [p.detach() for _, p in params] + [t for s in opt.state.values() for t in s.values()]
+
+    expected = run(foreach=False)
+    got = run(**impl)
+    for a, b in zip(expected, got):
+        assert same_values(a, b)
+    assert native_calls == [6] * 3  # every group's plain parameters, in one call a step

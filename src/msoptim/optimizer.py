@@ -797,9 +797,42 @@ class Optimizer(torch.optim.Optimizer):
     def _update_groups(self, batches: list[GroupStep]) -> None:
         """Every group's update: ``batches`` holds ``(group, params, grads, states, lr)`` for each
         group with a gradient, in order. One :meth:`_update` call per group; an optimizer whose
-        kernel can step several groups in one call overrides this."""
+        kernel can step several groups in one call overrides this (:meth:`_update_together`)."""
         for batch in batches:
             self._update(*batch)
+
+    def _update_together(
+        self,
+        batches: list[GroupStep],
+        key_of: Callable[[dict[str, Any], list[Tensor]], Any],
+        step_together: Callable[[Any, list[GroupStep]], list[int]],
+    ) -> None:
+        """Groups whose ``key_of(group, params)`` is equal (not None: those whose step is a C
+        kernel that takes several groups at once, under the same hyperparameters) go to one
+        ``step_together(key, batches)`` call, which returns the positions it left (ascending, in
+        the groups' parameters one after another); those and the other groups take
+        :meth:`_update`. One kernel call instead of one per group: no per-group set-up, one team
+        of threads for all."""
+        by_key: dict[Any, list[GroupStep]] = {}
+        for batch in batches:
+            key = key_of(batch[0], batch[1])
+            if key is None:
+                self._update(*batch)
+            else:
+                by_key.setdefault(key, []).append(batch)
+        for key, together in by_key.items():
+            rest = iter(step_together(key, together))
+            start, position = 0, next(rest, None)
+            for group, params, grads, states, lr in together:
+                end = start + len(params)
+                mine = []
+                while position is not None and position < end:
+                    mine.append(position - start)
+                    position = next(rest, None)
+                if mine:
+                    picked = ([items[i] for i in mine] for items in (params, grads, states))
+                    self._update(group, *picked, lr)
+                start = end
 
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Create ``param``'s state buffers (called once, at construction)."""

@@ -48,6 +48,7 @@ __all__ = [
     "adam_weight_decay_foreach",
     "adam_weight_decay_fused",
     "adam_weight_decay_native_or_reference",
+    "adam_weight_decay_native_steps",
     "adam_weight_decay_reference",
     "adam_weight_decay_update",
 ]
@@ -242,48 +243,75 @@ def _load_native() -> Any:
 def _step_native(
     lists: tuple[list[Tensor], ...],
     *,
-    lr: Tensor,
+    lr: Tensor | list[Tensor],
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: Tensor | float,
+    weight_decay: Tensor | float | list[Tensor | float],
 ) -> list[int]:
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors, scalars it can
-    read: :mod:`msoptim.kernels._native`); return the positions of the others. None is taken while
-    dynamo traces or when the kernel cannot be built."""
+    read: :mod:`msoptim.kernels._native`); return the positions of the others. ``lr`` and
+    ``weight_decay``: the group's, or one per parameter (several groups in one call,
+    :func:`adam_weight_decay_native_steps`). None is taken while dynamo traces or when the kernel
+    cannot be built."""
     params = lists[0]
+    count = len(params)
+    lrs = lr if isinstance(lr, list) else [lr] * count
+    decays = weight_decay if isinstance(weight_decay, list) else [weight_decay] * count
+    scalars = {id(value): value for value in (*lrs, *decays) if isinstance(value, Tensor)}
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
-        or not isinstance(lr, Tensor)
-        or not _native.plain_float32_scalar(lr)
-        or (isinstance(weight_decay, Tensor) and not _native.plain_float32_scalar(weight_decay))
+        or not all(isinstance(value, Tensor) for value in lrs)
+        or not all(map(_native.plain_float32_scalar, scalars.values()))
         or _load_native() is None
     ):
-        return list(range(len(params)))
-    options = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
-    return _native.step_where_possible(lists, lambda picked, _: _native_step(picked, **options))
+        return list(range(count))
+    return _native.step_where_possible(
+        (*lists, lrs, decays),
+        lambda picked, _: _native_step(picked, beta1=beta1, beta2=beta2, eps=eps),
+        walked=4,
+    )
 
 
-def _native_step(
+def adam_weight_decay_native_steps(
     lists: tuple[list[Tensor], ...],
+    lrs: list[Tensor],
+    weight_decays: list[Tensor | float],
     *,
-    lr: Tensor,
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: Tensor | float,
-) -> None:
-    """One vectorized pass per parameter (``adam_weight_decay_native.c``; the reference's bits)."""
-    params, grads, adam_m, adam_v = lists
-    table, lengths, order = _native.address_table([params, grads, adam_m, adam_v])
-    decay_is_tensor = isinstance(weight_decay, Tensor)
-    constants = np.array(
-        [_one_minus(beta1), _one_minus(beta2), 0.0 if decay_is_tensor else weight_decay],
-        dtype=np.float32,
+) -> list[int]:
+    """The parameters of several groups with the same hyperparameters in one call of the C kernel
+    (``lrs``, ``weight_decays``: each parameter's, 0.0 where it does not decay; ``lists``:
+    :func:`adam_weight_decay_reference`'s four). Returns the positions it could not take, for
+    their groups' own kernels."""
+    lists = tuple(local_tensors(t) for t in lists)
+    return _step_native(
+        lists, lr=lrs, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decays
     )
-    decay_address = weight_decay.data_ptr() if decay_is_tensor else 0
+
+
+def _native_step(
+    lists: tuple[list[Tensor | float], ...], *, beta1: float, beta2: float, eps: float
+) -> None:
+    """One vectorized pass per parameter (``adam_weight_decay_native.c``; the reference's bits).
+    ``lists``: parameters, gradients, both moments, each parameter's lr and weight decay (a
+    0-d float32 tensor or a float)."""
+    params, grads, adam_m, adam_v, lrs, decays = lists
+    # A float decay (a static group's, or 0.0) is read from a float32 array of the distinct ones.
+    distinct = sorted({value for value in decays if not isinstance(value, Tensor)})
+    floats = np.array(distinct, dtype=np.float32)
+    where = {value: floats.ctypes.data + floats.itemsize * i for i, value in enumerate(distinct)}
+    decay_addresses = [
+        value.data_ptr() if isinstance(value, Tensor) else where[value] for value in decays
+    ]
+    table, lengths, order = _native.address_table(
+        [params, grads, adam_m, adam_v, lrs, decay_addresses]
+    )
+    constants = np.array([_one_minus(beta1), _one_minus(beta2)], dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *adam_m, *adam_v])
     _load_native().msoptim_adam_weight_decay_step(
@@ -292,8 +320,6 @@ def _native_step(
         ctypes.c_int64(len(order)),
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_double(eps),
-        ctypes.c_void_p(decay_address),
-        ctypes.c_void_p(lr.data_ptr()),
         ctypes.c_int(max(1, torch.get_num_threads())),
         *_native.openmp_arguments(USE_OPENMP),
     )

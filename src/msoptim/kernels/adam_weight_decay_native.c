@@ -19,14 +19,14 @@
 
 #include "native_team.h"
 
-/* One parameter: addresses. */
+/* One parameter: addresses (its lr and weight decay: one float32 each, its group's). */
 typedef struct {
-    int64_t param, grad, m, v;
+    int64_t param, grad, m, v, lr, weight_decay;
 } Tensor;
 
 typedef struct {
     const Tensor *tensors;
-    float one_minus_beta1, one_minus_beta2, weight_decay, lr;
+    float one_minus_beta1, one_minus_beta2;
     double eps;
 } Step;
 
@@ -38,8 +38,9 @@ static void update(void *kernel, int64_t index, int64_t first, int64_t last,
     float *restrict w = (float *)(intptr_t)t->param;
     const float *restrict g = (const float *)(intptr_t)t->grad;
     float *restrict m = (float *)(intptr_t)t->m, *restrict v = (float *)(intptr_t)t->v;
-    const float b1c = s->one_minus_beta1, b2c = s->one_minus_beta2, wd = s->weight_decay;
-    const double eps = s->eps, lr = s->lr;
+    const float b1c = s->one_minus_beta1, b2c = s->one_minus_beta2;
+    const float wd = *(const float *)(intptr_t)t->weight_decay;
+    const double eps = s->eps, lr = *(const float *)(intptr_t)t->lr;
     for (int64_t i = first; i < last; i++) {
         const float new_m = fmaf(g[i] - m[i], b1c, m[i]);
         const float new_v = fmaf(fmaf(g[i], g[i], -v[i]), b2c, v[i]);
@@ -50,18 +51,17 @@ static void update(void *kernel, int64_t index, int64_t first, int64_t last,
     }
 }
 
-/* tensors, numels: count rows, largest first. constants: 1 - beta1, 1 - beta2, and the weight
- * decay used when weight_decay is NULL. eps: as the reference adds it (a float64, normally holding
- * a float32 value). weight_decay, lr: float32 scalars read here (tensors' data). gomp_parallel, omp_thread_num, omp_num_threads: torch's OpenMP runtime's entry
- * points, or NULL (see native_team.h). */
+/* tensors, numels: count rows, largest first (the parameters of several groups may share a
+ * step: each row has its group's lr and weight decay, float32 scalars read here; 0 for a
+ * parameter that does not decay). constants: 1 - beta1, 1 - beta2. eps: as the reference adds it
+ * (a float64, normally holding a float32 value). gomp_parallel, omp_thread_num, omp_num_threads:
+ * torch's OpenMP runtime's entry points, or NULL (see native_team.h). */
 void msoptim_adam_weight_decay_step(const Tensor *tensors, const int64_t *numels, int64_t count,
-                                    const float *constants, double eps,
-                                    const float *weight_decay,
-                                    const float *lr, int threads, void *gomp_parallel,
-                                    void *omp_thread_num, void *omp_num_threads) {
+                                    const float *constants, double eps, int threads,
+                                    void *gomp_parallel, void *omp_thread_num,
+                                    void *omp_num_threads) {
     Step s = {.tensors = tensors, .one_minus_beta1 = constants[0],
-              .one_minus_beta2 = constants[1], .eps = eps,
-              .weight_decay = weight_decay ? *weight_decay : constants[2], .lr = *lr};
+              .one_minus_beta2 = constants[1], .eps = eps};
     TeamStep team = {.kernel = &s, .sums = NULL, .finish = update, .numels = numels,
                      .count = count, .sums_count = 0};
     team_run(&team, threads, gomp_parallel, omp_thread_num, omp_num_threads);

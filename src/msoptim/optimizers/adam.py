@@ -105,6 +105,15 @@ def _kernel_lists(
     return (params, grads, *([state[key] for state in states] for key in keys))
 
 
+def _step_together(key: tuple[Any, ...], together: list[GroupStep]) -> list[int]:
+    """Plain Adam's C kernel over several groups' parameters (``key``: their hyperparameters)."""
+    parts = [_kernel_lists(params, grads, states) for _, params, grads, states, _ in together]
+    lists = tuple([t for part in parts for t in part[k]] for k in range(len(parts[0])))
+    lrs = [lr for _, params, _, _, lr in together for _ in params]
+    beta1, beta2, eps, nesterov = key
+    return adam_native_steps(lists, lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+
+
 class _AdamFamily(Optimizer):
     """State, checkpoint names and kernel dispatch shared by Adam, AdamOffload and LazyAdam."""
 
@@ -196,45 +205,8 @@ class _AdamFamily(Optimizer):
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
         """Groups whose step is plain Adam's C kernel (CPU; ``fused=True`` or the default) and
-        whose hyperparameters agree go to the kernel in one call, each parameter with its group's
-        lr (one team of threads for all, no per-group set-up); what it cannot take, and the other
-        groups, take their own kernels."""
-        by_hyper: dict[tuple[Any, ...], list[GroupStep]] = {}
-        for batch in batches:
-            key = self._native_key(batch[0], batch[1])
-            if key is None:
-                self._update(*batch)
-            else:
-                by_hyper.setdefault(key, []).append(batch)
-        for key, together in by_hyper.items():
-            if len(together) == 1:
-                self._update(*together[0])
-                continue
-            parts = [
-                _kernel_lists(params, grads, states) for _, params, grads, states, _ in together
-            ]
-            lists = tuple([t for part in parts for t in part[k]] for k in range(len(parts[0])))
-            lrs = [lr for _, params, _, _, lr in together for _ in params]
-            beta1, beta2, eps, nesterov = key
-            rest = iter(
-                adam_native_steps(lists, lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
-            )
-            self._update_rest(together, rest)
-
-    def _update_rest(self, together: list[GroupStep], rest: Any) -> None:
-        """Each group's own kernel for its parameters at the positions ``rest`` (an ascending
-        iterator over the groups' concatenated parameters)."""
-        start, position = 0, next(rest, None)
-        for group, params, grads, states, lr in together:
-            end = start + len(params)
-            mine = []
-            while position is not None and position < end:
-                mine.append(position - start)
-                position = next(rest, None)
-            if mine:
-                picked = ([items[i] for i in mine] for items in (params, grads, states))
-                self._update(group, *picked, lr)
-            start = end
+        whose hyperparameters agree share one call of it, each parameter with its group's lr."""
+        self._update_together(batches, self._native_key, _step_together)
 
     def _native_key(self, group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
         """The hyperparameters under which a group's step may share plain Adam's C kernel with

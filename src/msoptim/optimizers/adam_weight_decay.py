@@ -13,9 +13,10 @@ from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_foreach,
     adam_weight_decay_fused,
     adam_weight_decay_native_or_reference,
+    adam_weight_decay_native_steps,
     adam_weight_decay_reference,
 )
-from msoptim.optimizer import Optimizer, OwnArgumentChecks
+from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adam import check_betas_and_eps
 
 __all__ = ["AdamWeightDecay"]
@@ -118,6 +119,40 @@ class AdamWeightDecay(Optimizer):
     def _init_state(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         state["adam_m"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["adam_v"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _update_groups(self, batches: list[GroupStep]) -> None:
+        """Groups whose step is the C kernel (CPU; ``fused=True`` or the default) and whose
+        hyperparameters agree share one call of it, each parameter with its group's lr and weight
+        decay (0 where its decay flag is off)."""
+        self._update_together(batches, self._native_key, self._step_together)
+
+    @staticmethod
+    def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[float, ...] | None:
+        """The hyperparameters under which a group's step may share the C kernel with other
+        groups, or None (another kernel: foreach, fused=False, CUDA)."""
+        if group["foreach"] is not None or group.get("fused") is False:
+            return None
+        if not params or params[0].device.type != "cpu":
+            return None
+        return _float32(group["beta1"]), _float32(group["beta2"]), _float32(group["eps"])
+
+    def _step_together(self, key: tuple[float, ...], together: list[GroupStep]) -> list[int]:
+        """The C kernel over several groups' parameters (``key``: their hyperparameters)."""
+        lists: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        params, grads, adam_m, adam_v, lrs, decays = lists
+        for group, group_params, group_grads, states, lr in together:
+            weight_decay = self._weight_decay_value(group)
+            for param, grad, state in zip(group_params, group_grads, states):
+                params.append(param)
+                grads.append(grad)
+                adam_m.append(state["adam_m"])
+                adam_v.append(state["adam_v"])
+                lrs.append(lr)
+                decays.append(weight_decay if self.decay_flags[self._index_of[id(param)]] else 0.0)
+        beta1, beta2, eps = key
+        return adam_weight_decay_native_steps(
+            (params, grads, adam_m, adam_v), lrs, decays, beta1=beta1, beta2=beta2, eps=eps
+        )
 
     def _update(self, group, params, grads, states, lr) -> None:
         if (
