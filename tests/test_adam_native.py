@@ -9,19 +9,27 @@ the tensor so that the loop's elements fall in any thread's share.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import msoptim
-from msoptim.kernels import _native
 from msoptim.kernels import adam as kernels
 from msoptim.kernels.adam import adam_fused, adam_native_or_reference, adam_reference
 from native_kernels import (
+    RANDOM_SHAPES,
     assert_builds,
+    assert_bumps_versions,
     assert_compiled_steps_equal_eager,
+    assert_default_and_fused_are_native,
+    assert_steps_equal,
     column_major_matrices,
+    moment_state,
+    random_case,
+    split_build,
     spy_native_steps,
     torch_threads,
     without_compiler,
@@ -37,13 +45,9 @@ needs_compiler = pytest.mark.skipif(
 
 def _state(shapes, seed: int = 1, dtype=torch.float32):
     """Parameters, moments and powers (0-d, as nn.Adam's; part way through a run)."""
-    gen = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=gen, dtype=dtype) * (i + 1) for i, s in enumerate(shapes)]
-    moment1 = [torch.randn(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
-    moment2 = [torch.rand(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
     beta1_powers = [torch.tensor(0.9**i) for i in range(len(shapes))]
     beta2_powers = [torch.tensor(0.999**i) for i in range(len(shapes))]
-    return params, moment1, moment2, beta1_powers, beta2_powers
+    return (*moment_state(shapes, seed, dtype), beta1_powers, beta2_powers)
 
 
 def _options(*, lr=0.05, **hyper):
@@ -68,21 +72,13 @@ def _assert_steps_equal(
     state=None,
     **options,
 ):
-    expected, got = state or _state(shapes, dtype=dtype), _state(shapes, dtype=dtype)
-    if state is not None:
-        got = tuple([t.clone() for t in items] for items in state)
-    gen = torch.Generator().manual_seed(2)
-    for step in range(1, steps + 1):
-        grads = [torch.randn(shape, generator=gen, dtype=dtype) * grad_scale for shape in shapes]
-        if grad_layout is not None:
-            grads = [grad_layout(g) for g in grads]
-        kwargs = {**_options(), **options}
-        adam_reference(expected[0], grads, *expected[1:], **kwargs)
-        kernel(got[0], [g.clone() for g in grads], *got[1:], **kwargs)
-        names = ("param", "m", "v", "beta1_power", "beta2_power")
-        for name, a, b in zip(names, expected, got):
-            for index, (x, y) in enumerate(zip(a, b)):
-                assert same_values(x, y), f"step {step}: {name} {index} differs"
+    state = state or _state(shapes, dtype=dtype)
+    states = state, tuple([t.clone() for t in items] for items in state)
+    names = ("param", "m", "v", "beta1_power", "beta2_power")
+    assert_steps_equal(
+        adam_reference, kernel, states, names, lambda step: {**_options(), **options},
+        steps=steps, grad_scale=grad_scale, grad_layout=grad_layout,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -116,10 +112,7 @@ def test_every_tensor_split_among_the_threads_equals_the_reference(
 ):
     """A build whose threads split every tensor of 8 elements or more: the scalar loop's elements
     are in the last thread's share (or straddle two), and stay float64 there."""
-    if openmp and _native.openmp_entry_points() is None:
-        pytest.skip("torch has no OpenMP runtime here")
-    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
-    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
+    split_build(monkeypatch, kernels, openmp=openmp)
     with torch_threads(team_threads):
         _assert_steps_equal()
         _assert_steps_equal([(9,), (8,), (1,), (40, 3), (23,), (47,)], steps=2, nesterov=True)
@@ -203,17 +196,10 @@ def test_the_step_never_syncs_with_the_host(native_calls):
 
 @needs_compiler
 def test_the_c_kernel_bumps_version_counters():
-    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
     params, m, v, p1, p2 = _state([(6, 20), (3,)])
-    weight = params[0].requires_grad_()
-    saved = (weight * weight).sum()  # saves weight for backward
-    tensors = (weight, m[0], v[0], p1[0], p2[0])
-    before = [t._version for t in tensors]
-    with torch.no_grad():
-        adam_fused(params, [torch.ones(6, 20), torch.ones(3)], m, v, p1, p2, **_options())
-    assert all(t._version > b for t, b in zip(tensors, before))
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        saved.backward()
+    grads = [torch.ones(6, 20), torch.ones(3)]
+    step = lambda: adam_fused(params, grads, m, v, p1, p2, **_options())  # noqa: E731
+    assert_bumps_versions(step, params[0], m[0], v[0], p1[0], p2[0])
 
 
 def _run_optimizer(shapes, steps=3, **kwargs):
@@ -235,15 +221,8 @@ def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native
     the reference; the same bits, state included."""
     shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
               "fc.bias": (301,)}  # fmt: skip
-    by_default = _run_optimizer(shapes, use_nesterov=nesterov)
-    assert native_calls == [4] * 3
-    for a, b in zip(_run_optimizer(shapes, use_nesterov=nesterov, fused=True), by_default):
-        assert same_values(a, b)
-    assert native_calls == [4] * 6
-    for impl in ({"fused": False}, {"foreach": False}):
-        for a, b in zip(_run_optimizer(shapes, use_nesterov=nesterov, **impl), by_default):
-            assert same_values(a, b)
-    assert native_calls == [4] * 6
+    run = functools.partial(_run_optimizer, shapes, use_nesterov=nesterov)
+    assert_default_and_fused_are_native(run, native_calls, [4] * 3)
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
@@ -251,31 +230,23 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
     assert_builds(kernels, "adam_native")
 
 
-_DIMENSION = st.sampled_from([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 300])
-
-
 @needs_compiler
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(
-    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    shapes=RANDOM_SHAPES,
     nesterov=st.booleans(),
     scale=st.sampled_from([1e-3, 1.0, 1e3]),
     lr=st.sampled_from([1e-3, 0.1, 2.0]),
     team=st.booleans(),
 )
 def test_random_shapes_and_configs_equal_the_reference(shapes, nesterov, scale, lr, team):
-    """Random shape lists (scalar loops of 0-7 elements, tensors above the split threshold) and
-    settings, with two threads; ``team`` builds the kernel that splits every tensor of 8 elements
-    or more."""
-    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
-    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
-        patch.setattr(kernels, "NATIVE_FLAGS", flags)
-        calls = spy_native_steps(patch, kernels, lambda lists, *rest: len(lists[0]))
-        _assert_steps_equal(
-            [tuple(s) for s in shapes], steps=2, grad_scale=scale, nesterov=nesterov,
-            lr=torch.tensor(lr, dtype=torch.float32),
-        )  # fmt: skip
-    assert calls == [len(shapes)] * 2
+    """Random shape lists (scalar loops of 0-7 elements) and settings, with two threads; ``team``
+    builds the kernel that splits every tensor of 8 elements or more."""
+    lr = torch.tensor(lr, dtype=torch.float32)
+    run = functools.partial(
+        _assert_steps_equal, shapes, steps=2, grad_scale=scale, nesterov=nesterov, lr=lr
+    )
+    assert random_case(kernels, run, team=team) == [len(shapes)] * 2
 
 
 @needs_compiler

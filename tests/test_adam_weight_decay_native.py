@@ -10,13 +10,14 @@ layout, another dtype).
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import msoptim
-from msoptim.kernels import _native
 from msoptim.kernels import adam_weight_decay as kernels
 from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_fused,
@@ -24,28 +25,28 @@ from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_reference,
 )
 from native_kernels import (
+    MIXED_SHAPES,
+    RANDOM_SHAPES,
     assert_builds,
+    assert_bumps_versions,
     assert_compiled_steps_equal_eager,
+    assert_default_and_fused_are_native,
+    assert_steps_equal,
     column_major_matrices,
+    moment_state,
+    random_case,
+    split_build,
     spy_native_steps,
     torch_threads,
     without_compiler,
 )
 from test_fast_path import same_values
 
-SHAPES = [(), (1,), (7,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
+SHAPES = MIXED_SHAPES
 
 needs_compiler = pytest.mark.skipif(
     kernels._load_native() is None, reason="no C compiler: AdamWeightDecay runs its other paths"
 )
-
-
-def _state(shapes, seed: int = 1, dtype=torch.float32):
-    gen = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=gen, dtype=dtype) * (i + 1) for i, s in enumerate(shapes)]
-    adam_m = [torch.randn(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
-    adam_v = [torch.rand(shape, generator=gen, dtype=dtype) * 0.01 for shape in shapes]
-    return params, adam_m, adam_v
 
 
 def _options(*, weight_decay=0.01, lr=0.05, **hyper):
@@ -69,18 +70,12 @@ def _assert_steps_equal(
     dtype=torch.float32,
     **options,
 ):
-    expected, got = _state(shapes, dtype=dtype), _state(shapes, dtype=dtype)
-    gen = torch.Generator().manual_seed(2)
-    for step in range(1, steps + 1):
-        grads = [torch.randn(shape, generator=gen, dtype=dtype) * grad_scale for shape in shapes]
-        if grad_layout is not None:
-            grads = [grad_layout(g) for g in grads]
-        kwargs = {**_options(), **options}
-        adam_weight_decay_reference(expected[0], grads, expected[1], expected[2], **kwargs)
-        kernel(got[0], [g.clone() for g in grads], got[1], got[2], **kwargs)
-        for name, a, b in zip(("param", "m", "v"), expected, got):
-            for index, (x, y) in enumerate(zip(a, b)):
-                assert same_values(x, y), f"step {step}: {name} {index} differs"
+    states = moment_state(shapes, dtype=dtype), moment_state(shapes, dtype=dtype)
+    assert_steps_equal(
+        adam_weight_decay_reference, kernel, states, ("param", "m", "v"),
+        lambda step: {**_options(), **options},
+        steps=steps, grad_scale=grad_scale, grad_layout=grad_layout,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -114,10 +109,7 @@ def test_every_tensor_split_among_the_threads_equals_the_reference(
 ):
     """A build whose threads split every tensor of 8 elements or more: each updates its share,
     without waiting for the others; the bits stay the reference's."""
-    if openmp and _native.openmp_entry_points() is None:
-        pytest.skip("torch has no OpenMP runtime here")
-    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
-    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
+    split_build(monkeypatch, kernels, openmp=openmp)
     with torch_threads(team_threads):
         _assert_steps_equal()
         _assert_steps_equal([(9,), (8,), (1,), (40, 3)], steps=2, weight_decay=0.0)
@@ -138,7 +130,7 @@ def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
     for weight_decay in (0.01, 0.0):
         _assert_steps_equal(shapes, grad_layout=poison, steps=2, weight_decay=weight_decay)
         _assert_steps_equal(shapes, grad_scale=0.0, steps=2, weight_decay=weight_decay)
-        expected, got = _state(shapes), _state(shapes)
+        expected, got = moment_state(shapes), moment_state(shapes)
         for params in (expected[0], got[0]):
             for w in params:
                 w.view(-1)[0] = value
@@ -172,7 +164,7 @@ def test_without_a_compiler_the_default_runs_the_reference(monkeypatch, tmp_path
 @needs_compiler
 def test_while_dynamo_traces_the_c_kernel_is_not_called(monkeypatch, native_calls):
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    params, m, v = _state([(5,), (3, 3)])
+    params, m, v = moment_state([(5,), (3, 3)])
     lists = (params, [torch.ones_like(p) for p in params], m, v)
     assert kernels._step_native(lists, **_options()) == [0, 1]
     assert native_calls == []
@@ -184,7 +176,7 @@ def test_the_step_never_syncs_with_the_host(native_calls):
     from test_compile import NoHostSync
 
     shapes = [(300, 9), (7,), ()]
-    params, m, v = _state(shapes)
+    params, m, v = moment_state(shapes)
     grads = [torch.randn(s) for s in shapes]
     for decay in (torch.tensor(0.01), 0.0):
         with NoHostSync():
@@ -194,18 +186,10 @@ def test_the_step_never_syncs_with_the_host(native_calls):
 
 @needs_compiler
 def test_the_c_kernel_bumps_version_counters():
-    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
-    params, m, v = _state([(6, 20), (3,)])
-    weight = params[0].requires_grad_()
-    saved = (weight * weight).sum()  # saves weight for backward
-    before = (weight._version, m[0]._version, v[0]._version)
-    with torch.no_grad():
-        adam_weight_decay_fused(params, [torch.ones(6, 20), torch.ones(3)], m, v, **_options())
-    assert weight._version > before[0]
-    assert m[0]._version > before[1]
-    assert v[0]._version > before[2]
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        saved.backward()
+    params, m, v = moment_state([(6, 20), (3,)])
+    grads = [torch.ones(6, 20), torch.ones(3)]
+    step = lambda: adam_weight_decay_fused(params, grads, m, v, **_options())  # noqa: E731
+    assert_bumps_versions(step, params[0], m[0], v[0])
 
 
 def _run_optimizer(shapes, steps=3, **impl):
@@ -227,15 +211,9 @@ def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native
     bits."""
     shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
               "fc.bias": (300,)}  # fmt: skip
-    by_default = _run_optimizer(shapes)
-    assert native_calls == [4] * 3
-    for a, b in zip(_run_optimizer(shapes, fused=True), by_default):
-        assert same_values(a, b)
-    assert native_calls == [4] * 6
-    for impl in ({"fused": False}, {"foreach": False}):
-        for a, b in zip(_run_optimizer(shapes, **impl), by_default):
-            assert same_values(a, b)
-    assert native_calls == [4] * 6
+    assert_default_and_fused_are_native(
+        functools.partial(_run_optimizer, shapes), native_calls, [4] * 3
+    )
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
@@ -243,31 +221,23 @@ def test_the_kernel_builds_wherever_there_is_a_compiler():
     assert_builds(kernels, "adam_weight_decay_native")
 
 
-_DIMENSION = st.sampled_from([1, 2, 3, 7, 8, 15, 16, 17, 33, 300])
-
-
 @needs_compiler
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(
-    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    shapes=RANDOM_SHAPES,
     weight_decay=st.sampled_from([0.0, 0.01, 0.5]),
     scale=st.sampled_from([1e-3, 1.0, 1e3]),
     lr=st.sampled_from([1e-3, 0.1, 2.0]),
     team=st.booleans(),
 )
 def test_random_shapes_and_configs_equal_the_reference(shapes, weight_decay, scale, lr, team):
-    """Random shape lists (tails around the vectors, tensors above the split threshold) and
-    settings, with two threads; ``team`` builds the kernel that splits every tensor of 8 elements
-    or more."""
-    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
-    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
-        patch.setattr(kernels, "NATIVE_FLAGS", flags)
-        calls = spy_native_steps(patch, kernels, lambda lists, *rest: len(lists[0]))
-        _assert_steps_equal(
-            [tuple(s) for s in shapes], steps=2, grad_scale=scale, weight_decay=weight_decay,
-            lr=torch.tensor(lr, dtype=torch.float32),
-        )  # fmt: skip
-    assert calls == [len(shapes)] * 2
+    """Random shape lists and settings, with two threads; ``team`` builds the kernel that splits
+    every tensor of 8 elements or more."""
+    lr = torch.tensor(lr, dtype=torch.float32)
+    run = functools.partial(
+        _assert_steps_equal, shapes, steps=2, grad_scale=scale, weight_decay=weight_decay, lr=lr
+    )
+    assert random_case(kernels, run, team=team) == [len(shapes)] * 2
 
 
 @needs_compiler

@@ -9,6 +9,7 @@ threshold), and what it leaves to the compiled path (a gradient of another layou
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -23,16 +24,21 @@ from msoptim.kernels import lars as kernels
 from msoptim.kernels.lars import Rescaling, lars_fused, lars_momentum_step, lars_reference
 from msoptim.kernels.momentum import momentum_reference
 from native_kernels import (
+    MIXED_SHAPES,
+    RANDOM_SHAPES,
     assert_builds,
+    assert_bumps_versions,
     assert_compiled_steps_equal_eager,
     column_major_matrices,
+    random_case,
+    split_build,
     spy_native_steps,
     torch_threads,
     without_compiler,
 )
 from test_fast_path import bits, same_values
 
-SHAPES = [(), (1,), (7,), (33,), (2, 3), (300, 9), (64, 16, 3, 3), (70001,), (300, 257)]
+SHAPES = MIXED_SHAPES
 EPSILON = float(np.float32(1e-5))
 COEFFICIENT = float(np.float32(0.001))
 
@@ -130,10 +136,7 @@ def test_every_tensor_split_among_the_threads_equals_the_reference(
     """A build whose threads split every tensor of 8 elements or more: the shares' sums are
     added in thread order, each thread updates what it read; the bits stay the reference's,
     whether the threads are torch's OpenMP workers or the kernel's own."""
-    if openmp and _native.openmp_entry_points() is None:
-        pytest.skip("torch has no OpenMP runtime here")
-    monkeypatch.setattr(kernels, "NATIVE_FLAGS", ("-DTEAM_MIN_NUMEL=8",))
-    monkeypatch.setattr(kernels, "USE_OPENMP", openmp)
+    split_build(monkeypatch, kernels, openmp=openmp)
     with torch_threads(team_threads):
         _assert_momentum_steps_equal(use_clip=True, nesterov=True, decays="tensors")
         _assert_momentum_steps_equal(shapes=[(9,), (8,), (1,), (40, 3)], steps=2)
@@ -235,18 +238,11 @@ def test_the_step_never_syncs_with_the_host(native_calls):
 
 @needs_compiler
 def test_the_c_kernel_bumps_version_counters():
-    """Autograd must see the in-place update: a parameter saved for backward, then stepped."""
     params, grads, moments = _tensors([(6, 20), (3,)])
     arguments = _arguments(2, "floats", False)
-    weight = params[0].requires_grad_()
-    saved = (weight * weight).sum()  # saves weight for backward
-    before = (weight._version, moments[0]._version)
-    with torch.no_grad():
-        _step_momentum(params, grads, moments, arguments, lr=torch.tensor(0.1), nesterov=False)
-    assert weight._version > before[0]
-    assert moments[0]._version > before[1]
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        saved.backward()
+    lr = torch.tensor(0.1)
+    step = lambda: _step_momentum(params, grads, moments, arguments, lr=lr, nesterov=False)  # noqa: E731
+    assert_bumps_versions(step, params[0], moments[0])
 
 
 @needs_compiler
@@ -313,13 +309,10 @@ def test_the_default_on_cpu_is_the_c_kernel_and_false_keeps_the_reference(native
     assert native_calls == [mode, mode]
 
 
-_DIMENSION = st.sampled_from([1, 2, 3, 7, 15, 16, 17, 33, 300])
-
-
 @needs_compiler
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(
-    shapes=st.lists(st.lists(_DIMENSION, min_size=0, max_size=3), min_size=1, max_size=5),
+    shapes=RANDOM_SHAPES,
     nesterov=st.booleans(),
     use_clip=st.booleans(),
     decays=st.sampled_from(["floats", "tensors"]),
@@ -332,15 +325,11 @@ def test_random_shapes_and_configs_equal_the_reference(
     """Random shape lists (tails around the 16-element vectors and shares, tensors above the
     split threshold) and settings, with two threads; ``team`` builds the kernel that splits
     every tensor of 8 elements or more."""
-    flags = ("-DTEAM_MIN_NUMEL=8",) if team else ()
-    with pytest.MonkeyPatch.context() as patch, torch_threads(2):
-        patch.setattr(kernels, "NATIVE_FLAGS", flags)
-        modes = spy_native_steps(patch, kernels, lambda mode, *rest: mode)
-        _assert_momentum_steps_equal(
-            [tuple(s) for s in shapes], decays=decays, use_clip=use_clip, nesterov=nesterov,
-            steps=2, grad_scale=scale,
-        )  # fmt: skip
-    assert modes == [kernels._MODE_MOMENTUM] * 2
+    run = functools.partial(
+        _assert_momentum_steps_equal, shapes, decays=decays, use_clip=use_clip,
+        nesterov=nesterov, steps=2, grad_scale=scale,
+    )  # fmt: skip
+    assert random_case(kernels, run, team=team) == [kernels._MODE_MOMENTUM] * 2
 
 
 @needs_compiler

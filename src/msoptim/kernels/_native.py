@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,12 +40,14 @@ __all__ = [
     "all_plain_float32_cpu",
     "cache_dir",
     "load",
+    "load_step",
     "openmp_arguments",
     "openmp_entry_points",
     "plain_contiguous",
     "plain_contiguous_indices",
     "plain_float32_scalar",
     "step_where_possible",
+    "team_arguments",
     "unavailable_reason",
 ]
 
@@ -177,6 +180,23 @@ def _find_openmp() -> tuple[int, int, int] | None:
             if all(found):
                 return found[0], found[1], found[2]
     return None
+
+
+def load_step(name: str, step: str, extra_flags: tuple[str, ...] = ()) -> Any:
+    """The entry point ``step`` (returning nothing) of the kernel library ``<name>.c`` (built now
+    if needed, see :func:`load`), or None if it cannot be built."""
+    library = load(name, extra_flags)
+    if library is None:
+        return None
+    function = getattr(library, step)
+    function.restype = None
+    return function
+
+
+def team_arguments(use_openmp: bool = True) -> tuple[Any, ...]:
+    """The last four arguments of a team kernel (``native_team.h``): the most threads it may use
+    (``torch.get_num_threads()``) and the OpenMP entry points (:func:`openmp_arguments`)."""
+    return (ctypes.c_int(max(1, torch.get_num_threads())), *openmp_arguments(use_openmp))
 
 
 def openmp_arguments(use_openmp: bool = True) -> tuple[ctypes.c_void_p, ...]:

@@ -400,7 +400,7 @@ def _native_plan(param: Tensor) -> tuple[int, int, int, int, int]:
 
 
 def _native_step(
-    library: Any,
+    step: Any,
     lists: tuple[list[Tensor], ...],
     exp_avgs: list[Tensor] | None,
     *,
@@ -431,23 +431,20 @@ def _native_step(
     # so that autograd still refuses a backward through a tensor saved before this step.
     written = [*params, *rows, *cols, *sqs, *(exp_avgs or ())]
     torch._C._increment_version(written)
-    library.msoptim_adafactor_step(
+    step(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_int64(len(order)),
         ctypes.c_void_p(lr.data_ptr()),
         ctypes.c_void_p(beta2t.data_ptr()),
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_int(bool(scale_parameter)),
-        ctypes.c_int(max(1, torch.get_num_threads())),
-        *_native.openmp_arguments(USE_OPENMP),
+        *_native.team_arguments(USE_OPENMP),
     )
 
 
 def _load_native(extra_flags: tuple[str, ...] = ()) -> Any:
-    library = _native.load("adafactor_native", extra_flags)
-    if library is not None:
-        library.msoptim_adafactor_step.restype = None
-    return library
+    """The C kernel's step function, or None (no compiler, or a failed build)."""
+    return _native.load_step("adafactor_native", "msoptim_adafactor_step", extra_flags)
 
 
 #: Extra compiler flags of the C kernel (tests build its portable, non-vector variant too).
@@ -487,14 +484,14 @@ def adafactor_fused(
     :func:`adafactor_foreach` on CUDA.
     """
     lists = (params, grads, exp_avg_sq_rows, exp_avg_sq_cols, exp_avg_sqs)
-    library = None
+    step = None
     if (
         not torch.compiler.is_compiling()
         and _native.plain_float32_scalar(lr)
         and _native.plain_float32_scalar(beta2t)
     ):
-        library = _load_native(NATIVE_FLAGS)
-    native = [] if library is None else _native_indices(lists, exp_avgs)
+        step = _load_native(NATIVE_FLAGS)
+    native = [] if step is None else _native_indices(lists, exp_avgs)
     taken = set(native)
     rest = [i for i in range(len(params)) if i not in taken]
     options = {
@@ -517,7 +514,7 @@ def adafactor_fused(
         )
     if native:
         _native_step(
-            library,
+            step,
             pick_lists(lists, native),
             None if exp_avgs is None else pick_lists((exp_avgs,), native)[0],
             **options,

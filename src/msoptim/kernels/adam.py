@@ -657,10 +657,8 @@ USE_OPENMP = True
 
 
 def _load_native() -> Any:
-    library = _native.load("adam_native", NATIVE_FLAGS)
-    if library is not None:
-        library.msoptim_adam_step.restype = None
-    return library
+    """The C kernel's step function, or None (no compiler, or a failed build)."""
+    return _native.load_step("adam_native", "msoptim_adam_step", NATIVE_FLAGS)
 
 
 def _step_native(
@@ -727,7 +725,7 @@ def _native_step(
     lr_ts = np.empty(len(order), dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *moment1, *moment2, *beta1_powers, *beta2_powers])
-    _load_native().msoptim_adam_step(
+    _load_native()(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_void_p(lengths.ctypes.data),
         ctypes.c_int64(len(order)),
@@ -735,8 +733,7 @@ def _native_step(
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_double(eps),
         ctypes.c_int(int(nesterov)),
-        ctypes.c_int(max(1, torch.get_num_threads())),
-        *_native.openmp_arguments(USE_OPENMP),
+        *_native.team_arguments(USE_OPENMP),
     )
 
 

@@ -234,10 +234,10 @@ USE_OPENMP = True
 
 
 def _load_native() -> Any:
-    library = _native.load("adam_weight_decay_native", NATIVE_FLAGS)
-    if library is not None:
-        library.msoptim_adam_weight_decay_step.restype = None
-    return library
+    """The C kernel's step function, or None (no compiler, or a failed build)."""
+    return _native.load_step(
+        "adam_weight_decay_native", "msoptim_adam_weight_decay_step", NATIVE_FLAGS
+    )
 
 
 def _step_native(
@@ -314,12 +314,11 @@ def _native_step(
     constants = np.array([_one_minus(beta1), _one_minus(beta2)], dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *adam_m, *adam_v])
-    _load_native().msoptim_adam_weight_decay_step(
+    _load_native()(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_void_p(lengths.ctypes.data),
         ctypes.c_int64(len(order)),
         ctypes.c_void_p(constants.ctypes.data),
         ctypes.c_double(eps),
-        ctypes.c_int(max(1, torch.get_num_threads())),
-        *_native.openmp_arguments(USE_OPENMP),
+        *_native.team_arguments(USE_OPENMP),
     )

@@ -464,10 +464,8 @@ USE_OPENMP = True
 
 
 def _load_native() -> Any:
-    library = _native.load("lamb_native", NATIVE_FLAGS)
-    if library is not None:
-        library.msoptim_lamb_step.restype = None
-    return library
+    """The C kernel's step function, or None (no compiler, or a failed build)."""
+    return _native.load_step("lamb_native", "msoptim_lamb_step", NATIVE_FLAGS)
 
 
 def _native_step(
@@ -495,12 +493,11 @@ def _native_step(
     )
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *exp_avgs, *exp_avg_sqs])
-    _load_native().msoptim_lamb_step(
+    _load_native()(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_void_p(lengths.ctypes.data),
         ctypes.c_int64(len(order)),
         ctypes.c_void_p(hyper.ctypes.data),
         *(ctypes.c_void_p(t.data_ptr()) for t in (correction1, correction2, weight_decay, lr)),
-        ctypes.c_int(max(1, torch.get_num_threads())),
-        *_native.openmp_arguments(USE_OPENMP),
+        *_native.team_arguments(USE_OPENMP),
     )

@@ -375,10 +375,8 @@ USE_OPENMP = True
 
 
 def _load_native() -> Any:
-    library = _native.load("lars_native", NATIVE_FLAGS)
-    if library is not None:
-        library.msoptim_lars_step.restype = None
-    return library
+    """The C kernel's step function, or None (no compiler, or a failed build)."""
+    return _native.load_step("lars_native", "msoptim_lars_step", NATIVE_FLAGS)
 
 
 def _native_indices(params: list[Tensor], grads: list[Tensor], third: list[Tensor]) -> list[int]:
@@ -445,7 +443,7 @@ def _native_step(
     scalars = np.array([epsilon, coefficient, momentum], dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *third] if momentum_mode else list(third))
-    _load_native().msoptim_lars_step(
+    _load_native()(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_void_p(lengths.ctypes.data),
         ctypes.c_int64(len(order)),
@@ -456,6 +454,5 @@ def _native_step(
         ctypes.c_int(bool(use_clip)),
         ctypes.c_int(bool(nesterov)),
         ctypes.c_int(mode),
-        ctypes.c_int(max(1, torch.get_num_threads())),
-        *_native.openmp_arguments(USE_OPENMP),
+        *_native.team_arguments(USE_OPENMP),
     )
