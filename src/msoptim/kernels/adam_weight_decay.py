@@ -256,18 +256,19 @@ def _step_native(
     cannot be built."""
     params = lists[0]
     count = len(params)
-    lrs = lr if isinstance(lr, list) else [lr] * count
-    decays = weight_decay if isinstance(weight_decay, list) else [weight_decay] * count
-    scalars = {id(value): value for value in (*lrs, *decays) if isinstance(value, Tensor)}
+    given_lrs = lr if isinstance(lr, list) else [lr]
+    given_decays = weight_decay if isinstance(weight_decay, list) else [weight_decay]
+    decay_tensors = [value for value in given_decays if isinstance(value, Tensor)]
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
-        or not all(isinstance(value, Tensor) for value in lrs)
-        or not all(map(_native.plain_float32_scalar, scalars.values()))
+        or not all(map(_native.plain_float32_scalar, [*given_lrs, *decay_tensors]))
         or _load_native() is None
     ):
         return list(range(count))
+    lrs = given_lrs * count if len(given_lrs) == 1 else given_lrs
+    decays = given_decays * count if len(given_decays) == 1 else given_decays
     return _native.step_where_possible(
         (*lists, lrs, decays),
         lambda picked, _: _native_step(picked, beta1=beta1, beta2=beta2, eps=eps),
