@@ -202,6 +202,10 @@ class LARS(Optimizer):
         self.dynamic_weight_decay = optimizer.dynamic_weight_decay
         self.exec_weight_decay = optimizer.exec_weight_decay
         self._group_weight_decay = [group["weight_decay"] for group in optimizer.param_groups]
+        self._decay_group_list = [
+            self._group_of_param(param) if flag else None
+            for param, flag in zip(self._parameters, self.decay_flags)
+        ]
         self._disable_inner()
         optimizer._wrapped_by_lars = True
 
@@ -333,15 +337,9 @@ class LARS(Optimizer):
 
     def _decay_groups(self) -> list[int | None]:
         """Per parameter, the index of the group whose weight decay it takes (None: its decay
-        flag is off). Fixed once wrapped (groups cannot be added to a LARS)."""
-        cached = self.__dict__.get("_decay_group_list")
-        if cached is None or len(cached) != len(self._parameters):
-            cached = [
-                self._group_of_param(param) if flag else None
-                for param, flag in zip(self._parameters, self.decay_flags)
-            ]
-            self.__dict__["_decay_group_list"] = cached
-        return cached
+        flag is off). Fixed once wrapped (groups cannot be added to a LARS), so it is built in
+        ``__init__``: a cache filled during a step would be a side effect for dynamo to trace."""
+        return self._decay_group_list
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Not supported: add groups to the optimizer before wrapping it in LARS."""
