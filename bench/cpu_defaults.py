@@ -1,7 +1,7 @@
 """What an optimizer built with no ``fused``/``foreach`` argument runs on CPU, against the reference.
 
-AdaFactor, Lamb, LARS, Adam and AdamWeightDecay take their C kernels by default on CPU (nothing to
-compile per process); this times that default against ``foreach=False`` (the reference) on a
+AdaFactor, Lamb, LARS, Momentum, Adam and AdamWeightDecay take their C kernels by default on CPU
+(nothing to compile per process); this times that default against ``foreach=False`` (the reference) on a
 model's shapes, in alternating rounds. Usage::
 
     PYTHONPATH=src:. python -m bench.cpu_defaults [--model resnet50] [--rounds 7]
@@ -26,6 +26,7 @@ BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Any]] = {
     "LARS(Momentum)": lambda ps, impl: msoptim.LARS(
         msoptim.Momentum(ps, 0.1, 0.9, weight_decay=1e-4, **impl)
     ),
+    "Momentum": lambda ps, impl: msoptim.Momentum(ps, 0.1, 0.9, **impl),
     "Lamb": lambda ps, impl: msoptim.Lamb(ps, 0.01, weight_decay=0.01, **impl),
     "AdaFactor": lambda ps, impl: msoptim.AdaFactor(ps, **impl),
     "Adam": lambda ps, impl: msoptim.Adam(ps, 1e-3, **impl),

@@ -11,8 +11,14 @@ from torch import Tensor
 from msoptim._validate import check_bool, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.lars import Rescaling, lars_momentum_step
-from msoptim.kernels.momentum import momentum_foreach, momentum_fused, momentum_reference
-from msoptim.optimizer import Optimizer, OwnArgumentChecks
+from msoptim.kernels.momentum import (
+    momentum_foreach,
+    momentum_fused,
+    momentum_native_or_reference,
+    momentum_native_steps,
+    momentum_reference,
+)
+from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 
 __all__ = ["Momentum"]
 
@@ -37,11 +43,13 @@ class Momentum(Optimizer):
         weight_decay: float ``>= 0`` or a ``LearningRateSchedule``.
         loss_scale: the static loss scale carried by the gradients.
         use_nesterov: Nesterov momentum.
-        foreach: ``None`` (foreach kernels on CUDA, the reference loop elsewhere), True or False.
+        foreach: ``None`` (see ``fused``); True: the foreach kernels; False: the reference loop.
         fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
             step compiles them, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
-            per group; see ``bench/RESULTS.md``). ``None``: that kernel on CUDA when ``foreach``
-            is unset too, else not compiled. ``False``: never.
+            per group; see ``bench/RESULTS.md``). ``None`` with ``foreach`` unset: that Triton
+            kernel on CUDA, and on CPU a C kernel built once per machine (``momentum_native.c``,
+            all groups in one call; the reference where it cannot run). ``False``: the
+            reference.
 
     Example:
         >>> import torch, msoptim
@@ -123,13 +131,47 @@ class Momentum(Optimizer):
         rest = [list(itertools.compress(items, outside)) for items in (params, grads, moments)]
         return rest[0], rest[1], rest[2]
 
+    def _update_groups(self, batches: list[GroupStep]) -> None:
+        """Groups whose step is the C kernel (the CPU default) and whose momentum agrees share
+        one call of it, each parameter with its group's lr."""
+        if self._lars_rescaling:
+            super()._update_groups(batches)  # a wrapping LARS's parameters take its kernel
+        else:
+            self._update_together(batches, self._native_key, _step_together)
+
+    @staticmethod
+    def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The hyperparameters under which a group's step may share the C kernel with other
+        groups, or None (another kernel: foreach, fused, CUDA)."""
+        if group["foreach"] is not None or group.get("fused") is not None:
+            return None
+        if not params or params[0].device.type != "cpu":
+            return None
+        return group["momentum"], bool(group["use_nesterov"])
+
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
             group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True
         )
+        if kernel is momentum_reference and group.get("fused") is None and group["foreach"] is None:
+            kernel = momentum_native_or_reference  # CPU default: the C kernel, nothing to compile
         moments = [state["moments"] for state in states]
         hyper = {"momentum": group["momentum"], "nesterov": group["use_nesterov"]}
         if self._lars_rescaling:
             params, grads, moments = self._update_rescaled(params, grads, moments, lr, hyper)
         if params:
             kernel(params, grads, moments, lr=lr, **hyper)
+
+
+def _step_together(key: tuple[Any, ...], together: list[GroupStep]) -> list[int]:
+    """Momentum's C kernel over several groups' parameters (``key``: their momentum, Nesterov)."""
+    lists: tuple[list[Tensor], ...] = ([], [], [])
+    params, grads, moments = lists
+    lrs = []
+    for _, group_params, group_grads, states, lr in together:
+        params += group_params
+        grads += group_grads
+        moments += [state["moments"] for state in states]
+        lrs += [lr] * len(group_params)
+    momentum, nesterov = key
+    return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov)
