@@ -4,7 +4,7 @@ AdaFactor, Lamb, LARS, Momentum, Adam and AdamWeightDecay take their C kernels b
 (nothing to compile per process); this times that default against ``foreach=False`` (the reference) on a
 model's shapes, in alternating rounds. Usage::
 
-    PYTHONPATH=src:. python -m bench.cpu_defaults [--model resnet50] [--rounds 7]
+    PYTHONPATH=src:. python -m bench.cpu_defaults [--model resnet50] [--rounds 7] [--fused]
 """
 
 from __future__ import annotations
@@ -64,21 +64,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet50", choices=sorted(MODELS))
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--fused", action="store_true", help="also time fused=True (compiles on its first step)"
+    )
+    parser.add_argument("--optimizers", default=",".join(BUILDERS), help="comma-separated")
     args = parser.parse_args()
+    impls = {"default": {}, "reference": {"foreach": False}}
+    if args.fused:
+        impls["fused"] = {"fused": True}
     print(f"model {args.model}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
-    print("| optimizer | default ms | reference (foreach=False) ms | speed-up |")
-    print("|---|---|---|---|")
-    for name in BUILDERS:
-        default, reference = (
-            _stepper(name, args.model, {}),
-            _stepper(name, args.model, {"foreach": False}),
-        )
-        times: dict[str, list[float]] = {"default": [], "reference": []}
+    fused_head = " fused=True ms | default / fused (median of rounds) |" if args.fused else ""
+    print(f"| optimizer | default ms | reference (foreach=False) ms | speed-up |{fused_head}")
+    print("|---|---|---|---|" + ("---|---|" if args.fused else ""))
+    for name in args.optimizers.split(","):
+        steppers = {impl: _stepper(name, args.model, kwargs) for impl, kwargs in impls.items()}
+        times: dict[str, list[float]] = {impl: [] for impl in impls}
         for _ in range(args.rounds):
-            times["default"].append(default())
-            times["reference"].append(reference())
-        fast, slow = (statistics.median(times[k]) * 1e3 for k in ("default", "reference"))
-        print(f"| {name} | {fast:.1f} | {slow:.1f} | {slow / fast:.1f}x |")
+            for impl, step in steppers.items():
+                times[impl].append(step())
+        ms = {impl: statistics.median(values) * 1e3 for impl, values in times.items()}
+        line = f"| {name} | {ms['default']:.1f} | {ms['reference']:.1f} | "
+        line += f"{ms['reference'] / ms['default']:.1f}x |"
+        if args.fused:
+            ratios = [a / b for a, b in zip(times["default"], times["fused"])]
+            line += f" {ms['fused']:.1f} | {statistics.median(ratios):.3f} |"
+        print(line)
 
 
 if __name__ == "__main__":
