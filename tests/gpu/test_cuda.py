@@ -324,3 +324,43 @@ def test_schedules_on_cuda_have_the_cpu_bits(name):
     cuda = torch.stack([schedule(s.reshape(1).to(DEVICE)) for s in steps]).cpu()
     differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
     assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
+
+
+# Compiled on CUDA, these kinds were an ulp off at some steps (H200, session 9): the check that
+# would let msoptim.kernels.lr.COMPILED_ON_CUDA be switched on.
+_OFF_WHEN_COMPILED_ON_CUDA = {"cosine", "polynomial", "exponential", "inverse", "warmup",
+                              "exponential-stair-41"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="reciprocal of a constant"))
+        if name in _OFF_WHEN_COMPILED_ON_CUDA
+        else name
+        for name in [*SCHEDULES, "static"]
+    ],
+)
+def test_compiled_lrs_on_cuda_have_the_cpu_bits(name, monkeypatch):
+    """Compiled on CUDA (msoptim.kernels.lr with COMPILED_ON_CUDA), an lr must have MindSpore's
+    (the CPU's) bits at every step of the range; the kinds that do not yet are strict expected
+    failures, so a fix shows up here."""
+    from msoptim.kernels import lr as lr_kernels
+    from msoptim.kernels.lr import evaluate_lr
+    from msoptim.lr_sources import ConstantLR
+
+    monkeypatch.setattr(lr_kernels, "COMPILED_ON_CUDA", True)
+
+    schedule = SCHEDULES[name]() if name in SCHEDULES else ConstantLR(torch.tensor(0.05))
+    cuda_source = ConstantLR(schedule.lr.to(DEVICE)) if name == "static" else schedule
+    step, out = torch.zeros(1, dtype=torch.int32, device=DEVICE), torch.zeros((), device=DEVICE)
+    got = []
+    for value in SCHEDULE_STEPS:
+        step.fill_(value)
+        assert evaluate_lr(cuda_source, step, out), "this source should run compiled on CUDA"
+        got.append(out.clone())
+    steps = torch.tensor(SCHEDULE_STEPS, dtype=torch.int32)
+    cpu = torch.stack([schedule(s.reshape(1)).reshape(()).float() for s in steps])
+    cuda = torch.stack(got).cpu()
+    differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
+    assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
