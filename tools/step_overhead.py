@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench.run import make_params, model_shapes, set_grads
 
 import msoptim
-from bench.run import make_params, model_shapes, set_grads
 from msoptim.kernels import adam, adam_weight_decay, momentum
 
 KERNEL_MODULES = {"Adam": adam, "AdamWeightDecay": adam_weight_decay, "Momentum": momentum}
