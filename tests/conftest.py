@@ -40,3 +40,13 @@ def threads(request):
 
     with torch_threads(request.param):
         yield request.param
+
+
+@pytest.fixture
+def native_calls(request, monkeypatch):
+    """How many parameters each call of the test module's C kernel (its ``kernels`` module) took;
+    a module whose kernel records something else defines its own."""
+    from native_kernels import spy_native_steps
+
+    module = request.module.kernels
+    return spy_native_steps(monkeypatch, module, lambda lists, *rest: len(lists[0]))

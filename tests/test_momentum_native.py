@@ -23,7 +23,6 @@ from native_kernels import (
     moment_state,
     random_case,
     split_build,
-    spy_native_steps,
     torch_threads,
     without_compiler,
 )
@@ -52,12 +51,6 @@ def _assert_steps_equal(
         lambda step: {**_options(), **options}, steps=steps, grad_scale=grad_scale,
         grad_layout=grad_layout,
     )  # fmt: skip
-
-
-@pytest.fixture
-def native_calls(monkeypatch):
-    """How many parameters each call of the C kernel took."""
-    return spy_native_steps(monkeypatch, kernels, lambda lists, *rest: len(lists[0]))
 
 
 @needs_compiler
