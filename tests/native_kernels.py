@@ -202,3 +202,17 @@ def assert_compiled_steps_equal_eager(
         eager.step()
     for name, a, b in zip(shapes, compiled_params, eager_params):
         assert same_values(a.detach(), b.detach()), name
+
+
+def poisoned(value: float, *, last: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A ``grad_layout`` that sets a gradient's first element (and its last: ``last``) to
+    ``value``: non-finite values and signed zeros in the vector blocks and the scalar loops."""
+
+    def poison(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad.view(-1)[0] = value
+        if last:
+            grad.view(-1)[-1] = value
+        return grad
+
+    return poison

@@ -28,6 +28,7 @@ from native_kernels import (
     assert_steps_equal,
     column_major_matrices,
     moment_state,
+    poisoned,
     random_case,
     split_build,
     torch_threads,
@@ -131,12 +132,7 @@ def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
     in the vector blocks and in the scalar loop."""
     shapes = [(5,), (70001,), (3, 4), (), (16,)]
 
-    def poison(g):
-        g = g.clone()
-        g.view(-1)[0] = value
-        g.view(-1)[-1] = value
-        return g
-
+    poison = poisoned(value, last=True)
     for nesterov in (False, True):
         _assert_steps_equal(shapes, grad_layout=poison, steps=2, nesterov=nesterov)
         _assert_steps_equal(shapes, grad_scale=0.0, steps=2, nesterov=nesterov)

@@ -34,6 +34,7 @@ from native_kernels import (
     assert_steps_equal,
     column_major_matrices,
     moment_state,
+    poisoned,
     random_case,
     split_build,
     torch_threads,
@@ -115,11 +116,7 @@ def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
     decay off: ``inf·0`` is NaN), zero gradients (``0/(0 + ε)``) and signed zeros."""
     shapes = [(5,), (70001,), (3, 4), ()]
 
-    def poison(g):
-        g = g.clone()
-        g.view(-1)[0] = value
-        return g
-
+    poison = poisoned(value)
     for weight_decay in (0.01, 0.0):
         _assert_steps_equal(shapes, grad_layout=poison, steps=2, weight_decay=weight_decay)
         _assert_steps_equal(shapes, grad_scale=0.0, steps=2, weight_decay=weight_decay)

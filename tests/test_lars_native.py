@@ -30,6 +30,7 @@ from native_kernels import (
     assert_bumps_versions,
     assert_compiled_steps_equal_eager,
     column_major_matrices,
+    poisoned,
     random_case,
     split_build,
     spy_native_steps,
@@ -164,11 +165,7 @@ def test_non_finite_zero_and_signed_zero_inputs_match_the_reference(value):
     rate 0 (and the clip keeps -0 and NaN as the reference's clamps do)."""
     shapes = [(5,), (70001,), (3, 4), ()]
 
-    def poison(g):
-        g = g.clone()
-        g.view(-1)[0] = value
-        return g
-
+    poison = poisoned(value)
     _assert_momentum_steps_equal(shapes, grad_layout=poison, steps=2)
     _assert_momentum_steps_equal(shapes, grad_layout=poison, steps=2, use_clip=True, nesterov=True)
     _assert_momentum_steps_equal(shapes, grad_scale=0.0, steps=2, use_clip=True)
