@@ -259,6 +259,7 @@ class Optimizer(torch.optim.Optimizer):
         self._names = default_names(resolved.order, resolved.names)
         self._name_of = dict(zip(map(id, self._parameters), self._names))
         self._index_of = {id(param): i for i, param in enumerate(self._parameters)}
+        self._kept_tables: dict[Any, Any] = {}  # the C kernels' (kernels._native.KeptTable)
         if top_wd != 0.0 and not resolved.names and not resolved.is_group:
             warnings.warn(
                 f"{api}: weight decay is on but the parameters have no names, so MindSpore's rule "
@@ -292,10 +293,12 @@ class Optimizer(torch.optim.Optimizer):
         state = dict(self.__dict__)
         for lookup in ("_name_of", "_index_of", "_group_index", "_static_lr_values"):
             state.pop(lookup, None)  # keyed by id(): rebuilt for the copied parameters
+        state.pop("_kept_tables", None)  # raw addresses: the copy's first step builds its own
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._kept_tables = {}
         if "_parameters" in state:
             self._name_of = dict(zip(map(id, self._parameters), self._names))
             self._index_of = {id(param): i for i, param in enumerate(self._parameters)}

@@ -36,6 +36,8 @@ from torch import Tensor
 
 __all__ = [
     "FLAGS",
+    "KeptTable",
+    "TableBuilder",
     "address_table",
     "all_plain_float32_cpu",
     "cache_dir",
@@ -264,25 +266,172 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
 
 
 def step_where_possible(
-    lists: tuple[list[Tensor], ...],
-    step: Callable[[tuple[list[Tensor], ...], list[int]], None],
+    lists: tuple[list[Any], ...],
+    step: Callable[[tuple[list[Any], ...], list[int], TableBuilder], None],
     *,
     walked: int | None = None,
+    scalars: int | None = None,
+    kept: dict[Any, KeptTable] | None = None,
+    site: Any = None,
 ) -> list[int]:
-    """Run a C kernel's ``step(picked_lists, positions)`` on the positions where its first
+    """Run a C kernel's ``step(picked_lists, positions, tables)`` on the positions where its first
     ``walked`` lists (all by default) hold what it may walk (:func:`plain_contiguous_indices`);
-    return the other positions, for another path. ``step`` is not called when there are none."""
+    return the other positions, for another path. ``step`` is not called when there are none.
+
+    ``scalars``: the lists from this index on hold what the kernel reads per parameter (powers,
+    lrs, numbers): their tensors must be plain float32 CPU tensors of one element, or no position
+    is taken. ``tables(columns)`` builds the kernel's address table (:func:`address_table`). With
+    ``kept`` (its owner's dict) and ``site`` (the call's key in it), a step of the same tensors
+    reuses the last table (:class:`KeptTable`) instead of checking every tensor again."""
     count = len(lists[0])
+    record = kept.get(site) if kept is not None else None
+    if record is not None and record.holds(lists):
+        step(lists, list(range(count)), record.build)
+        return []
+    if scalars is not None:
+        read = [value for items in lists[scalars:] for value in items]
+        if not _readable_scalars([value for value in read if isinstance(value, Tensor)]):
+            return list(range(count))
     native = plain_contiguous_indices(lists[:walked])
     if len(native) == count:
         if count:
-            step(lists, native)
+            tables = address_table if kept is None else _keeper(lists, kept, site, scalars)
+            step(lists, native, tables)
         return []
+    if kept is not None:
+        kept.pop(site, None)
     if native:
-        step(tuple([items[i] for i in native] for items in lists), native)
+        step(tuple([items[i] for i in native] for items in lists), native, address_table)
         taken = set(native)
         return [i for i in range(count) if i not in taken]
     return list(range(count))
+
+
+#: ``tables(columns)`` -> the table, the rows' lengths and their order (:func:`address_table`).
+TableBuilder = Callable[[list[Any]], tuple[np.ndarray, np.ndarray, list[int]]]
+
+
+def _keeper(
+    lists: tuple[list[Any], ...], kept: dict[Any, KeptTable], site: Any, scalars: int | None
+) -> TableBuilder:
+    """:func:`address_table`, remembering what it built for ``site`` in ``kept``."""
+
+    def tables(columns: list[Any]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        built = address_table(columns)
+        kept[site] = KeptTable(lists, columns, *built, scalars=scalars)
+        return built
+
+    return tables
+
+
+class KeptTable:
+    """A C kernel's address table kept between steps by its owner (an optimizer), per call site.
+
+    A step over the same parameters and state tensors as the last one (new gradient tensors are
+    the usual case) needs no new table: its rows, their order and lengths stay. What is checked
+    instead: the parameters and gradients as on the first step (``p.data = ...`` changes a
+    parameter's layout and address without changing the object; gradients are new tensors), the
+    other lists by identity (tensors) or value (numbers), and every tensor's address is read
+    again: a state tensor whose storage was swapped in place (``.data = ...``,
+    ``share_memory_()``) has moved, which sends the step down the full path. One-element tensors
+    the kernel only reads (a group's lr, evaluated anew each step) need only be readable. The
+    gradients are not kept (a kept table must not hold them alive).
+    """
+
+    __slots__ = ("addresses", "current", "fresh", "kept", "kinds", "lengths", "numels", "order")
+    __slots__ += ("scalars", "table")
+
+    def __init__(
+        self,
+        lists: tuple[list[Any], ...],
+        columns: list[Any],
+        table: np.ndarray,
+        lengths: np.ndarray,
+        order: list[int],
+        scalars: int | None = None,
+    ) -> None:
+        # Per list: True (tensors: compared by identity), False (numbers: by value), None (both:
+        # never the same, e.g. a scheduled weight decay's new tensor beside 0.0).
+        self.kinds = [_kind(items) for items in lists]
+        self.kept = [None if index == 1 else list(items) for index, items in enumerate(lists)]
+        self.numels = list(map(Tensor.numel, lists[0]))
+        self.table, self.lengths, self.order = table, lengths, order
+        self.scalars = len(lists) if scalars is None else scalars
+        # The table's columns that are lists of tensors, by list index: their addresses then.
+        self.addresses = {
+            index: table[:, column].copy()
+            for column, items in enumerate(columns)
+            for index, listed in enumerate(lists)
+            if items is listed and self.kinds[index]
+        }
+        self.fresh: dict[int, np.ndarray] = {}
+        self.current: tuple[int, ...] = ()  # ids of the step's lists (not the lists: no grads kept)
+
+    def holds(self, lists: tuple[list[Any], ...]) -> bool:
+        """Whether ``lists`` may step with this table (reads every tensor's address for it)."""
+        if len(lists) != len(self.kept) or len(lists[0]) != len(self.numels):
+            return False
+        for index, (items, kept) in enumerate(zip(lists, self.kept)):
+            kind = self.kinds[index]
+            if index == 1:
+                continue
+            if kind is None or (kind is False and items != kept):
+                return False
+            if (
+                kind
+                and not all(map(operator.is_, items, kept))
+                and (index < self.scalars or not _readable_scalars(items))
+            ):
+                return False
+        if not _walkable(lists[:2], self.numels):
+            return False
+        count = len(self.numels)
+        fresh = {}
+        for index, before in self.addresses.items():
+            now = np.fromiter(map(Tensor.data_ptr, lists[index]), dtype=np.int64, count=count)
+            if 1 < index < self.scalars and not np.array_equal(now[self.order], before):
+                return False
+            fresh[index] = now
+        self.fresh, self.current = fresh, tuple(map(id, lists))
+        return True
+
+    def build(self, columns: list[Any]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """The kept table with this step's columns written in (after :meth:`holds`): the
+        :data:`TableBuilder` of a step that reuses it."""
+        order = self.order
+        for column, items in enumerate(columns):
+            if items is None:
+                continue
+            now = next((a for i, a in self.fresh.items() if id(items) == self.current[i]), None)
+            if now is None:
+                if items and isinstance(items[0], Tensor):
+                    now = np.fromiter(map(Tensor.data_ptr, items), dtype=np.int64, count=len(items))
+                else:
+                    now = np.asarray(items, dtype=np.int64)
+            self.table[:, column] = now[order]
+        return self.table, self.lengths, order
+
+
+def _readable_scalars(tensors: list[Tensor]) -> bool:
+    """Every tensor a plain float32 CPU tensor of one element (which a kernel reads by address)."""
+    return all_plain_float32_cpu(tensors) and not set(map(Tensor.numel, tensors)) - {1}
+
+
+def _kind(items: list[Any]) -> bool | None:
+    """True if every item is a tensor, False if none is, None if both occur."""
+    tensors = sum(isinstance(item, Tensor) for item in items)
+    return True if tensors == len(items) else False if tensors == 0 else None
+
+
+def _walkable(lists: tuple[list[Tensor], ...], numels: list[int]) -> bool:
+    """Every tensor of ``lists`` a plain contiguous float32 CPU tensor, each list's lengths
+    ``numels`` (C-level passes, as :func:`plain_contiguous_indices` on its usual path)."""
+    tensors = [tensor for items in lists for tensor in items]
+    return (
+        all_plain_float32_cpu(tensors)
+        and all(map(Tensor.is_contiguous, tensors))
+        and all(list(map(Tensor.numel, items)) == numels for items in lists)
+    )
 
 
 def address_table(

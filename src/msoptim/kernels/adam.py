@@ -669,27 +669,30 @@ def _step_native(
     beta2: float,
     eps: float,
     nesterov: bool,
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors with their
     moments, plain float32 power accumulators and lrs: :mod:`msoptim.kernels._native`); return
     the positions of the others. ``lr``: the group's, or one per parameter (several groups in one
     call, :func:`adam_native_steps`). None is taken while dynamo traces or when the kernel cannot
-    be built."""
+    be built. ``kept``: where an optimizer keeps the kernel's table between steps."""
     params = lists[0]
-    lrs = lr if isinstance(lr, list) else [lr] * len(params)
-    scalars = [*lists[4], *lists[5], *(lrs if isinstance(lr, list) else [lr])]
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
-        or not _native.all_plain_float32_cpu(scalars)
-        or set(map(Tensor.numel, scalars)) != {1}
         or _load_native() is None
     ):
         return list(range(len(params)))
+    lrs = lr if isinstance(lr, list) else [lr] * len(params)
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
     return _native.step_where_possible(
-        (*lists, lrs), lambda picked, _: _native_step(picked, **hyper), walked=4
+        (*lists, lrs),
+        lambda picked, _, tables: _native_step(picked, tables, **hyper),
+        walked=4,
+        scalars=4,
+        kept=kept,
+        site=("adam", beta1, beta2, eps, nesterov),
     )
 
 
@@ -701,16 +704,20 @@ def adam_native_steps(
     beta2: float,
     eps: float,
     nesterov: bool,
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """The parameters of several groups with the same hyperparameters in one call of the C kernel
     (``lrs``: each parameter's group lr; ``lists``: :func:`adam_reference`'s six). Returns the
-    positions it could not take, for their groups' own kernels."""
+    positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
+    tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
     lists = _locals(*lists)
-    return _step_native(lists, lr=lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+    hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
+    return _step_native(lists, lr=lrs, **hyper, kept=kept)
 
 
 def _native_step(
     lists: tuple[list[Tensor], ...],
+    tables: _native.TableBuilder,
     *,
     beta1: float,
     beta2: float,
@@ -718,9 +725,10 @@ def _native_step(
     nesterov: bool,
 ) -> None:
     """One vectorized pass per parameter, its powers advanced first (``adam_native.c``; the
-    reference's bits). ``lists``: the six of :func:`adam_reference` and each parameter's lr."""
+    reference's bits). ``lists``: the six of :func:`adam_reference` and each parameter's lr;
+    ``tables``: builds the address table (:data:`~msoptim.kernels._native.TableBuilder`)."""
     params, _, moment1, moment2, beta1_powers, beta2_powers, _ = lists
-    table, lengths, order = _native.address_table(list(lists))
+    table, lengths, order = tables(list(lists))
     constants = np.array([beta1, beta2, *_constants(beta1, beta2)], dtype=np.float32)
     lr_ts = np.empty(len(order), dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.

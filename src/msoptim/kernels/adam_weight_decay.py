@@ -248,6 +248,7 @@ def _step_native(
     beta2: float,
     eps: float,
     weight_decay: Tensor | float | list[Tensor | float],
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors, scalars it can
     read: :mod:`msoptim.kernels._native`); return the positions of the others. ``lr`` and
@@ -271,8 +272,11 @@ def _step_native(
     decays = given_decays * count if len(given_decays) == 1 else given_decays
     return _native.step_where_possible(
         (*lists, lrs, decays),
-        lambda picked, _: _native_step(picked, beta1=beta1, beta2=beta2, eps=eps),
+        lambda picked, _, tables: _native_step(picked, tables, beta1=beta1, beta2=beta2, eps=eps),
         walked=4,
+        scalars=4,
+        kept=kept,
+        site=("adam_weight_decay", beta1, beta2, eps),
     )
 
 
@@ -284,19 +288,25 @@ def adam_weight_decay_native_steps(
     beta1: float,
     beta2: float,
     eps: float,
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """The parameters of several groups with the same hyperparameters in one call of the C kernel
     (``lrs``, ``weight_decays``: each parameter's, 0.0 where it does not decay; ``lists``:
     :func:`adam_weight_decay_reference`'s four). Returns the positions it could not take, for
-    their groups' own kernels."""
+    their groups' own kernels. ``kept``: the optimizer's kept tables
+    (:class:`~msoptim.kernels._native.KeptTable`), or None."""
     lists = tuple(local_tensors(t) for t in lists)
-    return _step_native(
-        lists, lr=lrs, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decays
-    )
+    hyper = {"beta1": beta1, "beta2": beta2, "eps": eps}
+    return _step_native(lists, lr=lrs, weight_decay=weight_decays, **hyper, kept=kept)
 
 
 def _native_step(
-    lists: tuple[list[Tensor | float], ...], *, beta1: float, beta2: float, eps: float
+    lists: tuple[list[Tensor | float], ...],
+    tables: _native.TableBuilder,
+    *,
+    beta1: float,
+    beta2: float,
+    eps: float,
 ) -> None:
     """One vectorized pass per parameter (``adam_weight_decay_native.c``; the reference's bits).
     ``lists``: parameters, gradients, both moments, each parameter's lr and weight decay (a
@@ -309,9 +319,7 @@ def _native_step(
     decay_addresses = [
         value.data_ptr() if isinstance(value, Tensor) else where[value] for value in decays
     ]
-    table, lengths, order = _native.address_table(
-        [params, grads, adam_m, adam_v, lrs, decay_addresses]
-    )
+    table, lengths, order = tables([params, grads, adam_m, adam_v, lrs, decay_addresses])
     constants = np.array([_one_minus(beta1), _one_minus(beta2)], dtype=np.float32)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *adam_m, *adam_v])

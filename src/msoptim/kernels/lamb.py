@@ -357,7 +357,7 @@ def _step_native(
     if not all(map(_native.plain_float32_scalar, (*shared, lr))):
         return list(range(len(params)))
 
-    def native_step(picked: tuple[list[Tensor], ...], positions: list[int]) -> None:
+    def native_step(picked: tuple[list[Tensor], ...], positions: list[int], _: Any) -> None:
         _native_step(picked, [decay_flags[i] for i in positions], constants,
                      correction1=correction1, correction2=correction2, weight_decay=decay,
                      lr=lr)  # fmt: skip

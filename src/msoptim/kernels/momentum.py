@@ -116,12 +116,18 @@ def momentum_native_or_reference(
 
 
 def momentum_native_steps(
-    lists: tuple[list[Tensor], ...], lrs: list[Tensor], *, momentum: float, nesterov: bool
+    lists: tuple[list[Tensor], ...],
+    lrs: list[Tensor],
+    *,
+    momentum: float,
+    nesterov: bool,
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """The parameters of several groups with the same momentum in one call of the C kernel
     (``lrs``: each parameter's group lr; ``lists``: parameters, gradients, moments). Returns the
-    positions it could not take, for their groups' own kernels."""
-    return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov)
+    positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
+    tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
+    return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov, kept=kept)
 
 
 #: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).
@@ -142,6 +148,7 @@ def _step_native(
     lr: Tensor | list[Tensor],
     momentum: float,
     nesterov: bool,
+    kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors, plain float32
     lrs: :mod:`msoptim.kernels._native`); return the positions of the others. ``lr``: the
@@ -161,16 +168,28 @@ def _step_native(
     lrs = given if isinstance(lr, list) else given * len(params)
     return _native.step_where_possible(
         (*lists, lrs),
-        lambda picked, _: _native_step(picked, momentum=momentum, nesterov=nesterov),
+        lambda picked, _, tables: _native_step(
+            picked, tables, momentum=momentum, nesterov=nesterov
+        ),
         walked=3,
+        scalars=3,
+        kept=kept,
+        site=("momentum", momentum, nesterov),
     )
 
 
-def _native_step(lists: tuple[list[Tensor], ...], *, momentum: float, nesterov: bool) -> None:
+def _native_step(
+    lists: tuple[list[Tensor], ...],
+    tables: _native.TableBuilder,
+    *,
+    momentum: float,
+    nesterov: bool,
+) -> None:
     """One pass per parameter (``momentum_native.c``; the reference's bits). ``lists``:
-    parameters, gradients, moments and each parameter's lr."""
+    parameters, gradients, moments and each parameter's lr; ``tables``: builds the address table
+    (:data:`~msoptim.kernels._native.TableBuilder`)."""
     params, _, moments, _ = lists
-    table, lengths, order = _native.address_table(list(lists))
+    table, lengths, order = tables(list(lists))
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
     torch._C._increment_version([*params, *moments])
     _load_native()(

@@ -105,13 +105,17 @@ def _kernel_lists(
     return (params, grads, *([state[key] for state in states] for key in keys))
 
 
-def _step_together(key: tuple[Any, ...], together: list[GroupStep]) -> list[int]:
-    """Plain Adam's C kernel over several groups' parameters (``key``: their hyperparameters)."""
+def _step_together(
+    key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
+) -> list[int]:
+    """Plain Adam's C kernel over several groups' parameters (``key``: their hyperparameters;
+    ``kept``: the optimizer's kept address tables)."""
     parts = [_kernel_lists(params, grads, states) for _, params, grads, states, _ in together]
     lists = tuple([t for part in parts for t in part[k]] for k in range(len(parts[0])))
     lrs = [lr for _, params, _, _, lr in together for _ in params]
     beta1, beta2, eps, nesterov = key
-    return adam_native_steps(lists, lrs, beta1=beta1, beta2=beta2, eps=eps, nesterov=nesterov)
+    hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
+    return adam_native_steps(lists, lrs, **hyper, kept=kept)
 
 
 class _AdamFamily(Optimizer):
@@ -206,7 +210,10 @@ class _AdamFamily(Optimizer):
     def _update_groups(self, batches: list[GroupStep]) -> None:
         """Groups whose step is plain Adam's C kernel (CPU; ``fused=True`` or the default) and
         whose hyperparameters agree share one call of it, each parameter with its group's lr."""
-        self._update_together(batches, self._native_key, _step_together)
+        kept = self._kept_tables
+        self._update_together(
+            batches, self._native_key, lambda key, together: _step_together(key, together, kept)
+        )
 
     def _native_key(self, group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
         """The hyperparameters under which a group's step may share plain Adam's C kernel with

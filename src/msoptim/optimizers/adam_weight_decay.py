@@ -150,9 +150,9 @@ class AdamWeightDecay(Optimizer):
                 lrs.append(lr)
                 decays.append(weight_decay if self.decay_flags[self._index_of[id(param)]] else 0.0)
         beta1, beta2, eps = key
-        return adam_weight_decay_native_steps(
-            (params, grads, adam_m, adam_v), lrs, decays, beta1=beta1, beta2=beta2, eps=eps
-        )
+        hyper = {"beta1": beta1, "beta2": beta2, "eps": eps}
+        lists = (params, grads, adam_m, adam_v)
+        return adam_weight_decay_native_steps(lists, lrs, decays, **hyper, kept=self._kept_tables)
 
     def _update(self, group, params, grads, states, lr) -> None:
         if (

@@ -137,7 +137,10 @@ class Momentum(Optimizer):
         if self._lars_rescaling:
             super()._update_groups(batches)  # a wrapping LARS's parameters take its kernel
         else:
-            self._update_together(batches, self._native_key, _step_together)
+            kept = self._kept_tables
+            self._update_together(
+                batches, self._native_key, lambda key, group: _step_together(key, group, kept)
+            )
 
     @staticmethod
     def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
@@ -163,8 +166,11 @@ class Momentum(Optimizer):
             kernel(params, grads, moments, lr=lr, **hyper)
 
 
-def _step_together(key: tuple[Any, ...], together: list[GroupStep]) -> list[int]:
-    """Momentum's C kernel over several groups' parameters (``key``: their momentum, Nesterov)."""
+def _step_together(
+    key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
+) -> list[int]:
+    """Momentum's C kernel over several groups' parameters (``key``: their momentum, Nesterov;
+    ``kept``: the optimizer's kept address tables)."""
     lists: tuple[list[Tensor], ...] = ([], [], [])
     params, grads, moments = lists
     lrs = []
@@ -174,4 +180,4 @@ def _step_together(key: tuple[Any, ...], together: list[GroupStep]) -> list[int]
         moments += [state["moments"] for state in states]
         lrs += [lr] * len(group_params)
     momentum, nesterov = key
-    return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov)
+    return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov, kept=kept)
