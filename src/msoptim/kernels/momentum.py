@@ -67,9 +67,9 @@ def momentum_fused(
     CUDA one multi-tensor launch (:mod:`msoptim.kernels._triton`).
 
     The CPU default's C kernel (:func:`momentum_native_or_reference`) is not tried first here, as
-    AdamWeightDecay's and Adam's are: for a single-pass update of this few operations its
-    per-step table costs more than these kernels' kept plans (a step 4-8% slower on ResNet-50,
-    GPT-2 and 1,000 small tensors; ``bench/RESULTS.md``)."""
+    AdamWeightDecay's and Adam's are: for a single-pass update of this few operations the Python
+    around it costs more than these kernels' kept plans (a step 4-5% slower on ResNet-50 and
+    1,000 small tensors; ``bench/RESULTS.md``)."""
     lists = (params, grads, moments)
     if _triton.available(params) and _triton.momentum(
         lists, lr, momentum=momentum, nesterov=nesterov
