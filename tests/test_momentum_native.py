@@ -231,3 +231,37 @@ def test_groups_share_one_call_with_their_own_lrs(native_calls):
     for a, b in zip(expected, got):
         assert same_values(a, b)
     assert native_calls == [7] * 3  # every group's plain parameters, in one call a step
+
+
+@needs_compiler
+def test_fused_groups_share_one_compiled_call_with_their_own_lrs(monkeypatch):
+    """``fused=True`` on CPU: every group's parameters go to one kept plan of the compiled kernels,
+    each parameter with its group's lr as a per-parameter scalar; the reference's bits."""
+    calls = []
+    real = kernels.fused_apply
+
+    def spy(update, tensors, *args, **kwargs):
+        calls.append(len(tensors[0]))
+        return real(update, tensors, *args, **kwargs)
+
+    gen = torch.Generator().manual_seed(9)
+    values = [torch.randn(s, generator=gen) for s in [(16, 16, 3, 3), (9,), (30, 7), (1,), (33,)]]
+
+    def run(**kwargs):
+        params = [(f"p{i}.weight", torch.nn.Parameter(v.clone())) for i, v in enumerate(values)]
+        groups = [
+            {"params": params[:2], "lr": msoptim.cosine_decay_lr(0.01, 0.1, 100, 10, 10)},
+            {"params": params[2:3], "lr": msoptim.CosineDecayLR(0.01, 0.1, 100)},
+            {"params": params[3:], "lr": 0.2, "weight_decay": 0.01},
+        ]
+        opt = msoptim.Momentum(groups, 0.05, 0.9, use_nesterov=True, **kwargs)
+        grads = torch.Generator().manual_seed(8)
+        for _ in range(3):
+            opt(tuple(torch.randn(p.shape, generator=grads) for _, p in params))
+        return [p.detach() for _, p in params] + [t for s in opt.state.values() for t in s.values()]
+
+    expected = run(fused=False)
+    monkeypatch.setattr(kernels, "fused_apply", spy)
+    for a, b in zip(expected, run(fused=True)):
+        assert same_values(a, b)
+    assert calls == [5] * 3

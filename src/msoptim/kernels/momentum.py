@@ -22,6 +22,7 @@ from msoptim.kernels._fused import fused_apply
 __all__ = [
     "momentum_foreach",
     "momentum_fused",
+    "momentum_fused_steps",
     "momentum_native_or_reference",
     "momentum_native_steps",
     "momentum_reference",
@@ -128,6 +129,16 @@ def momentum_native_steps(
     positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
     tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
     return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov, kept=kept)
+
+
+def momentum_fused_steps(
+    lists: tuple[list[Tensor], ...], lrs: list[Tensor], *, momentum: float, nesterov: bool
+) -> None:
+    """:func:`momentum_fused` for the parameters of several groups with the same momentum, each
+    with its group's lr (``lrs``: one 0-d tensor per parameter, read by the compiled kernel as a
+    per-parameter scalar): one kept plan for all groups instead of one per group. CPU only (on
+    CUDA each group is its own multi-tensor launch)."""
+    fused_apply(momentum_update, lists, per_parameter=(lrs,), momentum=momentum, nesterov=nesterov)
 
 
 #: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).

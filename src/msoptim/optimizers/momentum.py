@@ -14,6 +14,7 @@ from msoptim.kernels.lars import Rescaling, lars_momentum_step
 from msoptim.kernels.momentum import (
     momentum_foreach,
     momentum_fused,
+    momentum_fused_steps,
     momentum_native_or_reference,
     momentum_native_steps,
     momentum_reference,
@@ -132,8 +133,9 @@ class Momentum(Optimizer):
         return rest[0], rest[1], rest[2]
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """Groups whose step is the C kernel (the CPU default) and whose momentum agrees share
-        one call of it, each parameter with its group's lr."""
+        """On CPU, groups whose momentum agrees share one call of their kernel (the C kernel by
+        default, the compiled kernels with ``fused=True``), each parameter with its group's
+        lr."""
         if self._lars_rescaling:
             super()._update_groups(batches)  # a wrapping LARS's parameters take its kernel
         else:
@@ -144,13 +146,13 @@ class Momentum(Optimizer):
 
     @staticmethod
     def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
-        """The hyperparameters under which a group's step may share the C kernel with other
-        groups, or None (another kernel: foreach, fused, CUDA)."""
-        if group["foreach"] is not None or group.get("fused") is not None:
+        """The kernel and hyperparameters under which a group's step may share one call with
+        other groups, or None (foreach, the reference, CUDA)."""
+        if group["foreach"] is not None or group.get("fused") is False:
             return None
         if not params or params[0].device.type != "cpu":
             return None
-        return group["momentum"], bool(group["use_nesterov"])
+        return bool(group.get("fused")), group["momentum"], bool(group["use_nesterov"])
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
@@ -169,8 +171,9 @@ class Momentum(Optimizer):
 def _step_together(
     key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
 ) -> list[int]:
-    """Momentum's C kernel over several groups' parameters (``key``: their momentum, Nesterov;
-    ``kept``: the optimizer's kept address tables)."""
+    """Momentum's C kernel (or, ``fused=True``, its compiled kernels) over several groups'
+    parameters (``key``: fused or not, their momentum, Nesterov; ``kept``: the optimizer's kept
+    address tables). Returns the positions left for the groups' own kernels."""
     lists: tuple[list[Tensor], ...] = ([], [], [])
     params, grads, moments = lists
     lrs = []
@@ -179,5 +182,8 @@ def _step_together(
         grads += group_grads
         moments += [state["moments"] for state in states]
         lrs += [lr] * len(group_params)
-    momentum, nesterov = key
+    fused, momentum, nesterov = key
+    if fused:
+        momentum_fused_steps(lists, lrs, momentum=momentum, nesterov=nesterov)
+        return []
     return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov, kept=kept)
