@@ -46,8 +46,8 @@ class Momentum(Optimizer):
         use_nesterov: Nesterov momentum.
         foreach: ``None`` (see ``fused``); True: the foreach kernels; False: the reference loop.
         fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
-            step compiles them, then the fastest CPU path; on CUDA one multi-tensor Triton kernel
-            per group; see ``bench/RESULTS.md``). ``None`` with ``foreach`` unset: that Triton
+            step compiles them, then the fastest CPU path, all groups in one call; on CUDA one
+            multi-tensor Triton kernel per group; see ``bench/RESULTS.md``). ``None`` with ``foreach`` unset: that Triton
             kernel on CUDA, and on CPU a C kernel built once per machine (``momentum_native.c``,
             all groups in one call; the reference where it cannot run). ``False``: the
             reference.
