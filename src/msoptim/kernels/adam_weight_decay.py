@@ -259,12 +259,10 @@ def _step_native(
     count = len(params)
     given_lrs = lr if isinstance(lr, list) else [lr]
     given_decays = weight_decay if isinstance(weight_decay, list) else [weight_decay]
-    decay_tensors = [value for value in given_decays if isinstance(value, Tensor)]
     if (
         not params
         or torch.compiler.is_compiling()
         or params[0].device.type != "cpu"
-        or not all(map(_native.plain_float32_scalar, [*given_lrs, *decay_tensors]))
         or _load_native() is None
     ):
         return list(range(count))
