@@ -19,8 +19,10 @@ which then multiplied by a float32 reciprocal where MindSpore divides; the sched
 on every device (:mod:`msoptim._division`, tested on CUDA), yet a second run
 (``bench/results/h200-2026-11-26c/``) found the compiled CUDA kernels off at the same kind of
 steps: ``ExponentialDecayLR(..., 41, is_stair=True)`` decays a step late at steps 41, 82, ...
-(``41 * (1/41) = 0.99999994``), so Inductor's CUDA code multiplies by the reciprocal of a
-constant divisor. Passing the divisors as tensor arguments would be the next thing to try;
+(``41 * (1/41) = 0.99999994``): Inductor's lowering of a division by a constant
+(``div_prim`` in ``torch/_inductor/lowering.py``, torch 2.11-2.13) multiplies by its reciprocal on
+every device but the CPU. Divisors passed as tensor arguments, or a division op of msoptim's own
+lowered to ``ops.truediv`` (as :func:`~msoptim.kernels._fused.fma` is lowered), would avoid it;
 :data:`COMPILED_ON_CUDA` switches the CUDA path on for that (``tests/gpu`` holds the check, a
 strict expected failure for now). It cut the 4-group recipe's CUDA-graph cost on ResNet-50 from
 +23-30% to +12-13% over one static group.
