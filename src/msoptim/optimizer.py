@@ -865,8 +865,9 @@ class Optimizer(torch.optim.Optimizer):
             if source is None:
                 lrs.append(group["lr"])
                 continue
-            if update_mirrors and group.get("fused"):
-                # One compiled kernel per group, written straight into the lr it will use.
+            if update_mirrors and group.get("fused") and not torch.compiler.is_compiling():
+                # One compiled kernel per group, written straight into the lr it will use (never
+                # while dynamo traces: evaluate_lr declines then, and _lr_out fills a cache).
                 out = self._lr_out(group, source)
                 if evaluate_lr(source, self.global_step, out):
                     lrs.append(out)
