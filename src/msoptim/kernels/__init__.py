@@ -91,13 +91,18 @@ def select_kernel(
     fused: Callable[..., None] | None = None,
     *,
     multi_tensor: bool = False,
+    cpu_default: Callable[..., None] | None = None,
 ) -> Callable[..., None]:
     """The kernel a group's step runs: fused if asked for (or by default on CUDA for an optimizer
-    with a multi-tensor kernel, see :func:`use_fused`), else foreach/reference as torch picks."""
+    with a multi-tensor kernel, see :func:`use_fused`), else foreach/reference as torch picks.
+    ``cpu_default``: what runs instead of the reference when neither ``fused`` nor ``foreach`` was
+    given (an optimizer's C kernel, which falls back to the reference where it cannot run)."""
     if fused is not None and use_fused(group, params, multi_tensor):
         return fused
     if foreach is not None and use_foreach(group.get("foreach"), params):
         return foreach
+    if cpu_default is not None and group.get("fused") is None and group.get("foreach") is None:
+        return cpu_default
     return reference
 
 

@@ -16,7 +16,7 @@ from msoptim._validate import (
     describe,
     fail,
 )
-from msoptim.kernels import check_impl, use_foreach, use_fused
+from msoptim.kernels import check_impl, select_kernel, use_foreach
 from msoptim.kernels._launch import launch_chunks
 from msoptim.kernels.adam import (
     adam_amsgrad_foreach,
@@ -247,10 +247,10 @@ class _AdamFamily(Optimizer):
             chunks = launch_chunks(self.global_step)
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"], chunks=chunks)
         else:
-            fused = use_fused(group, lists[0], multi_tensor=True)
-            kernel = adam_fused if fused else adam_foreach if fast else adam_reference
-            if kernel is adam_reference and group.get("fused") is None and group["foreach"] is None:
-                kernel = adam_native_or_reference  # CPU default: the C kernel, nothing to compile
+            kernel = select_kernel(
+                group, lists[0], adam_reference, adam_foreach, adam_fused, multi_tensor=True,
+                cpu_default=adam_native_or_reference,  # the C kernel: nothing to compile
+            )  # fmt: skip
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])
 
 

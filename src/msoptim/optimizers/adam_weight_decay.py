@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import check_impl, select_kernel, use_foreach
+from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_foreach,
     adam_weight_decay_fused,
@@ -155,21 +155,15 @@ class AdamWeightDecay(Optimizer):
         return adam_weight_decay_native_steps(lists, lrs, decays, **hyper, kept=self._kept_tables)
 
     def _update(self, group, params, grads, states, lr) -> None:
-        if (
-            group.get("fused") is None
-            and group["foreach"] is None
-            and not use_foreach(None, params)
-        ):
-            kernel = adam_weight_decay_native_or_reference  # CPU default: C, nothing to compile
-        else:
-            kernel = select_kernel(
-                group,
-                params,
-                adam_weight_decay_reference,
-                adam_weight_decay_foreach,
-                adam_weight_decay_fused,
-                multi_tensor=True,
-            )
+        kernel = select_kernel(
+            group,
+            params,
+            adam_weight_decay_reference,
+            adam_weight_decay_foreach,
+            adam_weight_decay_fused,
+            multi_tensor=True,
+            cpu_default=adam_weight_decay_native_or_reference,  # the C kernel: nothing to compile
+        )
         weight_decay = self._weight_decay_value(group)
         hyper = {
             "lr": lr,

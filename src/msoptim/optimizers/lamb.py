@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_float_in_range, check_positive_float, fail
-from msoptim.kernels import check_impl, select_kernel, use_foreach
+from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.lamb import (
     lamb_foreach,
     lamb_fused,
@@ -135,14 +135,10 @@ class Lamb(Optimizer):
         weight_decay = self._weight_decay_value(group)
         # A static 0.0 adds nothing: skip the ``+ 0*w`` (the kernel adds it; same values).
         decays = not isinstance(weight_decay, float) or weight_decay != 0.0
-        if (
-            group.get("fused") is None
-            and group["foreach"] is None
-            and not use_foreach(None, params)
-        ):
-            kernel = lamb_native_or_reference  # CPU default: the C kernel, nothing to compile
-        else:
-            kernel = select_kernel(group, params, lamb_reference, lamb_foreach, lamb_fused)
+        kernel = select_kernel(
+            group, params, lamb_reference, lamb_foreach, lamb_fused,
+            cpu_default=lamb_native_or_reference,  # the C kernel: nothing to compile
+        )  # fmt: skip
         kernel(
             params,
             grads,

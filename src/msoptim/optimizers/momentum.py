@@ -156,10 +156,9 @@ class Momentum(Optimizer):
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
-            group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True
-        )
-        if kernel is momentum_reference and group.get("fused") is None and group["foreach"] is None:
-            kernel = momentum_native_or_reference  # CPU default: the C kernel, nothing to compile
+            group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True,
+            cpu_default=momentum_native_or_reference,  # the C kernel: nothing to compile
+        )  # fmt: skip
         moments = [state["moments"] for state in states]
         hyper = {"momentum": group["momentum"], "nesterov": group["use_nesterov"]}
         if self._lars_rescaling:
