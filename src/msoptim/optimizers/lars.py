@@ -202,6 +202,8 @@ class LARS(Optimizer):
         self.dynamic_weight_decay = optimizer.dynamic_weight_decay
         self.exec_weight_decay = optimizer.exec_weight_decay
         self._group_weight_decay = [group["weight_decay"] for group in optimizer.param_groups]
+        # Per parameter, the group whose weight decay it takes (None: its flag is off). Fixed once
+        # wrapped (groups cannot be added to a LARS), so built here, not filled during a step.
         self._decay_group_list = [
             self._group_of_param(param) if flag else None
             for param, flag in zip(self._parameters, self.decay_flags)
@@ -335,12 +337,6 @@ class LARS(Optimizer):
     def _group_of_param(self, param: Tensor) -> int:
         return self.optimizer._group_index[id(param)]
 
-    def _decay_groups(self) -> list[int | None]:
-        """Per parameter, the index of the group whose weight decay it takes (None: its decay
-        flag is off). Fixed once wrapped (groups cannot be added to a LARS), so it is built in
-        ``__init__``: a cache filled during a step would be a side effect for dynamo to trace."""
-        return self._decay_group_list
-
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Not supported: add groups to the optimizer before wrapping it in LARS."""
         raise NotImplementedError(
@@ -389,7 +385,7 @@ class LARS(Optimizer):
             lr = self.optimizer.get_lr()
             lrs = [lr[i] if isinstance(lr, tuple) else lr for i in indices]
         group_values = self._weight_decay_values()
-        decay_groups = self._decay_groups()
+        decay_groups = self._decay_group_list
         decays: list[Any] = [
             0.0 if group is None else group_values[group]
             for group in map(decay_groups.__getitem__, indices)
