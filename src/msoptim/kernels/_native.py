@@ -247,14 +247,8 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     of one length, with elements: what a C kernel walking raw pointers may take (shapes are the
     callers' to check; equal lengths keep it in bounds). One C-level pass per property over all
     the tensors first (the usual case: every position qualifies), else position by position."""
-    tensors = [tensor for items in lists for tensor in items]
     numels = list(map(Tensor.numel, lists[0]))
-    if (
-        all_plain_float32_cpu(tensors)
-        and all(map(Tensor.is_contiguous, tensors))
-        and all(list(map(Tensor.numel, items)) == numels for items in lists[1:])
-        and all(numels)
-    ):
+    if all(numels) and _walkable(lists, numels):
         return list(range(len(numels)))
     return [
         i
@@ -425,7 +419,7 @@ def _kind(items: list[Any]) -> bool | None:
 
 def _walkable(lists: tuple[list[Tensor], ...], numels: list[int]) -> bool:
     """Every tensor of ``lists`` a plain contiguous float32 CPU tensor, each list's lengths
-    ``numels`` (C-level passes, as :func:`plain_contiguous_indices` on its usual path)."""
+    ``numels``: one C-level pass per property over all the tensors."""
     tensors = [tensor for items in lists for tensor in items]
     return (
         all_plain_float32_cpu(tensors)
