@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import msoptim
@@ -40,3 +41,74 @@ def test_a_stair_schedule_steps_exactly_at_the_boundary():
     before, at = schedule(torch.tensor([40])), schedule(torch.tensor([41]))
     assert before.item() == torch.tensor(0.1).item()
     assert at.item() == (torch.tensor(0.1) * torch.tensor(0.5)).item()
+
+
+def _stair(step):
+    from msoptim._division import divide
+
+    return torch.floor(divide(step, torch.full_like(step, 41.0)))
+
+
+def _compiled_stair_code(steps):
+    """The stair compiled afresh (no cached graph: the lowering's branch is not in its key)."""
+    from torch._inductor import config
+    from torch._inductor.utils import run_and_get_code
+
+    torch._dynamo.reset()
+    with config.patch(fx_graph_cache=False):
+        compiled = torch.compile(_stair, fullgraph=True, dynamic=False)
+        got, (code, *_) = run_and_get_code(compiled, steps)
+    assert torch.equal(bits(got), bits(torch.floor(steps / 41.0)))
+    return code
+
+
+STEPS = torch.arange(0, 200, dtype=torch.float32)
+
+
+def test_compiled_division_is_lowered_to_one_pointwise_division():
+    """Under torch.compile the division is msoptim's ``divide`` op, which Inductor lowers to a
+    plain division (a constant divisor would otherwise become a reciprocal multiplication off
+    the CPU) where the compile divides exactly: the code divides in place, no call of the op."""
+    from torch._inductor import config, lowering
+
+    from msoptim.kernels._fused import exact_compile_options
+
+    with config.patch(exact_compile_options()):
+        code = _compiled_stair_code(STEPS)
+    assert torch.ops.msoptim.divide.default in lowering.lowerings
+    assert "msoptim" not in code
+
+
+def test_with_div_rn_it_divides_in_place_under_any_options():
+    from torch._inductor.ops_handler import OpsHandler
+
+    if not hasattr(OpsHandler, "div_rn"):
+        pytest.skip("this torch has no ops.div_rn (torch 2.11)")
+    assert "msoptim" not in _compiled_stair_code(STEPS)
+
+
+def test_without_div_rn_or_exact_options_it_calls_the_eager_op(monkeypatch):
+    """torch 2.11 has no ``ops.div_rn``, and Triton's ``/`` approximates unless the compile asks
+    for IEEE division: the op is then called as it is, one exact division."""
+    from torch._inductor.ops_handler import OpsHandler
+
+    monkeypatch.delattr(OpsHandler, "div_rn", raising=False)
+    assert "msoptim" in _compiled_stair_code(STEPS)
+
+
+def test_divide_by_number_under_compile_uses_the_op(monkeypatch):
+    """Off the CPU and compiling, ``divide_by_number`` routes through ``divide`` with the number
+    as a tensor divisor (the meta device stands in for CUDA); on the CPU it stays ``/``."""
+    from msoptim import _division
+
+    calls = []
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    monkeypatch.setattr(_division, "divide", lambda a, b: calls.append((a, b)) or a)
+    x = torch.empty(3, device="meta")
+    assert divide_by_number(x, 41.0) is x
+    ((dividend, divisor),) = calls
+    assert dividend is x
+    assert divisor.device.type == "meta"
+    assert divisor.shape == x.shape
+    divide_by_number(torch.ones(3), 41.0)
+    assert len(calls) == 1

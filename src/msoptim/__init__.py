@@ -22,6 +22,7 @@ from msoptim.errors import (
     UnknownGroupKeyError,
     UnsupportedLrKindError,
 )
+from msoptim.kernels._fused import exact_compile_options
 from msoptim.lr_functions import (
     cosine_decay_lr,
     exponential_decay_lr,
@@ -101,6 +102,7 @@ __all__ = [
     "__version__",
     "assign",
     "cosine_decay_lr",
+    "exact_compile_options",
     "exponential_decay_lr",
     "inverse_decay_lr",
     "load_mindspore_checkpoint",

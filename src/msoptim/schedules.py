@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim._division import divide_by_number
+from msoptim._division import divide_by_number, divide_tensors
 from msoptim._powf import exp2_of_product, log2_constant, powf
 from msoptim._validate import (
     check_bool,
@@ -439,7 +439,7 @@ class InverseDecayLR(LearningRateSchedule):
         denominator = 1.0 + self._rate32 * p
         # MindSpore's ``float / Tensor`` is ``Tensor.reciprocal() * float``: two roundings (the
         # reciprocal as an IEEE division: torch's ``reciprocal`` is not exact on every device)
-        return torch.full_like(denominator, 1.0) / denominator * self._lr32
+        return divide_tensors(torch.full_like(denominator, 1.0), denominator) * self._lr32
 
 
 class CosineDecayLR(LearningRateSchedule):
@@ -592,7 +592,7 @@ class PolynomialDecayLR(LearningRateSchedule):
             horizon = self._steps32 * torch.clamp(
                 torch.ceil(divide_by_number(step, self._steps32)), min=1.0
             )
-            p = step / horizon
+            p = divide_tensors(step, horizon)
         else:
             p = divide_by_number(torch.clamp(step, max=self._steps32), self._steps32)
         return self._diff32 * _pow_constant_exponent(1.0 - p, self._power32) + self._end32

@@ -326,31 +326,16 @@ def test_schedules_on_cuda_have_the_cpu_bits(name):
     assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
 
 
-# Compiled on CUDA, these kinds were an ulp off at some steps (H200, session 9): the check that
-# would let msoptim.kernels.lr.COMPILED_ON_CUDA be switched on.
-_OFF_WHEN_COMPILED_ON_CUDA = {"cosine", "polynomial", "exponential", "inverse", "warmup",
-                              "exponential-stair-41"}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="reciprocal of a constant"))
-        if name in _OFF_WHEN_COMPILED_ON_CUDA
-        else name
-        for name in [*SCHEDULES, "static"]
-    ],
-)
-def test_compiled_lrs_on_cuda_have_the_cpu_bits(name, monkeypatch):
-    """Compiled on CUDA (msoptim.kernels.lr with COMPILED_ON_CUDA), an lr must have MindSpore's
-    (the CPU's) bits at every step of the range; the kinds that do not yet are strict expected
-    failures, so a fix shows up here."""
+@pytest.mark.parametrize("name", [*SCHEDULES, "static"])
+def test_compiled_lrs_on_cuda_have_the_cpu_bits(name):
+    """Compiled on CUDA (msoptim.kernels.lr), an lr must have MindSpore's (the CPU's) bits at
+    every step of the range: no division by a constant turned into a reciprocal multiplication
+    (H200, session 9: six kinds an ulp off at some steps before msoptim._division's op)."""
     from msoptim.kernels import lr as lr_kernels
     from msoptim.kernels.lr import evaluate_lr
     from msoptim.lr_sources import ConstantLR
 
-    monkeypatch.setattr(lr_kernels, "COMPILED_ON_CUDA", True)
-
+    assert lr_kernels.COMPILED_ON_CUDA
     schedule = SCHEDULES[name]() if name in SCHEDULES else ConstantLR(torch.tensor(0.05))
     cuda_source = ConstantLR(schedule.lr.to(DEVICE)) if name == "static" else schedule
     step, out = torch.zeros(1, dtype=torch.int32, device=DEVICE), torch.zeros((), device=DEVICE)
@@ -364,3 +349,30 @@ def test_compiled_lrs_on_cuda_have_the_cpu_bits(name, monkeypatch):
     cuda = torch.stack(got).cpu()
     differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
     assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_compiled_by_the_user_on_cuda_have_the_cpu_bits(name):
+    """A user's ``torch.compile`` of a schedule on CUDA with ``msoptim.exact_compile_options()``
+    keeps the CPU's bits (with Inductor's defaults, FMA contraction and Triton's approximate
+    division put eight of these kinds an ulp off: H200, session 10)."""
+    schedule = SCHEDULES[name]()
+    compiled = torch.compile(
+        lambda step: schedule(step), fullgraph=True, dynamic=False,
+        options=msoptim.exact_compile_options(),
+    )  # fmt: skip
+    steps = torch.tensor(SCHEDULE_STEPS, dtype=torch.int32)
+    cpu = torch.stack([schedule(s.reshape(1)) for s in steps])
+    cuda = torch.stack([compiled(s.reshape(1).to(DEVICE)) for s in steps]).cpu()
+    differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
+    assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
+
+
+def test_a_stair_compiled_with_inductors_defaults_steps_on_time():
+    """The division op is an IEEE division on CUDA even under Inductor's default options (no
+    reciprocal of the constant 41; ``div_rn`` or, on torch 2.11, the eager op)."""
+    from msoptim._division import divide_by_number
+
+    compiled = torch.compile(lambda step: torch.floor(divide_by_number(step, 41.0)), dynamic=False)
+    steps = torch.arange(0, 5000, dtype=torch.float32)
+    assert torch.equal(compiled(steps.to(DEVICE)).cpu(), torch.floor(steps / 41.0))

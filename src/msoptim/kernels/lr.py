@@ -11,21 +11,19 @@ thousands of steps).
 Only the lr sources whose arithmetic msoptim owns are compiled: the ``(lr + 1) - 1`` static form
 and the six built-in schedule classes (exactly those classes: a subclass may override
 ``forward``); a table is one gather written straight into the lr. A user's own schedule runs
-eagerly, as does everything under ``torch.compile(opt.step)`` and on devices other than the CPU.
-On CUDA a schedule stays eager (each op its own launch, 1-3 us of a CUDA graph's replay each):
-compiled there, six schedule kinds are an ulp off MindSpore's (the CPU's) values at 5-20% of the
-steps. The first GPU run (H200, ``bench/results/h200-2026-11-26/README.md``) blamed eager CUDA,
-which then multiplied by a float32 reciprocal where MindSpore divides; the schedules now divide
-on every device (:mod:`msoptim._division`, tested on CUDA), yet a second run
-(``bench/results/h200-2026-11-26c/``) found the compiled CUDA kernels off at the same kind of
-steps: ``ExponentialDecayLR(..., 41, is_stair=True)`` decays a step late at steps 41, 82, ...
-(``41 * (1/41) = 0.99999994``): Inductor's lowering of a division by a constant
-(``div_prim`` in ``torch/_inductor/lowering.py``, torch 2.11-2.13) multiplies by its reciprocal on
-every device but the CPU. Divisors passed as tensor arguments, or a division op of msoptim's own
-lowered to ``ops.truediv`` (as :func:`~msoptim.kernels._fused.fma` is lowered), would avoid it;
-:data:`COMPILED_ON_CUDA` switches the CUDA path on for that (``tests/gpu`` holds the check, a
-strict expected failure for now). It cut the 4-group recipe's CUDA-graph cost on ResNet-50 from
-+23-30% to +12-13% over one static group.
+eagerly, as does everything under ``torch.compile(opt.step)`` (where the user's compile
+takes them in).
+
+On CUDA they are compiled too (:data:`COMPILED_ON_CUDA`). Two GPU runs (H200,
+``bench/results/h200-2026-11-26/`` and ``-c/``) found CUDA lrs an ulp off MindSpore's (the
+CPU's) values at 5-20% of the steps: eager CUDA multiplied by a float32 reciprocal where MindSpore
+divides, and Inductor's lowering of a division by a constant does the same on every device but
+the CPU (``ExponentialDecayLR(..., 41, is_stair=True)`` decayed a step late at 41, 82, ...:
+``41 * (1/41) = 0.99999994``). The schedules divide through :mod:`msoptim._division`, whose
+compiled form is a plain division; ``tests/gpu`` compares every kind with the CPU's bits. Compiled,
+the lrs cut the 4-group recipe's CUDA-graph cost on ResNet-50 from +23-30% to +12-13% over one
+static group (each eager op is its own launch in a graph's replay).
+
 The tensors a source reads (a table, a static lr) are arguments of the kernel, never constants
 baked into it, so replacing them is always seen.
 """
@@ -93,8 +91,8 @@ def _static_lr(out: Tensor, lr: Tensor) -> None:
     out.copy_(ConstantLR.round_trip(lr).to(out.dtype))
 
 
-#: Compile the lrs of CUDA groups too (off: not MindSpore's bits yet, see the module docstring).
-COMPILED_ON_CUDA = False
+#: Compile the lrs of CUDA groups too (tests switch it off to compare with the eager lrs).
+COMPILED_ON_CUDA = True
 
 
 def evaluate_lr(source: nn.Module, global_step: Tensor, out: Tensor) -> bool:
