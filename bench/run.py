@@ -68,7 +68,18 @@ def machine_description(device: torch.device) -> list[str]:
     ]
     if device.type == "cuda":
         lines.append(f"GPU: {torch.cuda.get_device_name(device)}")
+    else:
+        lines.append(f"C kernels' tables: {native_tables_description()}")
     return lines
+
+
+def native_tables_description() -> str:
+    """Whether the C kernels' tables are checked in C++ (built now if needed) or in Python."""
+    from msoptim.kernels import _native
+
+    if _native.tables_extension(wait=True) is not None:
+        return "checked and filled in C++ (native_tables.cpp)"
+    return f"Python checks (no C++ table module: {_native.tables_unavailable_reason()})"
 
 
 def _synchronize(device: torch.device) -> None:

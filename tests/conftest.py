@@ -27,6 +27,12 @@ def pytest_configure(config):
     golden_dir = config.getoption("--golden-dir")
     if golden_dir:
         os.environ[GOLDEN_DIR_ENV] = str(Path(golden_dir).resolve())
+    if not hasattr(config, "workerinput"):
+        # Build the C++ table module once, before any xdist worker starts: every test then runs
+        # with it (or, where it cannot be built, every test without it).
+        from msoptim.kernels import _native
+
+        _native.tables_extension(wait=True)
 
 
 def pytest_report_header(config):

@@ -29,6 +29,7 @@ from torch import nn
 import msoptim
 from msoptim.kernels import _fused, _norms, adam, adam_weight_decay, lamb
 from msoptim.kernels import lars as lars_kernels
+from msoptim.kernels import momentum as momentum_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
@@ -199,10 +200,10 @@ def test_fused_path_runs_compiled_kernels_directly(serial_only):
 @pytest.fixture
 def compiled_paths(monkeypatch):
     """``fused=True``'s compiled kernels (CUDA's, and CPU's without a C compiler) instead of the C
-    kernels it takes first on CPU: Lamb's two passes, Adam's and AdamWeightDecay's one
+    kernels it takes first on CPU: Lamb's two passes, Adam's, AdamWeightDecay's and Momentum's one
     (``tests/test_lamb_native.py``, ``tests/test_adam_native.py``,
-    ``tests/test_adam_weight_decay_native.py``)."""
-    for module in (adam, adam_weight_decay, lamb):
+    ``tests/test_adam_weight_decay_native.py``, ``tests/test_momentum_native.py``)."""
+    for module in (adam, adam_weight_decay, lamb, momentum_kernels):
         monkeypatch.setattr(
             module, "_step_native", lambda lists, *flags, **options: list(range(len(lists[0])))
         )
@@ -446,8 +447,8 @@ def plain_params(seed: int = 0) -> list[tuple[str, nn.Parameter]]:
 
 
 @pytest.fixture
-def plan_runs(monkeypatch):
-    """Counts the steps served by a kept plan."""
+def plan_runs(monkeypatch, compiled_paths):
+    """Counts the steps served by a kept plan (of the compiled kernels, not the C ones)."""
     calls = []
     run = _fused._Plan.run
 
@@ -526,7 +527,7 @@ def test_a_missing_or_strided_gradient_leaves_the_plan(serial_only, plan_runs):
     assert len(plan_runs) >= 2
 
 
-def test_a_plan_holds_no_tensor_alive(serial_only):
+def test_a_plan_holds_no_tensor_alive(serial_only, compiled_paths):
     import gc
     import weakref
 

@@ -154,17 +154,20 @@ def _run_optimizer(shapes, steps=3, **kwargs):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_the_default_on_cpu_is_the_c_kernel_and_the_others_keep_their_paths(native_calls, nesterov):
     """End to end through msoptim.Momentum (weight decay in its pipeline, a schedule as lr):
-    ``fused`` and ``foreach`` unset: the C kernel; ``fused=True`` (its compiled kernels),
-    ``fused=False``, ``foreach=False``: not; the same bits, state included."""
+    ``fused`` and ``foreach`` unset, or ``fused=True``: the C kernel; ``fused=False``,
+    ``foreach=False``, ``foreach=True``: not; the same bits, state included."""
     shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
               "fc.bias": (301,)}  # fmt: skip
     run = functools.partial(_run_optimizer, shapes, use_nesterov=nesterov)
     by_default = run()
     assert native_calls == [4] * 3
-    for impl in ({"fused": True}, {"fused": False}, {"foreach": False}, {"foreach": True}):
+    for a, b in zip(run(fused=True), by_default):
+        assert same_values(a, b)
+    assert native_calls == [4] * 6
+    for impl in ({"fused": False}, {"foreach": False}, {"foreach": True}):
         for a, b in zip(run(**impl), by_default):
             assert same_values(a, b)
-    assert native_calls == [4] * 3
+    assert native_calls == [4] * 6
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
@@ -234,18 +237,21 @@ def test_groups_share_one_call_with_their_own_lrs(native_calls):
 
 
 @needs_compiler
-def test_fused_groups_share_one_compiled_call_with_their_own_lrs(monkeypatch):
-    """``fused=True`` on CPU: every group's parameters go to one kept plan of the compiled kernels,
-    each parameter with its group's lr as a per-parameter scalar; the reference's bits."""
-    calls = []
+def test_fused_groups_share_one_c_call_and_compile_only_what_it_cannot_take(
+    native_calls, monkeypatch
+):
+    """``fused=True`` on CPU: every group's plain parameters go to one C call, each with its
+    group's lr; a transposed parameter takes the compiled kernels; the reference's bits."""
+    compiled = []
     real = kernels.fused_apply
 
     def spy(update, tensors, *args, **kwargs):
-        calls.append(len(tensors[0]))
+        compiled.append(len(tensors[0]))
         return real(update, tensors, *args, **kwargs)
 
     gen = torch.Generator().manual_seed(9)
     values = [torch.randn(s, generator=gen) for s in [(16, 16, 3, 3), (9,), (30, 7), (1,), (33,)]]
+    values[2] = values[2].t()
 
     def run(**kwargs):
         params = [(f"p{i}.weight", torch.nn.Parameter(v.clone())) for i, v in enumerate(values)]
@@ -264,4 +270,5 @@ def test_fused_groups_share_one_compiled_call_with_their_own_lrs(monkeypatch):
     monkeypatch.setattr(kernels, "fused_apply", spy)
     for a, b in zip(expected, run(fused=True)):
         assert same_values(a, b)
-    assert calls == [5] * 3
+    assert native_calls == [4] * 3
+    assert compiled == [1] * 3

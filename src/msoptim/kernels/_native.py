@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import operator
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable
@@ -102,31 +104,32 @@ def _build(name: str, extra: tuple[str, ...]) -> ctypes.CDLL:
     compiler = _compiler()
     if compiler is None:
         raise OSError("no C compiler found (set CC, or install cc/gcc/clang)")
-    source = (_SOURCE_DIR / f"{name}.c").read_bytes()
+    source = _SOURCE_DIR / f"{name}.c"
     headers = [path.read_bytes() for path in sorted(_SOURCE_DIR.glob("*.h"))]  # it may include
     flags = (*FLAGS, *extra)
-    key = hashlib.sha256(
-        b"\0".join(
-            [source, *headers, compiler.encode(), " ".join(flags).encode(), _cpu_flags().encode()]
-        )
-    ).hexdigest()[:20]
-    target = _writable(cache_dir()) / f"{name}-{key}.so"
-    if not target.exists():
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / target.name
-            command = [
-                compiler,
-                *flags,
-                "-o",
-                str(built),
-                str(_SOURCE_DIR / f"{name}.c"),
-                "-lpthread",
-            ]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise OSError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
-            os.replace(built, target)  # atomic: concurrent builders agree on the file
+    key = [source.read_bytes(), *headers, compiler.encode(), " ".join(flags).encode()]
+    target = _cached_target(name, ".so", [*key, _cpu_flags().encode()])
+    _compile(target, lambda out: [compiler, *flags, "-o", out, str(source), "-lpthread"])
     return ctypes.CDLL(str(target))
+
+
+def _cached_target(name: str, suffix: str, key: list[bytes]) -> Path:
+    """Where the build of ``name`` with this key lives in the cache directory."""
+    digest = hashlib.sha256(b"\0".join(key)).hexdigest()[:20]
+    return _writable(cache_dir()) / f"{name}-{digest}{suffix}"
+
+
+def _compile(target: Path, command: Callable[[str], list[str]]) -> None:
+    """Run ``command(output_path)`` unless ``target`` exists; the output then becomes ``target``."""
+    if target.exists():
+        return
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        arguments = command(str(built))
+        result = subprocess.run(arguments, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise OSError(f"`{' '.join(arguments)}` failed:\n{result.stderr.strip()}")
+        os.replace(built, target)  # atomic: concurrent builders agree on the file
 
 
 def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
@@ -145,6 +148,100 @@ def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
 def unavailable_reason(name: str, extra_flags: tuple[str, ...] = ()) -> str | None:
     """Why :func:`load` returned None for these arguments (None if it did not)."""
     return _REASONS.get((name, tuple(extra_flags)))
+
+
+#: Check and fill the kernels' address tables in C++ (``native_tables.cpp``) where it builds;
+#: tests switch it off to run the Python checks (and the kept tables).
+USE_TABLES_EXTENSION = True
+_TABLES: dict[str, Any] = {"module": None, "thread": None, "reason": None}
+
+
+def tables_extension(wait: bool = False) -> Any:
+    """The C++ table module (``native_tables.cpp``: :func:`address_table`'s and the walkability
+    checks' C++ twins), or None: switched off, cannot be built (:func:`tables_unavailable_reason`),
+    or still building. A build (once per machine and torch, about 12 s with torch's headers) runs
+    in a background thread so no step waits for it (``wait=True`` does); the Python checks serve
+    meanwhile."""
+    if not USE_TABLES_EXTENSION:
+        return None
+    if _TABLES["module"] is not None or _TABLES["reason"] is not None:
+        return _TABLES["module"]
+    with _LOCK:
+        if _TABLES["thread"] is None:
+            target, command = _tables_build()
+            if target is not None and target.exists():
+                _import_tables(target, command)  # built before: no thread
+                return _TABLES["module"]
+            thread = threading.Thread(
+                target=_import_tables, args=(target, command), name="msoptim-tables", daemon=True
+            )
+            _TABLES["thread"] = thread
+            thread.start()
+        thread = _TABLES["thread"]
+    if wait and thread is not None:
+        thread.join()
+    return _TABLES["module"]
+
+
+def tables_unavailable_reason() -> str | None:
+    """Why :func:`tables_extension` cannot be built (None if it can, or is building)."""
+    return _TABLES["reason"]
+
+
+def _tables_build() -> tuple[Path | None, Callable[[str], list[str]] | None]:
+    """The C++ module's cached path and build command, or (None, None) with the reason noted."""
+    compiler = next(
+        (
+            shutil.which(n)
+            for n in (os.environ.get("CXX"), "c++", "g++", "clang++")
+            if n and shutil.which(n)
+        ),
+        None,
+    )
+    python_include = sysconfig.get_paths()["include"]
+    torch_dir = Path(torch.__file__).resolve().parent
+    if compiler is None:
+        _TABLES["reason"] = "no C++ compiler found (set CXX, or install c++/g++/clang++)"
+    elif not (Path(python_include) / "Python.h").exists():
+        _TABLES["reason"] = f"no Python headers ({python_include}/Python.h)"
+    elif not (torch_dir / "include" / "ATen").is_dir():
+        _TABLES["reason"] = f"torch's headers are not installed ({torch_dir / 'include'})"
+    if _TABLES["reason"] is not None:
+        return None, None
+    assert compiler is not None
+    source = _SOURCE_DIR / "native_tables.cpp"
+    abi = int(torch.compiled_with_cxx11_abi())
+    flags = ("-O2", "-std=c++20", "-shared", "-fPIC", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={abi}")
+    libraries = torch_dir / "lib"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+
+    def command(out: str) -> list[str]:
+        return [
+            compiler, *flags, f"-I{torch_dir / 'include'}", f"-I{python_include}", "-o", out,
+            str(source), f"-L{libraries}", f"-Wl,-rpath,{libraries}",
+            "-ltorch_python", "-ltorch_cpu", "-lc10",
+        ]  # fmt: skip
+
+    key = [source.read_bytes(), compiler.encode(), " ".join(flags).encode()]
+    key += [torch.__version__.encode(), str(torch_dir).encode(), suffix.encode()]
+    return _cached_target("native_tables", suffix, key), command
+
+
+def _import_tables(target: Path | None, command: Callable[[str], list[str]] | None) -> None:
+    if target is None or command is None:
+        return
+    try:
+        _compile(target, command)
+        spec = importlib.util.spec_from_file_location("msoptim_native_tables", target)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {target}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.set_plain_types(tuple(_PLAIN_TYPES))
+    except (OSError, ImportError) as error:
+        _TABLES["reason"] = str(error)
+        return
+    _TABLES["module"] = module
 
 
 _OPENMP: list[tuple[int, int, int] | None] = []
@@ -247,6 +344,9 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     of one length, with elements: what a C kernel walking raw pointers may take (shapes are the
     callers' to check; equal lengths keep it in bounds). One C-level pass per property over all
     the tensors first (the usual case: every position qualifies), else position by position."""
+    tables = tables_extension()
+    if tables is not None and lists and tables.walkable(tuple(lists), len(lists), len(lists)):
+        return list(range(len(lists[0])))
     numels = list(map(Tensor.numel, lists[0]))
     if all(numels) and _walkable(lists, numels):
         return list(range(len(numels)))
@@ -278,6 +378,14 @@ def step_where_possible(
     ``kept`` (its owner's dict) and ``site`` (the call's key in it), a step of the same tensors
     reuses the last table (:class:`KeptTable`) instead of checking every tensor again."""
     count = len(lists[0])
+    extension = tables_extension()
+    if extension is not None:
+        # Every tensor checked in C++ each step: nothing to keep.
+        if extension.walkable(tuple(lists), walked or len(lists), _or(scalars, len(lists))):
+            if count:
+                step(lists, list(range(count)), address_table)
+            return []
+        kept = None
     record = kept.get(site) if kept is not None else None
     if record is not None and record.holds(lists):
         step(lists, list(range(count)), record.build)
@@ -406,6 +514,10 @@ class KeptTable:
         return self.table, self.lengths, order
 
 
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def _readable_scalars(tensors: list[Tensor]) -> bool:
     """Every tensor a plain float32 CPU tensor of one element (which a kernel reads by address)."""
     return all_plain_float32_cpu(tensors) and not set(map(Tensor.numel, tensors)) - {1}
@@ -436,6 +548,15 @@ def address_table(
     values, ``None`` zeros. Returns the table, the rows' lengths and the row order (positions in
     the lists)."""
     count = len(columns[0] or ())
+    extension = tables_extension()
+    if extension is not None and count:
+        table = np.empty((count, len(columns)), dtype=np.int64)
+        lengths, order = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
+        extension.fill(
+            [None if column is None else list(column) for column in columns],
+            table.ctypes.data, lengths.ctypes.data, order.ctypes.data,
+        )  # fmt: skip
+        return table, lengths, order.tolist()
     numels = np.fromiter(map(Tensor.numel, columns[0] or ()), dtype=np.int64, count=count)
     order = np.argsort(-numels, kind="stable")  # largest first; ties keep the lists' order
     table = np.zeros((count, len(columns)), dtype=np.int64)

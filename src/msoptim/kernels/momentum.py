@@ -1,11 +1,12 @@
 """MindSpore ``ApplyMomentum``: ``v = momentum * v + g``; ``w -= lr * v`` (Nesterov: ``lr * (g + momentum * v)``).
 
-On the CPU, by default (``fused`` and ``foreach`` unset: :func:`momentum_native_or_reference`),
-plain contiguous float32 tensors take ``momentum_native.c`` (built on first use,
-:mod:`msoptim.kernels._native`): the same float32 operations in one pass per parameter, all of a
-step's parameters (of every default group with the same momentum) in one call that shares them
-among torch's threads; 1.5-2x faster than the per-tensor reference on ResNet-50 (6x on GPT-2)
-and nothing to compile. ``fused=True`` keeps its compiled kernels (:func:`momentum_fused`).
+On the CPU, by default (``fused`` and ``foreach`` unset: :func:`momentum_native_or_reference`)
+and with ``fused=True`` (:func:`momentum_fused`), plain contiguous float32 tensors take
+``momentum_native.c`` (built on first use, :mod:`msoptim.kernels._native`): the same float32
+operations in one pass per parameter, all of a step's parameters (of every group with the same
+momentum) in one call that shares them among torch's threads; 1.5-2x faster than the per-tensor
+reference on ResNet-50 (6x on GPT-2) and nothing to compile. The other tensors take the
+reference by default and compiled kernels with ``fused=True``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from msoptim.kernels._fused import fused_apply
 __all__ = [
     "momentum_foreach",
     "momentum_fused",
-    "momentum_fused_steps",
     "momentum_native_or_reference",
     "momentum_native_steps",
     "momentum_reference",
@@ -64,15 +64,16 @@ def momentum_fused(
     momentum: float,
     nesterov: bool,
 ) -> None:
-    """:func:`momentum_update` compiled (see :mod:`msoptim.kernels._fused`; bit-identical); on
-    CUDA one multi-tensor launch (:mod:`msoptim.kernels._triton`).
-
-    The CPU default's C kernel (:func:`momentum_native_or_reference`) is not tried first here, as
-    AdamWeightDecay's and Adam's are: for a single-pass update of this few operations the Python
-    around it costs more than these kernels' kept plans (a step 4-5% slower on ResNet-50 and
-    1,000 small tensors; ``bench/RESULTS.md``)."""
+    """:func:`momentum_update`, bit for bit: on the CPU the C kernel (``momentum_native.c``) for
+    plain contiguous float32 tensors, :func:`momentum_update` compiled for the others (see
+    :mod:`msoptim.kernels._fused`); on CUDA one multi-tensor launch (:mod:`msoptim.kernels._triton`)."""
     lists = (params, grads, moments)
-    if _triton.available(params) and _triton.momentum(
+    rest = _step_native(lists, lr=lr, momentum=momentum, nesterov=nesterov)
+    if not rest:
+        return
+    if len(rest) < len(params):
+        lists = pick_lists(lists, rest)
+    if _triton.available(lists[0]) and _triton.momentum(
         lists, lr, momentum=momentum, nesterov=nesterov
     ):
         return
@@ -129,16 +130,6 @@ def momentum_native_steps(
     positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
     tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
     return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov, kept=kept)
-
-
-def momentum_fused_steps(
-    lists: tuple[list[Tensor], ...], lrs: list[Tensor], *, momentum: float, nesterov: bool
-) -> None:
-    """:func:`momentum_fused` for the parameters of several groups with the same momentum, each
-    with its group's lr (``lrs``: one 0-d tensor per parameter, read by the compiled kernel as a
-    per-parameter scalar): one kept plan for all groups instead of one per group. CPU only (on
-    CUDA each group is its own multi-tensor launch)."""
-    fused_apply(momentum_update, lists, per_parameter=(lrs,), momentum=momentum, nesterov=nesterov)
 
 
 #: Extra compiler flags of the C kernel (tests build a variant that splits small tensors too).

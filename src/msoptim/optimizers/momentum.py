@@ -14,7 +14,6 @@ from msoptim.kernels.lars import Rescaling, lars_momentum_step
 from msoptim.kernels.momentum import (
     momentum_foreach,
     momentum_fused,
-    momentum_fused_steps,
     momentum_native_or_reference,
     momentum_native_steps,
     momentum_reference,
@@ -45,12 +44,12 @@ class Momentum(Optimizer):
         loss_scale: the static loss scale carried by the gradients.
         use_nesterov: Nesterov momentum.
         foreach: ``None`` (see ``fused``); True: the foreach kernels; False: the reference loop.
-        fused: ``True`` runs the compiled kernels (bit-identical to the reference; the first
-            step compiles them, then the fastest CPU path, all groups in one call; on CUDA one
-            multi-tensor Triton kernel per group; see ``bench/RESULTS.md``). ``None`` with ``foreach`` unset: that Triton
-            kernel on CUDA, and on CPU a C kernel built once per machine (``momentum_native.c``,
-            all groups in one call; the reference where it cannot run). ``False``: the
-            reference.
+        fused: ``True``: on CPU a C kernel built once per machine (``momentum_native.c``, all
+            groups in one call), compiled kernels for the tensors it cannot take (other layouts
+            or dtypes; the first such step compiles them); on CUDA one multi-tensor Triton
+            kernel per group. ``None`` with ``foreach`` unset: the same, with the reference
+            instead of compiled kernels on CPU. ``False``: the reference. All bit-identical to
+            the reference (see ``bench/RESULTS.md`` for their speed).
 
     Example:
         >>> import torch, msoptim
@@ -133,9 +132,8 @@ class Momentum(Optimizer):
         return rest[0], rest[1], rest[2]
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """On CPU, groups whose momentum agrees share one call of their kernel (the C kernel by
-        default, the compiled kernels with ``fused=True``), each parameter with its group's
-        lr."""
+        """On CPU, groups whose momentum agrees share one call of the C kernel (by default and
+        with ``fused=True``), each parameter with its group's lr."""
         if self._lars_rescaling:
             super()._update_groups(batches)  # a wrapping LARS's parameters take its kernel
         else:
@@ -146,13 +144,13 @@ class Momentum(Optimizer):
 
     @staticmethod
     def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
-        """The kernel and hyperparameters under which a group's step may share one call with
-        other groups, or None (foreach, the reference, CUDA)."""
+        """The hyperparameters under which a group's step may share one C call with other
+        groups, or None (foreach, the reference, CUDA)."""
         if group["foreach"] is not None or group.get("fused") is False:
             return None
         if not params or params[0].device.type != "cpu":
             return None
-        return bool(group.get("fused")), group["momentum"], bool(group["use_nesterov"])
+        return group["momentum"], bool(group["use_nesterov"])
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
@@ -170,9 +168,9 @@ class Momentum(Optimizer):
 def _step_together(
     key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
 ) -> list[int]:
-    """Momentum's C kernel (or, ``fused=True``, its compiled kernels) over several groups'
-    parameters (``key``: fused or not, their momentum, Nesterov; ``kept``: the optimizer's kept
-    address tables). Returns the positions left for the groups' own kernels."""
+    """Momentum's C kernel over several groups' parameters (``key``: their momentum and
+    Nesterov; ``kept``: the optimizer's kept address tables). Returns the positions left for the
+    groups' own kernels."""
     lists: tuple[list[Tensor], ...] = ([], [], [])
     params, grads, moments = lists
     lrs = []
@@ -181,8 +179,5 @@ def _step_together(
         grads += group_grads
         moments += [state["moments"] for state in states]
         lrs += [lr] * len(group_params)
-    fused, momentum, nesterov = key
-    if fused:
-        momentum_fused_steps(lists, lrs, momentum=momentum, nesterov=nesterov)
-        return []
+    momentum, nesterov = key
     return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov, kept=kept)

@@ -1,0 +1,215 @@
+"""The C++ table module (``msoptim/kernels/native_tables.cpp``): the C kernels' walkability checks
+and address tables, each step, in one C++ pass. Its checks must refuse whatever the Python
+checks refuse, its tables must be the Python ones, and an optimizer whose tensors moved or
+changed must still land its updates where they now are."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import msoptim
+from msoptim.kernels import _native
+from test_fast_path import same_values
+
+extension = _native.tables_extension(wait=True)
+needs_extension = pytest.mark.skipif(
+    extension is None, reason=f"no C++ table module: {_native.tables_unavailable_reason()}"
+)
+
+
+def test_the_module_builds_wherever_there_is_a_cpp_compiler_and_headers():
+    """The tests below skip without one; with a C++ compiler, Python's and torch's headers, a
+    failing build must not hide."""
+    reason = _native.tables_unavailable_reason()
+    if reason is not None and (reason.startswith("no C++ compiler") or "headers" in reason):
+        pytest.skip(reason)
+    assert extension is not None, reason
+
+
+def _python_walkable(lists, walked, scalars):
+    """What the Python checks say of every position together (step_where_possible's fallback)."""
+    if len(_native.plain_contiguous_indices(tuple(lists[:walked]))) != len(lists[0]):
+        return False
+    read = [v for items in lists[scalars:] for v in items if isinstance(v, torch.Tensor)]
+    return _native._readable_scalars(read)
+
+
+class Subclass(torch.Tensor):
+    pass
+
+
+def _plain():
+    return torch.randn(6, 5)
+
+
+BAD_WALKED = {
+    "float64": lambda: torch.randn(6, 5, dtype=torch.float64),
+    "transposed": lambda: torch.randn(5, 6).t(),
+    "other-length": lambda: torch.randn(31),
+    "subclass": lambda: torch.randn(6, 5).as_subclass(Subclass),
+    "meta": lambda: torch.empty(6, 5, device="meta"),
+    "sparse": lambda: torch.randn(6, 5).to_sparse(),
+    "negative-view": lambda: torch._neg_view(torch.randn(6, 5)),
+    "not-a-tensor": lambda: 3.0,
+}
+
+
+@needs_extension
+@pytest.mark.parametrize("column", [0, 1])
+@pytest.mark.parametrize("bad", BAD_WALKED)
+def test_a_tensor_the_kernel_cannot_walk_is_refused(bad, column):
+    lists = ([_plain(), _plain()], [_plain(), _plain()], [torch.tensor(0.1)] * 2)
+    assert extension.walkable(lists, 2, 2)
+    lists[column][1] = BAD_WALKED[bad]()
+    assert not extension.walkable(lists, 2, 2)
+    if bad not in ("negative-view", "sparse", "not-a-tensor"):  # the Python checks' own gaps
+        assert not _python_walkable(lists, 2, 2)
+
+
+@needs_extension
+def test_empty_tensors_and_parameters():
+    empty = ([torch.empty(0)], [torch.empty(0)])
+    assert not extension.walkable(empty, 2, 2)
+    params = ([torch.nn.Parameter(torch.randn(4))], [torch.randn(4)])
+    assert extension.walkable(params, 2, 2)
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "scalar",
+    [torch.tensor([0.1, 0.2]), torch.tensor(0.1, dtype=torch.float64),
+     torch.tensor(0.1).as_subclass(Subclass), torch.empty((), device="meta")],
+    ids=["two-elements", "float64", "subclass", "meta"],
+)  # fmt: skip
+def test_a_scalar_the_kernel_cannot_read_is_refused(scalar):
+    lists = ([_plain()], [_plain()], [torch.tensor(0.1)], [0.5])  # a float there is the caller's
+    assert extension.walkable(lists, 2, 2)
+    lists[2][0] = scalar
+    assert not extension.walkable(lists, 2, 2)
+    assert not _python_walkable(lists, 2, 2)
+
+
+@needs_extension
+def test_lists_of_other_lengths_are_refused():
+    assert not extension.walkable(([_plain(), _plain()], [_plain()]), 2, 2)
+    assert not extension.walkable(([_plain()], [_plain()], [torch.tensor(0.1)] * 2), 2, 2)
+    with pytest.raises(ValueError, match="walked"):
+        extension.walkable(([_plain()],), 2, 1)
+
+
+@needs_extension
+def test_its_tables_are_the_python_ones(monkeypatch):
+    gen = torch.Generator().manual_seed(3)
+    sizes = [7, 300, 1, 300, 64, 5, 64, 1000]  # ties keep the lists' order
+    params = [torch.randn(n, generator=gen) for n in sizes]
+    grads = [torch.randn(n, generator=gen) for n in sizes]
+    lrs = [torch.tensor(0.1)] * len(sizes)
+    columns = [params, grads, lrs, None, list(range(10, 10 + len(sizes)))]
+    got = _native.address_table(columns)
+    monkeypatch.setattr(_native, "USE_TABLES_EXTENSION", False)
+    expected = _native.address_table(columns)
+    assert np.array_equal(got[0], expected[0])
+    assert np.array_equal(got[1], expected[1])
+    assert got[2] == expected[2]
+
+
+@needs_extension
+def test_fill_refuses_what_it_cannot_read():
+    table, lengths, order = (np.empty(8, dtype=np.int64) for _ in range(3))
+    args = (table.ctypes.data, lengths.ctypes.data, order.ctypes.data)
+    with pytest.raises(TypeError):
+        extension.fill([[1.0]], *args)
+    with pytest.raises(ValueError):
+        extension.fill([[_plain()], [_plain(), _plain()]], *args)
+
+
+def _pair(cls=msoptim.Adam, **kwargs):
+    gen = torch.Generator().manual_seed(5)
+    shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (30, 7)}
+    values = {n: torch.randn(s, generator=gen) for n, s in shapes.items()}
+    built = []
+    for impl in ({}, {"fused": False}):
+        named = [(n, torch.nn.Parameter(v.clone())) for n, v in values.items()]
+        built.append(([p for _, p in named], cls(named, **kwargs, **impl)))
+    return built
+
+
+def _step_both(pair, seed):
+    gen = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(p.shape, generator=gen) for p in pair[0][0]]
+    for params, opt in pair:
+        for param, grad in zip(params, grads):
+            param.grad = grad.to(param.dtype, copy=True)
+        opt.step()
+
+
+def _assert_same(pair):
+    (params, opt), (ref_params, ref) = pair
+    for a, b in zip(params, ref_params):
+        assert same_values(a.detach(), b.detach())
+        for key, value in opt.state[a].items():
+            assert same_values(value, ref.state[b][key]), key
+
+
+@needs_extension
+@pytest.mark.parametrize("cls", [msoptim.Adam, msoptim.AdamWeightDecay, msoptim.Momentum])
+@pytest.mark.parametrize(
+    "change", ["state-data", "state-share-memory", "param-data", "param-float64", "state-replaced"]
+)
+def test_tensors_that_moved_or_changed_get_their_updates_where_they_are(cls, change, native_calls):
+    """A state tensor whose storage was swapped (``.data = ...``, ``share_memory_()``) or which
+    was replaced, a parameter given new data (another layout or dtype): the reference's bits."""
+    extra = {"momentum": 0.9} if cls is msoptim.Momentum else {}
+    pair = _pair(cls, learning_rate=0.01, **extra)
+    _step_both(pair, 0)
+    for params, opt in pair:
+        first = opt.state[params[0]]
+        key = next(iter(first))
+        if change == "state-data":
+            first[key].data = first[key].clone()
+        elif change == "state-share-memory":
+            first[key].share_memory_()
+        elif change == "param-data":
+            params[2].data = params[2].data.t().contiguous().t()  # same values, transposed
+        elif change == "param-float64":
+            params[1].data = params[1].data.double()
+            state = opt.state[params[1]]
+            for name in [n for n, value in state.items() if value.shape == params[1].shape]:
+                state[name] = state[name].double()  # its moments (not Adam's float32 powers)
+        else:
+            first[key] = first[key].clone()
+    for seed in (1, 2):
+        _step_both(pair, seed)
+        _assert_same(pair)
+    moved = change in ("param-data", "param-float64")
+    assert native_calls == [3] + [2 if moved else 3] * 2
+
+
+@needs_extension
+def test_a_deep_copy_never_writes_into_the_original():
+    (params, opt), _ = _pair(learning_rate=0.01)
+    for param in params:
+        param.grad = torch.ones_like(param)
+    opt.step()
+    twin = copy.deepcopy(opt)
+    before = [p.detach().clone() for p in params]
+    for param in twin.parameters:
+        param.grad = torch.ones_like(param)
+    twin.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, params))
+    assert not any(torch.equal(a, b) for a, b in zip(before, twin.parameters))
+
+
+@pytest.fixture
+def native_calls(monkeypatch, request):
+    """How many parameters each call of the optimizer's C kernel took."""
+    from msoptim.kernels import adam, adam_weight_decay, momentum
+    from native_kernels import spy_native_steps
+
+    module = {msoptim.Adam: adam, msoptim.AdamWeightDecay: adam_weight_decay,
+              msoptim.Momentum: momentum}[request.node.callspec.params["cls"]]  # fmt: skip
+    return spy_native_steps(monkeypatch, module, lambda lists, *rest: len(lists[0]))
