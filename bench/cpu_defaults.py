@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 import msoptim
-from bench.run import native_tables_description
+from bench.run import native_step_description
 from bench.shapes import MODELS
 
 Params = list[tuple[str, torch.nn.Parameter]]
@@ -74,7 +74,7 @@ def main() -> None:
     if args.fused:
         impls["fused"] = {"fused": True}
     print(f"model {args.model}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
-    print(f"C kernels' tables: {native_tables_description()}")
+    print(f"C kernels' tables: {native_step_description()}")
     fused_head = " fused=True ms | default / fused (median of rounds) |" if args.fused else ""
     print(f"| optimizer | default ms | reference (foreach=False) ms | speed-up |{fused_head}")
     print("|---|---|---|---|" + ("---|---|" if args.fused else ""))

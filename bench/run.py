@@ -69,17 +69,17 @@ def machine_description(device: torch.device) -> list[str]:
     if device.type == "cuda":
         lines.append(f"GPU: {torch.cuda.get_device_name(device)}")
     else:
-        lines.append(f"C kernels' tables: {native_tables_description()}")
+        lines.append(f"C kernels' tables: {native_step_description()}")
     return lines
 
 
-def native_tables_description() -> str:
+def native_step_description() -> str:
     """Whether the C kernels' tables are checked in C++ (built now if needed) or in Python."""
     from msoptim.kernels import _native
 
-    if _native.tables_extension(wait=True) is not None:
-        return "checked and filled in C++ (native_tables.cpp)"
-    return f"Python checks (no C++ table module: {_native.tables_unavailable_reason()})"
+    if _native.step_extension(wait=True) is not None:
+        return "checked and filled in C++ (native_step.cpp)"
+    return f"Python checks (no C++ table module: {_native.step_extension_unavailable_reason()})"
 
 
 def _synchronize(device: torch.device) -> None:
@@ -302,13 +302,22 @@ def head_to_head(
     """msoptim fused against torch's fused anchor alone, alternating: the per-round ratios.
 
     The main table interleaves six paths, some of them seconds long and allocating; this is the
-    quiet comparison behind the ``<= 1.0x`` targets.
+    quiet comparison behind the ``<= 1.0x`` targets. Both step the same parameters, gradients
+    and (``Spec.shared_state``) state tensors, so the ratio compares code, not where each one's
+    memory landed: on a VM, two allocations of the same model's tensors can differ by several
+    percent a step (8% seen on this project's 2-core VM).
     """
     if spec.torch_cls is None or ("fused", {"fused": True}) not in torch_paths(spec, device):
         return None
-    ours = Variant(spec.name, "msoptim", "fused", spec.build(params, fused=True).step)
+    optimizer = spec.build(params, fused=True)
+    ours = Variant(spec.name, "msoptim", "fused", optimizer.step)
     plain = [param for _, param in params]
     anchor = spec.torch_cls(plain, **spec.torch_kwargs, fused=True)
+    if spec.shared_state:
+        anchor.step()  # creates torch's state, which then points at msoptim's tensors
+        for param in plain:
+            for theirs_key, ours_key in spec.shared_state.items():
+                anchor.state[param][theirs_key] = optimizer.state[param][ours_key]
     theirs = Variant(spec.name, "torch", "fused", anchor.step)
     run_rounds([ours, theirs], rounds, device)
     ratios = [a / b for a, b in zip(ours.times or [], theirs.times or [])]

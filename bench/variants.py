@@ -36,6 +36,9 @@ class Spec:
     #: The least bytes per parameter the algorithm must move, for those needing more than one
     #: pass (a function of the model's shapes); None: one pass, ``bytes_per_param``.
     least_bytes: Callable[[list[tuple[int, ...]]], float] | None = None
+    #: torch's state entries that are msoptim's under another name (torch's key -> msoptim's):
+    #: the head to head points torch's at msoptim's tensors, so both step the same memory.
+    shared_state: dict[str, str] = field(default_factory=dict)
 
     def build(self, params: list[tuple[str, torch.nn.Parameter]], **impl: Any) -> Any:
         """The msoptim optimizer over ``params`` with a path (``foreach``/``fused``) selected."""
@@ -94,6 +97,7 @@ SPECS: dict[str, Spec] = {
             20,
             torch.optim.SGD,
             {"lr": 0.01, "momentum": 0.9},
+            shared_state={"momentum_buffer": "moments"},
         ),
         Spec("SGD", {"learning_rate": 0.01}, 12, torch.optim.SGD, {"lr": 0.01}),
         Spec(
@@ -103,6 +107,7 @@ SPECS: dict[str, Spec] = {
             torch.optim.Adam,
             {"lr": 1e-3},
             "eps placement differs (MindSpore folds it into the step size); same bytes",
+            shared_state={"exp_avg": "moment1", "exp_avg_sq": "moment2"},
         ),
         Spec(
             "AdamWeightDecay",
@@ -110,6 +115,7 @@ SPECS: dict[str, Spec] = {
             28,
             torch.optim.AdamW,
             {"lr": 1e-3, "weight_decay": 0.01},
+            shared_state={"exp_avg": "adam_m", "exp_avg_sq": "adam_v"},
         ),
         Spec("AdaMax", {"learning_rate": 1e-3}, 28, torch.optim.Adamax, {"lr": 1e-3}),
         Spec("Adagrad", {"learning_rate": 0.01}, 20, torch.optim.Adagrad, {"lr": 0.01}),

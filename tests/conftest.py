@@ -32,7 +32,7 @@ def pytest_configure(config):
         # with it (or, where it cannot be built, every test without it).
         from msoptim.kernels import _native
 
-        _native.tables_extension(wait=True)
+        _native.step_extension(wait=True)
 
 
 def pytest_report_header(config):

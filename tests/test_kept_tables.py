@@ -1,8 +1,8 @@
-"""Where the C++ table module cannot be built (``_native.tables_extension``), an optimizer keeps
+"""Where the C++ table module cannot be built (``_native.step_extension``), an optimizer keeps
 its C kernels' address tables between steps (``_native.KeptTable``): a step over the same
 parameters and state reuses the table, and anything that moved or changed sends the step down
 the full path, so the results stay the reference's and no kernel writes through an address that
-is gone. (With the C++ module every tensor is checked every step: ``test_native_tables.py``.)"""
+is gone. (With the C++ module every tensor is checked every step: ``test_native_step.py``.)"""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ SHAPES = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (30, 7),
 @pytest.fixture(autouse=True)
 def python_checks(monkeypatch):
     """The Python checks and kept tables, as without the C++ table module."""
-    monkeypatch.setattr(_native, "USE_TABLES_EXTENSION", False)
+    monkeypatch.setattr(_native, "USE_STEP_EXTENSION", False)
 
 
 @pytest.fixture

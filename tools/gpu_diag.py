@@ -28,7 +28,7 @@ def main() -> None:
             opt.step()
         torch.cuda.synchronize()
         print(
-            f"{name}: {(time.perf_counter() - start) / 5 * 1e3:.2f} ms/step; tables {len(_triton._TABLES)}"
+            f"{name}: {(time.perf_counter() - start) / 5 * 1e3:.2f} ms/step; tables {len(_triton._STEP_EXTENSION)}"
         )
     for key, kernel in _fused._KERNELS.items():
         print(

@@ -78,7 +78,7 @@ _OVERFLOW = float.fromhex("0x1.fffffffd1d571p+6")
 _UNDERFLOW = -150.0
 
 
-_TABLES: dict[tuple[int, torch.device], Tensor] = {}  # keyed by the id of a module constant
+_STEP_EXTENSION: dict[tuple[int, torch.device], Tensor] = {}  # keyed by the id of a module constant
 
 
 def _table(values: tuple[float, ...] | tuple[int, ...], like: Tensor, dtype: torch.dtype) -> Tensor:
@@ -87,9 +87,9 @@ def _table(values: tuple[float, ...] | tuple[int, ...], like: Tensor, dtype: tor
     if torch.compiler.is_compiling():
         return torch.tensor(values, dtype=dtype, device=like.device)  # a constant of the graph
     key = (id(values), like.device)
-    table = _TABLES.get(key)
+    table = _STEP_EXTENSION.get(key)
     if table is None:
-        table = _TABLES[key] = torch.tensor(values, dtype=dtype, device=like.device)
+        table = _STEP_EXTENSION[key] = torch.tensor(values, dtype=dtype, device=like.device)
     return table
 
 

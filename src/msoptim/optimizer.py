@@ -44,9 +44,11 @@ from msoptim.groups import (
     overlapping_parameters,
     resolve_params,
 )
+from msoptim.kernels._native import advance_counter
 from msoptim.kernels.centralization import centralization_mean
 from msoptim.kernels.lr import evaluate_lr
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
+from msoptim.step_wrapper import hooked_step
 
 __all__ = ["Optimizer"]
 
@@ -286,6 +288,12 @@ class Optimizer(torch.optim.Optimizer):
         self._refresh_param_info()
         for param in self._parameters:
             self._init_state(param, self.state[param], self._group_of(param))
+
+    @staticmethod
+    def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:  # type: ignore[override]
+        """torch wraps each optimizer class's ``step`` with this once: its hooks, and its profiler
+        range only while a profiler runs (:mod:`msoptim.step_wrapper`)."""
+        return hooked_step(func)
 
     def __getstate__(self) -> dict[str, Any]:
         # torch keeps only defaults, state and param_groups, which would lose the names, flags and
@@ -957,7 +965,7 @@ class Optimizer(torch.optim.Optimizer):
     def _apply(self, gradients: Gradients) -> None:
         self._host_checks()
         self.construct(gradients)
-        self.global_step.add_(1)
+        advance_counter(self.global_step)
         self._host_bookkeeping()
 
     # Host-side state (the step count, lr-mirror versions) is kept out of torch.compile: dynamo

@@ -266,7 +266,7 @@ def test_multi_tensor_kernels_equal_the_reference_bit_for_bit(name, kwargs):
         reference(grads)
         fast(tuple(x.clone() for x in grads))
         assert_same_bits(reference, fast, params_a, params_b, step)
-    assert _triton._TABLES, "the multi-tensor kernel did not run"
+    assert _triton._STEP_EXTENSION, "the multi-tensor kernel did not run"
 
 
 def test_multi_tensor_kernels_leave_odd_layouts_to_the_per_tensor_path():
@@ -286,7 +286,7 @@ def test_multi_tensor_kernels_leave_odd_layouts_to_the_per_tensor_path():
     reference(grads)
     for (_, a), (_, b) in zip(odd, twin):
         assert torch.equal(bits(a), bits(b))
-    assert not _triton._TABLES
+    assert not _triton._STEP_EXTENSION
 
 
 @pytest.mark.parametrize(
@@ -303,7 +303,7 @@ def test_cuda_default_is_the_multi_tensor_kernel_unless_foreach_is_asked_for(nam
         cls(params, learning_rate=0.01, **kwargs, **impl)(
             tuple(torch.ones_like(p) for _, p in params)
         )
-        assert bool(_triton._TABLES) == expected, impl
+        assert bool(_triton._STEP_EXTENSION) == expected, impl
 
 
 # ------------------------------------------------------------------ schedules: CUDA == CPU

@@ -38,6 +38,7 @@ from torch import Tensor
 
 __all__ = [
     "FLAGS",
+    "advance_counter",
     "KeptTable",
     "TableBuilder",
     "address_table",
@@ -150,45 +151,56 @@ def unavailable_reason(name: str, extra_flags: tuple[str, ...] = ()) -> str | No
     return _REASONS.get((name, tuple(extra_flags)))
 
 
-#: Check and fill the kernels' address tables in C++ (``native_tables.cpp``) where it builds;
+#: Check and fill the kernels' address tables in C++ (``native_step.cpp``) where it builds;
 #: tests switch it off to run the Python checks (and the kept tables).
-USE_TABLES_EXTENSION = True
-_TABLES: dict[str, Any] = {"module": None, "thread": None, "reason": None}
+USE_STEP_EXTENSION = True
+_STEP_EXTENSION: dict[str, Any] = {"module": None, "thread": None, "reason": None}
 
 
-def tables_extension(wait: bool = False) -> Any:
-    """The C++ table module (``native_tables.cpp``: :func:`address_table`'s and the walkability
-    checks' C++ twins), or None: switched off, cannot be built (:func:`tables_unavailable_reason`),
+def step_extension(wait: bool = False) -> Any:
+    """The C++ table module (``native_step.cpp``: :func:`address_table`'s and the walkability
+    checks' C++ twins), or None: switched off, cannot be built (:func:`step_extension_unavailable_reason`),
     or still building. A build (once per machine and torch, about 12 s with torch's headers) runs
     in a background thread so no step waits for it (``wait=True`` does); the Python checks serve
     meanwhile."""
-    if not USE_TABLES_EXTENSION:
+    if not USE_STEP_EXTENSION:
         return None
-    if _TABLES["module"] is not None or _TABLES["reason"] is not None:
-        return _TABLES["module"]
+    if _STEP_EXTENSION["module"] is not None or _STEP_EXTENSION["reason"] is not None:
+        return _STEP_EXTENSION["module"]
     with _LOCK:
-        if _TABLES["thread"] is None:
-            target, command = _tables_build()
+        if _STEP_EXTENSION["thread"] is None:
+            target, command = _step_extension_build()
             if target is not None and target.exists():
-                _import_tables(target, command)  # built before: no thread
-                return _TABLES["module"]
+                _import_step_extension(target, command)  # built before: no thread
+                return _STEP_EXTENSION["module"]
             thread = threading.Thread(
-                target=_import_tables, args=(target, command), name="msoptim-tables", daemon=True
+                target=_import_step_extension, args=(target, command), name="msoptim-tables", daemon=True
             )
-            _TABLES["thread"] = thread
+            _STEP_EXTENSION["thread"] = thread
             thread.start()
-        thread = _TABLES["thread"]
+        thread = _STEP_EXTENSION["thread"]
     if wait and thread is not None:
         thread.join()
-    return _TABLES["module"]
+    return _STEP_EXTENSION["module"]
 
 
-def tables_unavailable_reason() -> str | None:
-    """Why :func:`tables_extension` cannot be built (None if it can, or is building)."""
-    return _TABLES["reason"]
+def advance_counter(counter: Tensor) -> None:
+    """``counter += 1``: the C++ module's (:func:`step_extension`) for a plain int32 CPU counter,
+    ``add_`` otherwise and while dynamo traces. Same value, same version bump."""
+    if torch.compiler.is_compiling():
+        counter.add_(1)
+        return
+    extension = step_extension()
+    if extension is None or not extension.advance(counter):
+        counter.add_(1)
 
 
-def _tables_build() -> tuple[Path | None, Callable[[str], list[str]] | None]:
+def step_extension_unavailable_reason() -> str | None:
+    """Why :func:`step_extension` cannot be built (None if it can, or is building)."""
+    return _STEP_EXTENSION["reason"]
+
+
+def _step_extension_build() -> tuple[Path | None, Callable[[str], list[str]] | None]:
     """The C++ module's cached path and build command, or (None, None) with the reason noted."""
     compiler = next(
         (
@@ -201,15 +213,15 @@ def _tables_build() -> tuple[Path | None, Callable[[str], list[str]] | None]:
     python_include = sysconfig.get_paths()["include"]
     torch_dir = Path(torch.__file__).resolve().parent
     if compiler is None:
-        _TABLES["reason"] = "no C++ compiler found (set CXX, or install c++/g++/clang++)"
+        _STEP_EXTENSION["reason"] = "no C++ compiler found (set CXX, or install c++/g++/clang++)"
     elif not (Path(python_include) / "Python.h").exists():
-        _TABLES["reason"] = f"no Python headers ({python_include}/Python.h)"
+        _STEP_EXTENSION["reason"] = f"no Python headers ({python_include}/Python.h)"
     elif not (torch_dir / "include" / "ATen").is_dir():
-        _TABLES["reason"] = f"torch's headers are not installed ({torch_dir / 'include'})"
-    if _TABLES["reason"] is not None:
+        _STEP_EXTENSION["reason"] = f"torch's headers are not installed ({torch_dir / 'include'})"
+    if _STEP_EXTENSION["reason"] is not None:
         return None, None
     assert compiler is not None
-    source = _SOURCE_DIR / "native_tables.cpp"
+    source = _SOURCE_DIR / "native_step.cpp"
     abi = int(torch.compiled_with_cxx11_abi())
     flags = ("-O2", "-std=c++20", "-shared", "-fPIC", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={abi}")
     libraries = torch_dir / "lib"
@@ -224,24 +236,24 @@ def _tables_build() -> tuple[Path | None, Callable[[str], list[str]] | None]:
 
     key = [source.read_bytes(), compiler.encode(), " ".join(flags).encode()]
     key += [torch.__version__.encode(), str(torch_dir).encode(), suffix.encode()]
-    return _cached_target("native_tables", suffix, key), command
+    return _cached_target("native_step", suffix, key), command
 
 
-def _import_tables(target: Path | None, command: Callable[[str], list[str]] | None) -> None:
+def _import_step_extension(target: Path | None, command: Callable[[str], list[str]] | None) -> None:
     if target is None or command is None:
         return
     try:
         _compile(target, command)
-        spec = importlib.util.spec_from_file_location("msoptim_native_tables", target)
+        spec = importlib.util.spec_from_file_location("msoptim_native_step", target)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {target}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.set_plain_types(tuple(_PLAIN_TYPES))
     except (OSError, ImportError) as error:
-        _TABLES["reason"] = str(error)
+        _STEP_EXTENSION["reason"] = str(error)
         return
-    _TABLES["module"] = module
+    _STEP_EXTENSION["module"] = module
 
 
 _OPENMP: list[tuple[int, int, int] | None] = []
@@ -344,7 +356,7 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     of one length, with elements: what a C kernel walking raw pointers may take (shapes are the
     callers' to check; equal lengths keep it in bounds). One C-level pass per property over all
     the tensors first (the usual case: every position qualifies), else position by position."""
-    tables = tables_extension()
+    tables = step_extension()
     if tables is not None and lists and tables.walkable(tuple(lists), len(lists), len(lists)):
         return list(range(len(lists[0])))
     numels = list(map(Tensor.numel, lists[0]))
@@ -378,7 +390,7 @@ def step_where_possible(
     ``kept`` (its owner's dict) and ``site`` (the call's key in it), a step of the same tensors
     reuses the last table (:class:`KeptTable`) instead of checking every tensor again."""
     count = len(lists[0])
-    extension = tables_extension()
+    extension = step_extension()
     if extension is not None:
         # Every tensor checked in C++ each step: nothing to keep.
         if extension.walkable(tuple(lists), walked or len(lists), _or(scalars, len(lists))):
@@ -548,7 +560,7 @@ def address_table(
     values, ``None`` zeros. Returns the table, the rows' lengths and the row order (positions in
     the lists)."""
     count = len(columns[0] or ())
-    extension = tables_extension()
+    extension = step_extension()
     if extension is not None and count:
         table = np.empty((count, len(columns)), dtype=np.int64)
         lengths, order = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)

@@ -75,7 +75,7 @@ RMSPROP_PIECES = MAX_PIECES
 RMSPROP_TAIL_TENSORS = 16
 #: Call sites whose tables are kept (least recently used dropped first).
 _TABLE_LIMIT = 256
-_TABLES: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
+_STEP_EXTENSION: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
 _FLOAT32 = torch.float32
 _DTYPE = operator.attrgetter("dtype")
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))  # no subclass (DTensor): no plain memory
@@ -178,7 +178,7 @@ def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _
     params = lists[0]
     numels = list(map(Tensor.numel, params))
     key = (name, len(lists), len(params), id(params[0]), id(params[-1]))
-    table = _TABLES.get(key)
+    table = _STEP_EXTENSION.get(key)
     if table is not None and table.numels != numels:
         table = None  # other parameters behind the same ids: a new table
     addresses = [list(map(Tensor.data_ptr, items)) for items in lists]
@@ -191,17 +191,17 @@ def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _
     if not all(numels):
         return None
     if table is not None and addresses == table.addresses_host:
-        _TABLES.move_to_end(key)
+        _STEP_EXTENSION.move_to_end(key)
         return table
     if not _placed(lists, addresses, scalar_lists):
         return None
     if table is not None:  # new addresses (new gradients, say): the same table, refreshed
         table.refresh(lists, addresses)
-        _TABLES.move_to_end(key)
+        _STEP_EXTENSION.move_to_end(key)
         return table
-    table = _TABLES[key] = _Table(lists, addresses)
-    while len(_TABLES) > _TABLE_LIMIT:
-        _TABLES.popitem(last=False)
+    table = _STEP_EXTENSION[key] = _Table(lists, addresses)
+    while len(_STEP_EXTENSION) > _TABLE_LIMIT:
+        _STEP_EXTENSION.popitem(last=False)
     return table
 
 
@@ -940,4 +940,4 @@ def _remember_capture(table: _Table) -> None:
 
 def clear_tables() -> None:
     """Forget every kept table (tests)."""
-    _TABLES.clear()
+    _STEP_EXTENSION.clear()

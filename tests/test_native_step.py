@@ -1,4 +1,4 @@
-"""The C++ table module (``msoptim/kernels/native_tables.cpp``): the C kernels' walkability checks
+"""The C++ table module (``msoptim/kernels/native_step.cpp``): the C kernels' walkability checks
 and address tables, each step, in one C++ pass. Its checks must refuse whatever the Python
 checks refuse, its tables must be the Python ones, and an optimizer whose tensors moved or
 changed must still land its updates where they now are."""
@@ -15,16 +15,16 @@ import msoptim
 from msoptim.kernels import _native
 from test_fast_path import same_values
 
-extension = _native.tables_extension(wait=True)
+extension = _native.step_extension(wait=True)
 needs_extension = pytest.mark.skipif(
-    extension is None, reason=f"no C++ table module: {_native.tables_unavailable_reason()}"
+    extension is None, reason=f"no C++ table module: {_native.step_extension_unavailable_reason()}"
 )
 
 
 def test_the_module_builds_wherever_there_is_a_cpp_compiler_and_headers():
     """The tests below skip without one; with a C++ compiler, Python's and torch's headers, a
     failing build must not hide."""
-    reason = _native.tables_unavailable_reason()
+    reason = _native.step_extension_unavailable_reason()
     if reason is not None and (reason.startswith("no C++ compiler") or "headers" in reason):
         pytest.skip(reason)
     assert extension is not None, reason
@@ -110,7 +110,7 @@ def test_its_tables_are_the_python_ones(monkeypatch):
     lrs = [torch.tensor(0.1)] * len(sizes)
     columns = [params, grads, lrs, None, list(range(10, 10 + len(sizes)))]
     got = _native.address_table(columns)
-    monkeypatch.setattr(_native, "USE_TABLES_EXTENSION", False)
+    monkeypatch.setattr(_native, "USE_STEP_EXTENSION", False)
     expected = _native.address_table(columns)
     assert np.array_equal(got[0], expected[0])
     assert np.array_equal(got[1], expected[1])
@@ -213,3 +213,65 @@ def native_calls(monkeypatch, request):
     module = {msoptim.Adam: adam, msoptim.AdamWeightDecay: adam_weight_decay,
               msoptim.Momentum: momentum}[request.node.callspec.params["cls"]]  # fmt: skip
     return spy_native_steps(monkeypatch, module, lambda lists, *rest: len(lists[0]))
+
+
+@needs_extension
+def test_advance_adds_one_and_bumps_the_version_like_add():
+    counter, twin = torch.tensor([41], dtype=torch.int32), torch.tensor([41], dtype=torch.int32)
+    before = counter._version
+    assert extension.advance(counter)
+    twin.add_(1)
+    assert torch.equal(counter, twin)
+    assert counter._version > before
+    top, twin = (torch.tensor([2**31 - 1], dtype=torch.int32) for _ in range(2))
+    assert extension.advance(top)
+    assert torch.equal(top, twin.add_(1))  # wraps as add_ does
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "make",
+    [lambda: torch.tensor([3], dtype=torch.int64), lambda: torch.tensor([3.0]),
+     lambda: torch.tensor([3, 4], dtype=torch.int32),
+     lambda: torch.empty(1, dtype=torch.int32, device="meta"),
+     lambda: torch.tensor([3], dtype=torch.int32).as_subclass(Subclass), lambda: 3],
+    ids=["int64", "float", "two-elements", "meta", "subclass", "int"],
+)  # fmt: skip
+def test_advance_leaves_other_counters_to_torch(make):
+    counter = make()
+    before = counter.clone() if isinstance(counter, torch.Tensor) else counter
+    assert not extension.advance(counter)
+    if isinstance(counter, torch.Tensor) and counter.device.type == "cpu":
+        assert torch.equal(counter, before)
+
+
+@needs_extension
+def test_an_inference_counter_is_left_to_torch():
+    with torch.inference_mode():
+        counter = torch.tensor([3], dtype=torch.int32)
+    assert not extension.advance(counter)
+
+
+@needs_extension
+def test_a_step_advances_global_step_in_cpp(monkeypatch):
+    advanced = []
+    monkeypatch.setattr(
+        _native, "step_extension", lambda wait=False: _Spy(extension, advanced.append)
+    )
+    opt = msoptim.Momentum([torch.nn.Parameter(torch.ones(3))], 0.1, 0.9)
+    for _ in range(3):
+        opt((torch.ones(3),))
+    assert int(opt.global_step) == 3
+    assert len(advanced) == 3 and all(c is opt.global_step for c in advanced)
+
+
+class _Spy:
+    def __init__(self, module, record):
+        self._module, self._record = module, record
+
+    def advance(self, counter):
+        self._record(counter)
+        return self._module.advance(counter)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
