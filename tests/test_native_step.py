@@ -262,16 +262,128 @@ def test_a_step_advances_global_step_in_cpp(monkeypatch):
     for _ in range(3):
         opt((torch.ones(3),))
     assert int(opt.global_step) == 3
-    assert len(advanced) == 3 and all(c is opt.global_step for c in advanced)
+    assert len(advanced) == 3
+    assert all(c is opt.global_step for c in advanced)
 
 
 class _Spy:
-    def __init__(self, module, record):
-        self._module, self._record = module, record
+    """The C++ module with some of its functions recorded: by argument (``advance``'s counter), or
+    by name (``names``)."""
+
+    def __init__(self, module, record, names=()):
+        self._module, self._record, self._names = module, record, names
 
     def advance(self, counter):
-        self._record(counter)
+        if not self._names:
+            self._record(counter)
         return self._module.advance(counter)
 
     def __getattr__(self, name):
-        return getattr(self._module, name)
+        function = getattr(self._module, name)
+        if name not in self._names:
+            return function
+
+        def recorded(*args):
+            self._record(name)
+            return function(*args)
+
+        return recorded
+
+
+def _scalar_bits(t):
+    return t.reshape(1).view(torch.int32).item()
+
+
+@needs_extension
+def test_gather_writes_the_tables_value_at_the_step():
+    table = msoptim.cosine_decay_lr(0.01, 0.1, 100, 10, 10)
+    table = torch.tensor(table, dtype=torch.float32)
+    out = torch.zeros(())
+    for step in (0, 1, 57, len(table) - 1):
+        before = out._version
+        assert extension.gather(table, torch.tensor([step], dtype=torch.int32), out)
+        assert _scalar_bits(out) == _scalar_bits(table[step])
+        assert out._version > before
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "case", ["past-the-end", "negative", "int64-step", "float64-table", "2-d-table",
+             "strided-table", "float64-out", "inference-out"],
+)  # fmt: skip
+def test_gather_leaves_what_it_cannot_do_to_torch(case):
+    table, step = torch.arange(8, dtype=torch.float32), torch.tensor([3], dtype=torch.int32)
+    out = torch.full((), -1.0)
+    if case == "past-the-end":
+        step = torch.tensor([8], dtype=torch.int32)
+    elif case == "negative":
+        step = torch.tensor([-1], dtype=torch.int32)
+    elif case == "int64-step":
+        step = step.long()
+    elif case == "float64-table":
+        table = table.double()
+    elif case == "2-d-table":
+        table = table.reshape(2, 4)
+    elif case == "strided-table":
+        table = torch.arange(16, dtype=torch.float32)[::2]
+    elif case == "float64-out":
+        out = out.double()
+    else:
+        with torch.inference_mode():
+            out = torch.full((), -1.0)
+    assert not extension.gather(table, step, out)
+    assert out.item() == -1.0
+
+
+@needs_extension
+def test_round_trip_is_the_float32_tensor_arithmetic():
+    gen = torch.Generator().manual_seed(11)
+    values = torch.cat([
+        torch.randn(2000, generator=gen) * 10.0 ** torch.randint(-12, 12, (2000,), generator=gen),
+        torch.tensor([0.0, -0.0, 1e-45, -1e-45, 3e38, -3e38, float("inf"), float("-inf"), 0.05]),
+    ])  # fmt: skip
+    out = torch.zeros(())
+    for value in values:
+        lr = value.reshape(())
+        assert extension.round_trip(lr, out)
+        expected = (lr + 1.0) - 1.0
+        assert _scalar_bits(out) == _scalar_bits(expected), float(lr)
+    nan = torch.tensor(float("nan"))
+    assert extension.round_trip(nan, out)
+    assert torch.isnan(out)
+    assert not extension.round_trip(torch.tensor(0.5, dtype=torch.float64), out)
+    assert not extension.round_trip(torch.tensor(0.5), torch.zeros((), dtype=torch.float64))
+
+
+@needs_extension
+def test_grouped_lrs_from_cpp_equal_the_eager_ones(monkeypatch):
+    """A fused optimizer's table and static lrs (beside dynamic ones) come from the C++ module:
+    the same bits as the eager lrs over a run, ``get_lr`` included."""
+    calls = []
+
+    def grouped(**kwargs):
+        gen = torch.Generator().manual_seed(2)
+        params = [torch.nn.Parameter(torch.randn(5, generator=gen)) for _ in range(3)]
+        groups = [
+            {"params": params[:1], "lr": msoptim.cosine_decay_lr(0.01, 0.1, 50, 5, 10)},
+            {"params": params[1:2], "lr": 0.0123},
+            {"params": params[2:]},
+        ]
+        return params, msoptim.Momentum(groups, 0.05, 0.9, **kwargs)
+
+    (params_a, eager), (params_b, fused) = grouped(fused=False), grouped(fused=True)
+    real = extension
+    monkeypatch.setattr(
+        _native,
+        "step_extension",
+        lambda wait=False: _Spy(real, calls.append, ("gather", "round_trip")),
+    )
+    for step in range(12):
+        grads = tuple(torch.full((5,), 0.1 * step) for _ in range(3))
+        eager(grads)
+        fused(grads)
+        for a, b in zip(params_a, params_b):
+            assert same_values(a.detach(), b.detach())
+        for lr_a, lr_b in zip(eager.get_lr(), fused.get_lr()):
+            assert _scalar_bits(lr_a) == _scalar_bits(lr_b)
+    assert {"gather", "round_trip"} <= set(calls)

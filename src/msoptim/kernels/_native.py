@@ -38,10 +38,10 @@ from torch import Tensor
 
 __all__ = [
     "FLAGS",
-    "advance_counter",
     "KeptTable",
     "TableBuilder",
     "address_table",
+    "advance_counter",
     "all_plain_float32_cpu",
     "cache_dir",
     "load",
@@ -174,7 +174,10 @@ def step_extension(wait: bool = False) -> Any:
                 _import_step_extension(target, command)  # built before: no thread
                 return _STEP_EXTENSION["module"]
             thread = threading.Thread(
-                target=_import_step_extension, args=(target, command), name="msoptim-tables", daemon=True
+                target=_import_step_extension,
+                args=(target, command),
+                name="msoptim-tables",
+                daemon=True,
             )
             _STEP_EXTENSION["thread"] = thread
             thread.start()

@@ -5,7 +5,8 @@
 // kernel's table. In Python that is several attribute reads per tensor, each a trip through the
 // interpreter with caches a large update has just evicted: 0.4 ms a step for ResNet-50's 161
 // parameters. Here it is one pass. The step counter's `+= 1` is here too: through torch's
-// dispatcher it costs 0.1 ms of such a step.
+// dispatcher it costs 0.1 ms of such a step, and so do the group lrs whose arithmetic is a
+// gather (a per-step table) or `(lr + 1) - 1` (a static lr beside dynamic ones).
 //
 // Built once per machine against the installed torch's headers (Python extension module
 // `msoptim_native_step`); where it cannot be built the Python checks and torch ops run instead.
@@ -219,6 +220,79 @@ PyObject* advance(PyObject*, PyObject* object) {
   Py_RETURN_TRUE;
 }
 
+// A plain float32 CPU tensor of one element with memory (an lr, read or written by address).
+float* float_scalar(PyObject* object) {
+  const at::Tensor* tensor = plain_tensor(object);
+  if (tensor == nullptr || tensor->numel() != 1 || tensor->const_data_ptr() == nullptr) {
+    return nullptr;
+  }
+  return static_cast<float*>(tensor->data_ptr());
+}
+
+// Whether an in-place write may bump the tensor's version (an inference tensor has none).
+bool writable(PyObject* object) { return !THPVariable_Unpack(object).is_inference(); }
+
+void bump_version(PyObject* object) {
+  THPVariable_Unpack(object).unsafeGetTensorImpl()->bump_version();
+}
+
+// gather(table, step, out) -> bool: out = table[step] for a plain contiguous float32 CPU table of
+// one dimension, a one-element int32 CPU step within it and a float32 CPU out of one element,
+// out's version bumped; False (nothing done) otherwise, for the torch op to handle.
+PyObject* gather(PyObject*, PyObject* args) {
+  PyObject *table_object, *step_object, *out_object;
+  if (!PyArg_ParseTuple(args, "OOO", &table_object, &step_object, &out_object)) {
+    return nullptr;
+  }
+  try {
+    const at::Tensor* table = walkable_tensor(table_object);
+    float* out = float_scalar(out_object);
+    PyTypeObject* type = Py_TYPE(step_object);
+    if (table == nullptr || table->dim() != 1 || out == nullptr || !writable(out_object) ||
+        std::find(plain_types.begin(), plain_types.end(), type) == plain_types.end()) {
+      Py_RETURN_FALSE;
+    }
+    const at::Tensor& step = THPVariable_Unpack(step_object);
+    if (!step.defined() || step.layout() != at::kStrided || step.device().type() != at::kCPU ||
+        step.scalar_type() != at::kInt || step.numel() != 1 || step.const_data_ptr() == nullptr) {
+      Py_RETURN_FALSE;
+    }
+    const int64_t index = *static_cast<const int32_t*>(step.const_data_ptr());
+    if (index < 0 || index >= table->numel()) {
+      Py_RETURN_FALSE;
+    }
+    *out = static_cast<const float*>(table->const_data_ptr())[index];
+    bump_version(out_object);
+  } catch (const std::exception& error) {
+    PyErr_SetString(PyExc_RuntimeError, error.what());
+    return nullptr;
+  }
+  Py_RETURN_TRUE;
+}
+
+// round_trip(lr, out) -> bool: out = (lr + 1) - 1 in float32 (MindSpore's static lr beside dynamic
+// ones) for plain float32 CPU tensors of one element, out's version bumped; False otherwise.
+PyObject* round_trip(PyObject*, PyObject* args) {
+  PyObject *lr_object, *out_object;
+  if (!PyArg_ParseTuple(args, "OO", &lr_object, &out_object)) {
+    return nullptr;
+  }
+  try {
+    const float* lr = float_scalar(lr_object);
+    float* out = float_scalar(out_object);
+    if (lr == nullptr || out == nullptr || !writable(out_object)) {
+      Py_RETURN_FALSE;
+    }
+    const float plus_one = *lr + 1.0f;  // two float32 roundings, as the tensor ops round
+    *out = plus_one - 1.0f;
+    bump_version(out_object);
+  } catch (const std::exception& error) {
+    PyErr_SetString(PyExc_RuntimeError, error.what());
+    return nullptr;
+  }
+  Py_RETURN_TRUE;
+}
+
 PyObject* set_plain_types(PyObject*, PyObject* types) {
   if (!PyTuple_Check(types)) {
     PyErr_SetString(PyExc_TypeError, "set_plain_types takes a tuple of types");
@@ -242,6 +316,8 @@ PyMethodDef methods[] = {
     {"walkable", walkable, METH_VARARGS, "walkable(lists, walked, scalars) -> bool"},
     {"fill", fill, METH_VARARGS, "fill(columns, table, lengths, order) -> None"},
     {"advance", advance, METH_O, "advance(counter) -> bool"},
+    {"gather", gather, METH_VARARGS, "gather(table, step, out) -> bool"},
+    {"round_trip", round_trip, METH_VARARGS, "round_trip(lr, out) -> bool"},
     {"set_plain_types", set_plain_types, METH_O, "set_plain_types(types) -> None"},
     {nullptr, nullptr, 0, nullptr},
 };
