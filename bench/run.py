@@ -273,7 +273,9 @@ def seed_groups(params: list[tuple[str, torch.nn.Parameter]], base_lr: float) ->
 def group_variants(
     spec: Spec, params: list[tuple[str, torch.nn.Parameter]]
 ) -> list[tuple[str, Variant, Variant]]:
-    """(path, one static group, the 4-group seed recipe) for each msoptim path but foreach."""
+    """(path, one static group, the 4-group seed recipe) for each msoptim path but foreach. Both
+    step the same parameters, gradients and state tensors (see :func:`head_to_head`: the cost
+    then compares code, not where each one's memory landed)."""
     kwargs = dict(spec.kwargs)
     base_lr = kwargs.get("learning_rate", 1e-3)
     pairs = []
@@ -283,6 +285,8 @@ def group_variants(
         cls = getattr(msoptim, spec.name)
         single = cls(params, **kwargs, **impl)
         grouped = cls(seed_groups(params, base_lr), **kwargs, **impl)
+        for _, param in params:
+            grouped.state[param].update(single.state[param])
         pairs.append(
             (
                 path,
