@@ -387,3 +387,48 @@ def test_grouped_lrs_from_cpp_equal_the_eager_ones(monkeypatch):
         for lr_a, lr_b in zip(eager.get_lr(), fused.get_lr()):
             assert _scalar_bits(lr_a) == _scalar_bits(lr_b)
     assert {"gather", "round_trip"} <= set(calls)
+
+
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """A process that has not loaded the C++ module, with an empty cache directory."""
+    monkeypatch.setenv("MSOPTIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        _native, "_STEP_EXTENSION", {"module": None, "thread": None, "reason": None}
+    )
+    return tmp_path
+
+
+def test_a_failed_build_leaves_the_python_checks_and_torch_ops(fresh_build, monkeypatch):
+    target, _ = _native._step_extension_build()
+    if target is None:
+        pytest.skip(_native.step_extension_unavailable_reason())
+    monkeypatch.setattr(
+        _native, "_step_extension_build", lambda: (target, lambda out: ["false", out])
+    )
+    assert _native.step_extension(wait=True) is None
+    assert "failed" in _native.step_extension_unavailable_reason()
+    opt = msoptim.Momentum([torch.nn.Parameter(torch.ones(3))], 0.1, 0.9)
+    reference = msoptim.Momentum([torch.nn.Parameter(torch.ones(3))], 0.1, 0.9, fused=False)
+    for _ in range(2):
+        opt((torch.full((3,), 0.5),))
+        reference((torch.full((3,), 0.5),))
+    assert same_values(opt.parameters[0].detach(), reference.parameters[0].detach())
+    assert int(opt.global_step) == 2
+
+
+@needs_extension
+def test_the_build_runs_in_the_background(fresh_build, monkeypatch):
+    """No step waits for a build: until it is done, ``step_extension()`` is None."""
+    target, _ = _native._step_extension_build()
+    built = extension.__file__  # stands in for the 12-second compile
+    monkeypatch.setattr(
+        _native,
+        "_step_extension_build",
+        lambda: (target, lambda out: ["sh", "-c", f"sleep 1 && cp '{built}' '{out}'"]),
+    )
+    assert _native.step_extension() is None  # building
+    module = _native.step_extension(wait=True)
+    assert module is not None
+    assert _native.step_extension() is module
+    assert target.exists()

@@ -151,18 +151,18 @@ def unavailable_reason(name: str, extra_flags: tuple[str, ...] = ()) -> str | No
     return _REASONS.get((name, tuple(extra_flags)))
 
 
-#: Check and fill the kernels' address tables in C++ (``native_step.cpp``) where it builds;
-#: tests switch it off to run the Python checks (and the kept tables).
+#: Use the C++ step module (``native_step.cpp``) where it builds; tests switch it off to run the
+#: Python checks (and the kept tables) and torch ops instead.
 USE_STEP_EXTENSION = True
 _STEP_EXTENSION: dict[str, Any] = {"module": None, "thread": None, "reason": None}
 
 
 def step_extension(wait: bool = False) -> Any:
-    """The C++ table module (``native_step.cpp``: :func:`address_table`'s and the walkability
-    checks' C++ twins), or None: switched off, cannot be built (:func:`step_extension_unavailable_reason`),
-    or still building. A build (once per machine and torch, about 12 s with torch's headers) runs
-    in a background thread so no step waits for it (``wait=True`` does); the Python checks serve
-    meanwhile."""
+    """The C++ step module (``native_step.cpp``: the C kernels' checks and address tables, the
+    step counter's ``+= 1``, table and static group lrs), or None: switched off, cannot be built
+    (:func:`step_extension_unavailable_reason`), or still building. A build (once per machine
+    and torch, about 12 s with torch's headers) runs in a background thread so no step waits for
+    it (``wait=True`` does); the Python checks and torch ops serve meanwhile."""
     if not USE_STEP_EXTENSION:
         return None
     if _STEP_EXTENSION["module"] is not None or _STEP_EXTENSION["reason"] is not None:
@@ -170,19 +170,21 @@ def step_extension(wait: bool = False) -> Any:
     with _LOCK:
         if _STEP_EXTENSION["thread"] is None:
             target, command = _step_extension_build()
-            if target is not None and target.exists():
+            if target is None or command is None:
+                return None  # the reason is noted
+            if target.exists():
                 _import_step_extension(target, command)  # built before: no thread
                 return _STEP_EXTENSION["module"]
             thread = threading.Thread(
                 target=_import_step_extension,
                 args=(target, command),
-                name="msoptim-tables",
+                name="msoptim-step-build",
                 daemon=True,
             )
             _STEP_EXTENSION["thread"] = thread
             thread.start()
         thread = _STEP_EXTENSION["thread"]
-    if wait and thread is not None:
+    if wait:
         thread.join()
     return _STEP_EXTENSION["module"]
 
@@ -242,9 +244,7 @@ def _step_extension_build() -> tuple[Path | None, Callable[[str], list[str]] | N
     return _cached_target("native_step", suffix, key), command
 
 
-def _import_step_extension(target: Path | None, command: Callable[[str], list[str]] | None) -> None:
-    if target is None or command is None:
-        return
+def _import_step_extension(target: Path, command: Callable[[str], list[str]]) -> None:
     try:
         _compile(target, command)
         spec = importlib.util.spec_from_file_location("msoptim_native_step", target)
