@@ -432,3 +432,34 @@ def test_the_build_runs_in_the_background(fresh_build, monkeypatch):
     assert module is not None
     assert _native.step_extension() is module
     assert target.exists()
+
+
+@needs_extension
+def test_a_build_outlives_an_interpreter_that_exits_first(tmp_path):
+    """A short script starts the background build and exits before it is done: the module still
+    lands in the cache, for the next process. (A script that exits before the thread has even
+    started the compiler leaves nothing; the next one builds.)"""
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "native_step-test.so"
+    script = (
+        "from pathlib import Path\n"
+        "from msoptim.kernels import _native\n"
+        f"target = Path({str(target)!r})\n"
+        "_native._step_extension_build = lambda: (target, lambda out: "
+        f"['sh', '-c', 'sleep 6 && cp {extension.__file__} ' + out])\n"
+        "assert _native.step_extension() is None\n"  # building
+        "import time; time.sleep(1)\n"  # a second of work: the compiler has started
+        "print(target.exists())\n"  # and the interpreter exits before it is done
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, timeout=60, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "False"
+    deadline = time.monotonic() + 30
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert target.exists()
+    assert not list(tmp_path.glob("*.partial"))

@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import operator
 import os
+import shlex
 import shutil
 import subprocess
 import sysconfig
@@ -121,16 +122,23 @@ def _cached_target(name: str, suffix: str, key: list[bytes]) -> Path:
 
 
 def _compile(target: Path, command: Callable[[str], list[str]]) -> None:
-    """Run ``command(output_path)`` unless ``target`` exists; the output then becomes ``target``."""
+    """Run ``command(output_path)`` unless ``target`` exists; the output then becomes ``target``.
+
+    The rename is the shell's last step, after the compiler's: a build outlives an interpreter
+    that exits meanwhile (the C++ step module builds in a daemon thread), so a short script still
+    leaves the module in the cache for the next one. Concurrent builders each write their own file
+    and agree on the target (the rename is atomic)."""
     if target.exists():
         return
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        built = Path(tmp) / target.name
-        arguments = command(str(built))
-        result = subprocess.run(arguments, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise OSError(f"`{' '.join(arguments)}` failed:\n{result.stderr.strip()}")
-        os.replace(built, target)  # atomic: concurrent builders agree on the file
+    partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    arguments = command(str(partial))
+    script = (
+        f"{shlex.join(arguments)} && mv -f {shlex.quote(str(partial))} {shlex.quote(str(target))}"
+    )
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise OSError(f"`{' '.join(arguments)}` failed:\n{result.stderr.strip()}")
 
 
 def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
