@@ -13,8 +13,8 @@ is a constant again, and Inductor's lowering of a division by a constant (``div_
 ``torch/_inductor/lowering.py``, torch 2.11-2.13) multiplies by its reciprocal on every device
 but the CPU. Under compilation the division is therefore :func:`divide`, an op of msoptim's own
 that Inductor lowers to an IEEE division: ``ops.div_rn`` where the installed torch has it (2.13,
-not 2.11), else ``ops.truediv`` when the compile divides exactly in Triton (msoptim's own kernels do:
-:func:`msoptim.exact_compile_options`), else a launch of the eager division.
+not 2.11), else ``ops.truediv`` when the compile divides exactly in Triton (msoptim's own
+kernels do: :func:`msoptim.exact_compile_options`), else a launch of the eager division.
 """
 
 from __future__ import annotations

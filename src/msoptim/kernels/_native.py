@@ -14,6 +14,13 @@ When there is no compiler, or the build fails, :func:`load` returns None and say
 A kernel's threads should be torch's own OpenMP workers (:func:`openmp_entry_points`): after a
 torch op they spin for a while waiting for more work, and threads of the kernel's own would
 compete with them for the cores.
+
+What a step does around a kernel's call (check every tensor it will walk, write their addresses
+into its table, advance ``global_step``) is C++ too where it can be built: the step module
+(``native_step.cpp``, :func:`step_extension`), compiled against the installed torch's headers,
+because in Python that bookkeeping, with caches the update has just evicted, cost more than
+torch's whole C++ step around its fused kernel. Without it the same checks run in Python and
+an optimizer keeps its tables between steps (:class:`KeptTable`).
 """
 
 from __future__ import annotations
@@ -367,8 +374,8 @@ def plain_contiguous_indices(lists: tuple[list[Tensor], ...]) -> list[int]:
     of one length, with elements: what a C kernel walking raw pointers may take (shapes are the
     callers' to check; equal lengths keep it in bounds). One C-level pass per property over all
     the tensors first (the usual case: every position qualifies), else position by position."""
-    tables = step_extension()
-    if tables is not None and lists and tables.walkable(tuple(lists), len(lists), len(lists)):
+    extension = step_extension()
+    if extension is not None and lists and extension.walkable(tuple(lists), len(lists), len(lists)):
         return list(range(len(lists[0])))
     numels = list(map(Tensor.numel, lists[0]))
     if all(numels) and _walkable(lists, numels):
@@ -404,7 +411,8 @@ def step_where_possible(
     extension = step_extension()
     if extension is not None:
         # Every tensor checked in C++ each step: nothing to keep.
-        if extension.walkable(tuple(lists), walked or len(lists), _or(scalars, len(lists))):
+        first_scalar = len(lists) if scalars is None else scalars
+        if extension.walkable(tuple(lists), walked or len(lists), first_scalar):
             if count:
                 step(lists, list(range(count)), address_table)
             return []
@@ -535,10 +543,6 @@ class KeptTable:
                     now = np.asarray(items, dtype=np.int64)
             self.table[:, column] = now[order]
         return self.table, self.lengths, order
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 def _readable_scalars(tensors: list[Tensor]) -> bool:

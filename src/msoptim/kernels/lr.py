@@ -13,9 +13,9 @@ and the six built-in schedule classes (exactly those classes: a subclass may ove
 ``forward``); a table is one gather written straight into the lr. On CPU the table's gather and
 the static form are done by the C++ step module where it is built
 (:func:`msoptim.kernels._native.step_extension`: a few microseconds instead of a cold trip
-through torch's dispatcher, 0.07 ms a step in MindSpore's 4-group recipe on ResNet-50). A user's own schedule runs
-eagerly, as does everything under ``torch.compile(opt.step)`` (where the user's compile
-takes them in).
+through torch's dispatcher, 0.07 ms a step in MindSpore's 4-group recipe on ResNet-50). A
+user's own schedule runs eagerly, as does everything under ``torch.compile(opt.step)`` (where
+the user's compile takes them in).
 
 On CUDA they are compiled too (:data:`COMPILED_ON_CUDA`). Two GPU runs (H200,
 ``bench/results/h200-2026-11-26/`` and ``-c/``) found CUDA lrs an ulp off MindSpore's (the
