@@ -85,12 +85,17 @@ def main() -> None:
             for impl, step in steppers.items():
                 times[impl].append(step())
         ms = {impl: statistics.median(values) * 1e3 for impl, values in times.items()}
-        line = f"| {name} | {ms['default']:.1f} | {ms['reference']:.1f} | "
+        line = f"| {name} | {_milliseconds(ms['default'])} | {_milliseconds(ms['reference'])} | "
         line += f"{ms['reference'] / ms['default']:.1f}x |"
         if args.fused:
             ratios = [a / b for a, b in zip(times["default"], times["fused"])]
-            line += f" {ms['fused']:.1f} | {statistics.median(ratios):.3f} |"
+            line += f" {_milliseconds(ms['fused'])} | {statistics.median(ratios):.3f} |"
         print(line)
+
+
+def _milliseconds(value: float) -> str:
+    """One decimal for real models' steps, three for tiny ones (which would print as 0.0)."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.3f}"
 
 
 if __name__ == "__main__":
