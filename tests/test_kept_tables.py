@@ -141,8 +141,12 @@ def test_a_loaded_checkpoint_and_a_copy_build_their_own_tables(reuses):
     _step_both(pair, 3)
     _assert_same(pair)
     assert reuses == [True, True]
-    # A deep copy's tensors are new ones: its steps must not write into the original's.
     (params, opt), _ = pair
+    assert_a_copy_steps_its_own_tensors(params, opt)
+
+
+def assert_a_copy_steps_its_own_tensors(params, opt):
+    """A deep copy's tensors are new ones: its steps must not write into the original's."""
     twin = copy.deepcopy(opt)
     before = [p.detach().clone() for p in params]
     for param in twin.parameters:

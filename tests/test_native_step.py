@@ -5,8 +5,6 @@ changed must still land its updates where they now are."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ import torch
 import msoptim
 from msoptim.kernels import _native
 from test_fast_path import same_values
-from test_kept_tables import _assert_same, _pair, _step_both
+from test_kept_tables import _assert_same, _pair, _step_both, assert_a_copy_steps_its_own_tensors
 
 extension = _native.step_extension(wait=True)
 needs_extension = pytest.mark.skipif(
@@ -168,13 +166,7 @@ def test_a_deep_copy_never_writes_into_the_original():
     for param in params:
         param.grad = torch.ones_like(param)
     opt.step()
-    twin = copy.deepcopy(opt)
-    before = [p.detach().clone() for p in params]
-    for param in twin.parameters:
-        param.grad = torch.ones_like(param)
-    twin.step()
-    assert all(torch.equal(a, b) for a, b in zip(before, params))
-    assert not any(torch.equal(a, b) for a, b in zip(before, twin.parameters))
+    assert_a_copy_steps_its_own_tensors(params, opt)
 
 
 @pytest.fixture
