@@ -579,10 +579,9 @@ def address_table(
     if extension is not None and count:
         table = np.empty((count, len(columns)), dtype=np.int64)
         lengths, order = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
-        extension.fill(
-            [None if column is None else list(column) for column in columns],
-            table.ctypes.data, lengths.ctypes.data, order.ctypes.data,
-        )  # fmt: skip
+        # fill takes lists: the callers' columns are lists already (copied only if not).
+        listed = [c if c is None or type(c) is list else list(c) for c in columns]
+        extension.fill(listed, table.ctypes.data, lengths.ctypes.data, order.ctypes.data)
         return table, lengths, order.tolist()
     numels = np.fromiter(map(Tensor.numel, columns[0] or ()), dtype=np.int64, count=count)
     order = np.argsort(-numels, kind="stable")  # largest first; ties keep the lists' order
