@@ -1,6 +1,7 @@
 """GPU: each optimizer step timed eagerly and as a CUDA-graph replay, against the copy roofline.
 
-``python -m bench.cuda_graph [--models gpt2-small,resnet50] [--optimizers Adam,Momentum]``
+``python -m bench.cuda_graph [--models gpt2-small,resnet50] [--optimizers Adam,Momentum]
+[--groups Adam,Momentum] [--paths fused]``
 
 A step launched from Python pays the host's launch cost per kernel; a captured step (one
 ``torch.cuda.graph`` of ``opt.step()``, replayed) pays the device time alone. Both are timed with
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimizers", default="Adam,AdamWeightDecay,Momentum")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--groups", default="Adam,Momentum", help="4-group cost ('' to skip)")
+    parser.add_argument(
+        "--paths", default="", help="only these paths of each side, e.g. 'fused' (all)"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("CUDA is not available on this machine.", file=sys.stderr)
@@ -103,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         params = make_params(model_shapes(model, False), torch.device("cuda"))
         set_grads(params, torch.device("cuda"))
         numel = sum(p.numel() for _, p in params)
-        for name in args.optimizers.split(","):
+        paths = [path for path in args.paths.split(",") if path]
+        for name in [name for name in args.optimizers.split(",") if name]:
             spec = SPECS[name]
             for label, build in variants(spec, params):
+                if paths and label.split()[-1] not in paths:
+                    continue
                 try:
                     eager = device_ms(build(False).step, args.repeats)
                     replay = device_ms(captured(build(True).step), args.repeats)
@@ -126,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(
             "| model | optimizer (fused) | 1 static group eager / graph ms | 4-group seed recipe "
-            "eager / graph ms | cost eager | cost graph |"
+            "eager / graph ms | cost eager | cost graph | device activities a step (1 / 4 groups) |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         print("\n".join(group_rows))
     return 0
 
@@ -136,23 +143,46 @@ def main(argv: list[str] | None = None) -> int:
 def group_cost(
     names: list[str], model: str, params: list[tuple[str, torch.nn.Parameter]], repeats: int
 ) -> list[str]:
-    """The 4-group seed recipe (a cosine table, a schedule, two static lrs) against one group."""
+    """The 4-group seed recipe (a cosine table, a schedule, two static lrs) against one group:
+    eager steps and graph replays, each pair timed in alternating rounds (the cost is the median
+    of the per-round ratios), and the device activities (kernels, copies) of one eager step."""
     rows = []
     for name in names:
         spec = SPECS[name]
         cls = getattr(msoptim, name)
         base = spec.kwargs.get("learning_rate", 1e-3)
-        times = []
-        for groups in (params, seed_groups(params, base)):
-            eager = device_ms(cls(groups, **spec.kwargs, fused=True).step, repeats)
-            replay = device_ms(captured(cls(groups, **spec.kwargs, fused=True).step), repeats)
-            times.append((eager, replay))
-        (e1, g1), (e4, g4) = times
+        layouts = (params, seed_groups(params, base))
+        eager = [cls(groups, **spec.kwargs, fused=True).step for groups in layouts]
+        graphs = [captured(cls(groups, **spec.kwargs, fused=True).step) for groups in layouts]
+        kernels = [device_activities(step) for step in eager]
+        (e1, e4), eager_cost = interleaved_ms(eager, repeats)
+        (g1, g4), graph_cost = interleaved_ms(graphs, repeats)
         rows.append(
             f"| {model} | {name} | {e1:.3f} / {g1:.3f} | {e4:.3f} / {g4:.3f} | "
-            f"{100 * (e4 / e1 - 1):+.1f}% | {100 * (g4 / g1 - 1):+.1f}% |"
+            f"{100 * (eager_cost - 1):+.1f}% | {100 * (graph_cost - 1):+.1f}% | "
+            f"{kernels[0]} / {kernels[1]} |"
         )
     return rows
+
+
+def interleaved_ms(
+    steps: list[Callable[[], Any]], repeats: int, rounds: int = 7
+) -> tuple[list[float], float]:
+    """Each step's median ms over ``rounds`` rounds (each times every step in turn, ``repeats``
+    steps each), and the median over rounds of the last step's time over the first's."""
+    times = [[device_ms(step, repeats, warmup=1) for step in steps] for _ in range(rounds)]
+    medians = [statistics.median(row[i] for row in times) for i in range(len(steps))]
+    return medians, statistics.median(row[-1] / row[0] for row in times)
+
+
+def device_activities(step: Callable[[], Any]) -> int:
+    """Kernels and copies one call of ``step`` puts on the device (after a warm-up call)."""
+    step()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        step()
+        torch.cuda.synchronize()
+    return sum(event.device_type == torch.autograd.DeviceType.CUDA for event in profile.events())
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from torch import nn
 
 import msoptim
 from msoptim.kernels import _fused
-from msoptim.kernels.lr import evaluate_lr
+from msoptim.kernels import lr as lr_kernels
+from msoptim.kernels.lr import evaluate_lr, evaluate_lrs
 from msoptim.lr_sources import ConstantLR, TableLR
 
 STEPS = [*range(0, 1500), 9_999, 100_003, 2**24 + 1, 2**31 - 2]
@@ -107,3 +108,83 @@ def test_a_fused_step_uses_reassigned_static_lrs():
             assert bits(lr_a) == bits(lr_b)
     last = fused.get_lr()[-1]  # the lr of the last parameter, in the static group
     assert bits(last) == bits(ConstantLR.round_trip(torch.tensor(0.0123)))
+
+
+# ------------------------------------------------------------ every group's lr in one kernel
+
+
+@pytest.fixture
+def one_kernel_on_cpu(monkeypatch):
+    """The one-kernel path of CUDA (evaluate_lrs) run on the CPU, where it can be tested here."""
+    monkeypatch.setattr(lr_kernels, "ONE_KERNEL_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(lr_kernels, "_GROUP_KERNELS", {})
+
+
+def _sources_of_every_kind():
+    table = torch.tensor(msoptim.cosine_decay_lr(0.01, 0.1, 1600, 4, 10), dtype=torch.float32)
+    return [
+        TableLR(table),
+        *(make() for name, make in SCHEDULES.items() if name != "static"),
+        ConstantLR(torch.tensor(0.05)),
+        ConstantLR(torch.tensor(3e-4)),
+    ]
+
+
+def test_one_kernel_writes_every_groups_lr_with_the_eager_bits(one_kernel_on_cpu):
+    sources = _sources_of_every_kind()
+    outs = [torch.zeros(()) for _ in sources]
+    step = torch.zeros(1, dtype=torch.int32)
+    for value in [*range(0, 1500, 7), 1599]:
+        step.fill_(value)
+        assert evaluate_lrs(sources, step, outs) == [True] * len(sources)
+        for source, out in zip(sources, outs):
+            expected = source(step).reshape(()).float()
+            assert bits(out) == bits(expected), f"{type(source).__name__} at step {value}"
+    assert len(lr_kernels._GROUP_KERNELS) == 1, "one kernel for the whole plan"
+
+
+def test_one_kernel_sees_a_reassigned_static_lr_and_a_new_table_without_recompiling(
+    one_kernel_on_cpu,
+):
+    static = ConstantLR(torch.tensor(0.05))
+    table = TableLR(torch.linspace(0.1, 0.01, 50))
+    outs, step = [torch.zeros(()), torch.zeros(())], torch.tensor([3], dtype=torch.int32)
+    evaluate_lrs([static, table], step, outs)
+    msoptim.assign(static.lr, 0.0123)
+    table.learning_rate.copy_(torch.linspace(0.2, 0.02, 50))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        evaluate_lrs([static, table], step, outs)
+    assert bits(outs[0]) == bits(ConstantLR.round_trip(torch.tensor(0.0123)))
+    assert bits(outs[1]) == bits(torch.linspace(0.2, 0.02, 50)[3])
+
+
+def test_one_kernel_leaves_a_users_schedule_to_the_caller_and_writes_a_shared_out_once(
+    one_kernel_on_cpu,
+):
+    class Halving(msoptim.LearningRateSchedule):
+        def forward(self, global_step):
+            return 0.1 * torch.pow(0.5, global_step.to(torch.float32))
+
+    static = ConstantLR(torch.tensor(0.25))
+    shared, own = torch.zeros(()), torch.zeros(())
+    step = torch.zeros(1, dtype=torch.int32)
+    taken = evaluate_lrs([static, Halving(), static], step, [shared, own, shared])
+    assert taken == [True, False, True]
+    assert bits(own) == 0  # the user's schedule: nothing written
+    assert float(shared) == 0.25
+
+
+def test_a_fused_step_with_one_lr_kernel_equals_the_reference(one_kernel_on_cpu):
+    g = torch.Generator().manual_seed(1)
+    shapes = [(40, 3), (3,), (17,), (5, 5), (8, 8), (2,)]
+    params_a = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    params_b = [nn.Parameter(p.detach().clone()) for p in params_a]
+    reference = msoptim.Adam(_groups(params_a, 0.05), 0.1, foreach=False)
+    fused = msoptim.Adam(_groups(params_b, 0.05), 0.1, fused=True)
+    for step in range(8):
+        grads = tuple(torch.randn(s, generator=g) for s in shapes)
+        reference(grads)
+        fused(tuple(t.clone() for t in grads))
+        for a, b in zip(params_a, params_b):
+            assert torch.equal(a, b), f"step {step}"
+    assert len(lr_kernels._GROUP_KERNELS) == 1

@@ -81,6 +81,20 @@ def run(name, reference, fast, columns, grads, steps=2):
     _triton.clear_tables()
 
 
+def in_groups(reference, columns, grads, lrs):
+    """``reference(columns, grads, lr)`` on each group (consecutive tensors, one lr each)."""
+    start = 0
+    for size, lr in lrs:
+        part = slice(start, start + size)
+        reference([column[part] for column in columns], grads[part], lr)
+        start += size
+
+
+#: Two groups (odd sizes: a group's tensors straddle the kernels' blocks of tensors) and their lrs.
+GROUPS = [(31, torch.tensor(0.01)), (len(SHAPES) - 31, torch.tensor(0.37))]
+PER_TENSOR_LR = [lr for size, lr in GROUPS for _ in range(size)]
+
+
 def main() -> int:
     torch.manual_seed(0)
     lr = torch.tensor(0.01)
@@ -96,6 +110,16 @@ def main() -> int:
             [tensors("normal"), tensors("normal")],
             tensors("normal"),
         )
+    run(
+        "momentum, two groups' lrs in one launch",
+        lambda c, g: in_groups(
+            lambda c, g, lr: momentum_reference(c[0], g, c[1], lr=lr, momentum=0.9, nesterov=False),
+            c, g, GROUPS,
+        ),
+        lambda c, g: _triton.momentum((c[0], g, c[1]), PER_TENSOR_LR, momentum=0.9, nesterov=False),
+        [tensors("normal"), tensors("normal")],
+        tensors("normal"),
+    )  # fmt: skip
     for momentum, dampening, nesterov in (
         (0.9, 0.0, False),
         (0.9, 0.1, False),
@@ -164,7 +188,53 @@ def main() -> int:
             ],
             tensors("normal"),
         )
+    adam_columns = [
+        tensors("normal"),
+        [0.1 * t for t in tensors("normal")],
+        [0.1 * t for t in tensors("positive")],
+        [torch.full((1,), beta1**3) for _ in SHAPES],
+        [torch.full((1,), beta2**3) for _ in SHAPES],
+    ]
+    hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": False}
+    run(
+        "adam, two groups' lrs in one launch",
+        lambda c, g: in_groups(
+            lambda c, g, lr: adam_reference(c[0], g, c[1], c[2], c[3], c[4], lr=lr, **hyper),
+            c, g, GROUPS,
+        ),
+        lambda c, g: _triton.adam(
+            (c[0], g, *c[1:5]), PER_TENSOR_LR, beta1c=beta1c, beta2c=beta2c, **hyper
+        ),
+        adam_columns,
+        tensors("normal"),
+    )  # fmt: skip
     decay = torch.tensor(0.01)
+    awd = {"beta1": beta1, "beta2": beta2, "eps": F32(1e-6)}
+    decays = [(GROUPS[0][0], decay), (GROUPS[1][0], torch.tensor(0.0))]
+    run(
+        "adam_weight_decay, two groups' lrs and decays in one launch",
+        lambda c, g: [
+            in_groups(
+                lambda c, g, lr, d=d: adam_weight_decay_reference(
+                    c[0], g, c[1], c[2], lr=lr, **awd, weight_decay=d
+                ),
+                [column[start : start + size] for column in c],
+                g[start : start + size],
+                [(size, lr)],
+            )
+            for (size, lr), (_, d), start in zip(GROUPS, decays, (0, GROUPS[0][0]))
+        ],
+        lambda c, g: _triton.adam_weight_decay(
+            (c[0], g, c[1], c[2]),
+            PER_TENSOR_LR,
+            [d for size, d in decays for _ in range(size)],
+            beta1c=_one_minus(beta1),
+            beta2c=_one_minus(beta2),
+            eps=F32(1e-6),
+        ),
+        [tensors("normal"), tensors("normal"), tensors("positive")],
+        tensors("normal"),
+    )
     run(
         "adam_weight_decay",
         lambda c, g: adam_weight_decay_reference(

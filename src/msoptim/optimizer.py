@@ -46,7 +46,7 @@ from msoptim.groups import (
 )
 from msoptim.kernels._native import advance_counter
 from msoptim.kernels.centralization import centralization_mean
-from msoptim.kernels.lr import evaluate_lr
+from msoptim.kernels.lr import evaluate_lrs
 from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
 from msoptim.step_wrapper import hooked_step
 
@@ -867,19 +867,16 @@ class Optimizer(torch.optim.Optimizer):
     def _group_lrs(self, *, update_mirrors: bool) -> list[Tensor]:
         """Each group's lr for the current ``global_step``; shared sources are evaluated once."""
         cache: dict[int, Tensor] = {}
+        compiled = self._compiled_lrs() if update_mirrors else {}
         lrs = []
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             source = group["lr_schedule"]
             if source is None:
                 lrs.append(group["lr"])
                 continue
-            if update_mirrors and group.get("fused") and not torch.compiler.is_compiling():
-                # One compiled kernel per group, written straight into the lr it will use (never
-                # while dynamo traces: evaluate_lr declines then, and _lr_out fills a cache).
-                out = self._lr_out(group, source)
-                if evaluate_lr(source, self.global_step, out):
-                    lrs.append(out)
-                    continue
+            if index in compiled:
+                lrs.append(compiled[index])
+                continue
             key = id(source)
             if key not in cache:
                 value = source(self.global_step).reshape(()).to(torch.float32)
@@ -888,6 +885,25 @@ class Optimizer(torch.optim.Optimizer):
                     group["lr"].copy_(value)
             lrs.append(cache[key])
         return lrs
+
+    def _compiled_lrs(self) -> dict[int, Tensor]:
+        """The lrs of ``fused=True`` groups that compiled kernels evaluate (:func:`evaluate_lrs`:
+        one kernel per group, or one for all on CUDA), by group index, each written straight into
+        the tensor the step reads. None while dynamo traces (evaluate_lrs declines then, and
+        :meth:`_lr_out` fills a cache)."""
+        if torch.compiler.is_compiling():
+            return {}
+        chosen = [
+            (index, group["lr_schedule"], self._lr_out(group, group["lr_schedule"]))
+            for index, group in enumerate(self.param_groups)
+            if group["lr_schedule"] is not None and group.get("fused")
+        ]
+        if not chosen:
+            return {}
+        sources = [source for _, source, _ in chosen]
+        outs = [out for _, _, out in chosen]
+        taken = evaluate_lrs(sources, self.global_step, outs)
+        return {index: out for (index, _, out), ok in zip(chosen, taken) if ok}
 
     def _lr_out(self, group: dict[str, Any], source: nn.Module) -> Tensor:
         """Where a fused group's lr is written: its mirror, or (static lr) a tensor of its own."""

@@ -9,7 +9,8 @@ Skipped cleanly without CUDA. What is checked, for static, table and schedule lr
    (``.item()``, ``bool(t)``, ``nonzero``) raises.
 3. ``fused=True`` (Triton kernels, FMA contraction off) and ``foreach`` equal the reference loop
    bit for bit on CUDA, parameters and state; the multi-tensor kernels of Momentum, SGD, Adam,
-   AdamWeightDecay, Adagrad and RMSProp (one launch per group) too, on lengths around their block size and
+   AdamWeightDecay, Adagrad and RMSProp too (one launch for all groups of Momentum, Adam and
+   AdamWeightDecay), on lengths around their block size and
    MindSpore's 8-wide remainder, and they leave odd layouts to the per-tensor path.
 
 Note: host-side bookkeeping is not replayed by a CUDA graph (``opt._host_step``, the
@@ -304,6 +305,93 @@ def test_cuda_default_is_the_multi_tensor_kernel_unless_foreach_is_asked_for(nam
             tuple(torch.ones_like(p) for _, p in params)
         )
         assert bool(_triton._STEP_EXTENSION) == expected, impl
+
+
+# ------------------------------------------------------------------ several groups, one launch
+
+#: (optimizer, arguments, Triton launches a step: Adam's powers kernel and its update).
+GROUPED = [
+    ("Momentum", {"momentum": 0.9}, 1),
+    ("Momentum", {"momentum": 0.9, "use_nesterov": True}, 1),
+    ("Adam", {}, 2),
+    ("AdamWeightDecay", {"weight_decay": 0.1}, 1),
+]
+
+
+def seed_recipe(params: list[tuple[str, nn.Parameter]]) -> list[dict]:
+    """MindSpore's grouping recipe: a dynamic table, a schedule, a static lr (with a weight decay
+    of its own) and the default lr."""
+    tensors = [p for _, p in params]
+    return [
+        {"params": tensors[:6], "lr": msoptim.cosine_decay_lr(0.001, 0.01, 64, 4, 8)},
+        {"params": tensors[6:11], "lr": msoptim.CosineDecayLR(0.001, 0.01, 40)},
+        {"params": tensors[11:15], "lr": 0.005, "weight_decay": 0.0},
+        {"params": tensors[15:]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "launches"), GROUPED, ids=[f"{n}-{i}" for i, (n, *_) in enumerate(GROUPED)]
+)
+def test_groups_share_one_multi_tensor_launch_with_the_reference_bits(
+    name, kwargs, launches, monkeypatch
+):
+    from msoptim.kernels import _triton
+
+    _triton.clear_tables()
+    ran: list[str] = []
+    run = _triton._run
+    monkeypatch.setattr(
+        _triton,
+        "_run",
+        lambda kernel, *a, **k: (ran.append(_triton._name(kernel)), run(kernel, *a, **k)),
+    )
+    cls = getattr(msoptim, name)
+    params_a, params_b = many_params(4), many_params(4)
+    reference = cls(seed_recipe(params_a), learning_rate=0.01, **kwargs, foreach=False)
+    fast = cls(seed_recipe(params_b), learning_rate=0.01, **kwargs)  # the CUDA default
+    g = torch.Generator(device="cpu").manual_seed(5)
+    for step in range(5):
+        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
+        ran.clear()
+        reference(grads)
+        fast(tuple(x.clone() for x in grads))
+        assert_same_bits(reference, fast, params_a, params_b, step)
+        assert len(ran) == launches, ran
+
+
+def test_groups_with_a_tensor_the_launch_cannot_take_step_group_by_group():
+    from msoptim.kernels import _triton
+
+    _triton.clear_tables()
+    params_a, params_b = many_params(6), many_params(6)
+    for params in (params_a, params_b):  # a transposed parameter in the schedule's group
+        params[8] = ("t.weight", nn.Parameter(params[8][1].detach().t()))
+    reference = msoptim.Momentum(seed_recipe(params_a), 0.01, 0.9, foreach=False)
+    fast = msoptim.Momentum(seed_recipe(params_b), 0.01, 0.9, fused=True)
+    g = torch.Generator(device="cpu").manual_seed(6)
+    for step in range(3):
+        grads = tuple(torch.randn(p.shape, generator=g).to(DEVICE) for _, p in params_a)
+        reference(grads)
+        fast(tuple(x.clone() for x in grads))
+        assert_same_bits(reference, fast, params_a, params_b, step)
+
+
+def test_every_groups_lr_is_one_kernel_launch():
+    from msoptim.kernels import lr as lr_kernels
+
+    params = many_params(7)
+    opt = msoptim.Momentum(seed_recipe(params), 0.01, 0.9, fused=True)
+    grads = tuple(torch.ones_like(p) for _, p in params)
+    opt(grads)  # compiles
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        opt(grads)
+        torch.cuda.synchronize()
+    kernels = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    # the lrs, the update, global_step += 1
+    assert len(kernels) == 3, kernels
+    assert len(lr_kernels._GROUP_KERNELS) >= 1
 
 
 # ------------------------------------------------------------------ schedules: CUDA == CPU

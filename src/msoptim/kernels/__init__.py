@@ -17,9 +17,10 @@ Which path a step takes (:func:`select_kernel`), per parameter group:
 * ``fused=True``: the C kernel where there is one (CPU), else the compiled kernels (opt-in: the
   first step compiles, 10-16 s with an empty Inductor cache on 2 CPU cores, about 3 s with it
   warm; then the fastest path on CPU, see ``bench/RESULTS.md``). On CUDA, Momentum, SGD, Adam,
-  AdamWeightDecay, Adagrad and RMSProp run one multi-tensor Triton kernel per group
-  (:mod:`msoptim.kernels._triton`), and with ``fused`` and ``foreach`` both left unset they take
-  it by default (the fastest path there by far, compiled in about a second; ``bench/RESULTS.md``);
+  AdamWeightDecay, Adagrad and RMSProp run a multi-tensor Triton kernel
+  (:mod:`msoptim.kernels._triton`; one launch for all the groups of Momentum, Adam or
+  AdamWeightDecay whose other hyperparameters agree, one per group for the others), and with
+  ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by far, compiled in about a second; ``bench/RESULTS.md``);
 * ``fused`` and ``foreach`` unset on CPU: the C kernel of the five optimizers above (nothing to
   compile per process; the reference where it cannot run), the reference loop for the others;
 * else ``foreach=True``, or ``foreach=None`` on CUDA: the foreach kernels;
@@ -44,6 +45,7 @@ __all__ = [
     "check_impl",
     "pick_lists",
     "select_kernel",
+    "together_device",
     "use_foreach",
     "use_fused",
 ]
@@ -81,6 +83,18 @@ def use_fused(group: dict[str, Any], params: list[Tensor], multi_tensor: bool = 
     if fused is not None or not multi_tensor or group.get("foreach") is not None:
         return bool(fused)
     return _triton.available(params) and all(t.is_cuda for t in params)
+
+
+def together_device(params: list[Tensor]) -> str | None:
+    """Where a group's step may share one call with other groups' (see
+    :meth:`msoptim.optimizer.Optimizer._update_together`): ``"cpu"`` (a C kernel), ``"cuda"``
+    (a multi-tensor Triton launch, where Triton runs and dynamo is not tracing), else None."""
+    if not params:
+        return None
+    kind = params[0].device.type
+    if kind == "cuda":
+        return kind if _triton.available(params) else None
+    return kind if kind == "cpu" else None
 
 
 def select_kernel(

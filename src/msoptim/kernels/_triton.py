@@ -79,6 +79,8 @@ _STEP_EXTENSION: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
 _FLOAT32 = torch.float32
 _DTYPE = operator.attrgetter("dtype")
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))  # no subclass (DTensor): no plain memory
+#: A per-tensor scalar: one 0-d float32 tensor for every tensor of a call, or one per tensor.
+PerTensor = Tensor | Sequence[Tensor]
 
 
 def available(tensors: Sequence[Tensor]) -> bool:
@@ -264,6 +266,12 @@ if triton is not None:
         return tl.multiple_of(address.to(tl.pointer_type(tl.float32)), 16)
 
     @triton.jit
+    def _scalar(addresses, column, count, t):
+        """The float32 value of tensor ``t``'s entry in a per-tensor scalar column (its group's
+        lr, say: any 4-byte aligned address)."""
+        return tl.load(tl.load(addresses + column * count + t).to(tl.pointer_type(tl.float32)))
+
+    @triton.jit
     def _locate(block_tensor, block_start, numels, BLOCK: tl.constexpr):
         """This program's tensor, its length, the positions of its elements and whether its block
         is whole (no mask: vector loads) or the tensor's last one."""
@@ -290,7 +298,7 @@ if triton is not None:
         else:
             tl.store(pointer, value)
 
-    # Momentum: columns (w, g, m) ------------------------------------------------------------
+    # Momentum: columns (w, g, m, lr) --------------------------------------------------------
 
     @triton.jit
     def _momentum_block(
@@ -316,13 +324,12 @@ if triton is not None:
         block_tensor,
         block_start,
         numels,
-        lr_ptr,
         momentum,
         NESTEROV: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
-        lr = tl.load(lr_ptr)
+        lr = _scalar(table, 3, count, t)
         if whole:
             _momentum_block(table, count, t, offs, n, lr, momentum, NESTEROV, False)
         else:
@@ -603,7 +610,7 @@ if triton is not None:
                         table, count, t, offs, mask, lr, rate, decay, momentum, epsilon, False
                     )
 
-    # Adam: columns (w, g, m, v, beta1_power, beta2_power) ----------------------------------
+    # Adam: columns (w, g, m, v, beta1_power, beta2_power, lr) ------------------------------
 
     @triton.jit
     def _adam_moments(g, m, v, beta1c, beta2c):
@@ -612,17 +619,18 @@ if triton is not None:
         return new_m, new_v
 
     @triton.jit
-    def _adam_powers_kernel(table, count, lr_ptr, lr_t_ptr, beta1, beta2, BLOCK: tl.constexpr):
+    def _adam_powers_kernel(table, count, lr_t_ptr, beta1, beta2, BLOCK: tl.constexpr):
         """Advance every tensor's powers and write its bias-corrected lr (before the update)."""
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < count
         p1 = tl.load(table + 4 * count + offs, mask=mask, other=0).to(tl.pointer_type(tl.float32))
         p2 = tl.load(table + 5 * count + offs, mask=mask, other=0).to(tl.pointer_type(tl.float32))
+        p3 = tl.load(table + 6 * count + offs, mask=mask, other=0).to(tl.pointer_type(tl.float32))
         b1 = _mul(tl.load(p1, mask=mask), beta1)
         b2 = _mul(tl.load(p2, mask=mask), beta2)
         tl.store(p1, b1, mask=mask)
         tl.store(p2, b2, mask=mask)
-        lr = tl.load(lr_ptr)
+        lr = tl.load(p3, mask=mask)
         lr_t = _div(_mul(lr, _sqrt(_sub(1.0, b2))), _sub(1.0, b1))
         tl.store(lr_t_ptr + offs, lr_t, mask=mask)
 
@@ -697,7 +705,7 @@ if triton is not None:
         else:
             _adam_block(p0, p1, p2, p3, offs, n, lr_t, beta1, beta1c, beta2c, eps, NESTEROV, True)
 
-    # AdamWeightDecay: columns (w, g, m, v) --------------------------------------------------
+    # AdamWeightDecay: columns (w, g, m, v, lr, weight_decay) --------------------------------
 
     @triton.jit
     def _adam_weight_decay_block(
@@ -731,16 +739,14 @@ if triton is not None:
         block_tensor,
         block_start,
         numels,
-        lr_ptr,
-        decay_ptr,
         beta1c,
         beta2c,
         eps,
         BLOCK: tl.constexpr,
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
-        lr = tl.load(lr_ptr)
-        decay = tl.load(decay_ptr)
+        lr = _scalar(table, 4, count, t)
+        decay = _scalar(table, 5, count, t)
         if whole:
             _adam_weight_decay_block(
                 table, count, t, offs, n, lr, decay, beta1c, beta2c, eps, False
@@ -811,11 +817,13 @@ def _run(kernel: Any, grid: tuple[int], *args: Any, **constexprs: Any) -> None:
 
 
 def momentum(
-    lists: Sequence[Sequence[Tensor]], lr: Tensor, *, momentum: float, nesterov: bool
+    lists: Sequence[Sequence[Tensor]], lr: PerTensor, *, momentum: float, nesterov: bool
 ) -> bool:
-    """MindSpore ``ApplyMomentum`` over ``(params, grads, moments)``; False if not taken here."""
-    table = _table("momentum", lists, 0)
-    return _launch(table, _momentum_kernel, lists, (0, 2), (lr,), momentum, NESTEROV=nesterov)
+    """MindSpore ``ApplyMomentum`` over ``(params, grads, moments)``; False if not taken here.
+    ``lr``: one 0-d tensor, or one per parameter (several groups in one launch)."""
+    lists = (*lists, _per_tensor(lr, lists))
+    table = _table("momentum", lists, 1)
+    return _launch(table, _momentum_kernel, lists, (0, 2), (), momentum, NESTEROV=nesterov)
 
 
 def sgd(
@@ -876,7 +884,7 @@ def rmsprop(
 
 def adam(
     lists: Sequence[Sequence[Tensor]],
-    lr: Tensor,
+    lr: PerTensor,
     *,
     beta1: float,
     beta2: float,
@@ -886,12 +894,14 @@ def adam(
     nesterov: bool,
 ) -> bool:
     """MindSpore ``Adam`` over ``(params, grads, m, v, beta1_powers, beta2_powers)``: one launch
-    advances the powers and writes each tensor's bias-corrected lr, a second updates."""
-    table = _table("adam", lists, 2)
-    if table is None or not _scalar_ok(lr, lists):
+    advances the powers and writes each tensor's bias-corrected lr, a second updates. ``lr``: one
+    0-d tensor, or one per parameter."""
+    lists = (*lists, _per_tensor(lr, lists))
+    table = _table("adam", lists, 3)
+    if table is None:
         return False
     grid = (triton.cdiv(table.count, POWERS_BLOCK),)
-    arguments = (table.addresses, table.count, lr, table.scratch, beta1, beta2)
+    arguments = (table.addresses, table.count, table.scratch, beta1, beta2)
     _run(_adam_powers_kernel, grid, *arguments, BLOCK=POWERS_BLOCK)
     return _launch(
         table,
@@ -910,18 +920,24 @@ def adam(
 
 def adam_weight_decay(
     lists: Sequence[Sequence[Tensor]],
-    lr: Tensor,
-    weight_decay: Tensor,
+    lr: PerTensor,
+    weight_decay: PerTensor,
     *,
     beta1c: float,
     beta2c: float,
     eps: float,
 ) -> bool:
-    """MindSpore ``AdamWeightDecay`` over ``(params, grads, m, v)``; ``weight_decay`` 0-d."""
-    table = _table("adam_weight_decay", lists, 0)
-    scalars = (lr, weight_decay)
+    """MindSpore ``AdamWeightDecay`` over ``(params, grads, m, v)``; ``lr`` and ``weight_decay``:
+    a 0-d tensor each, or one per parameter."""
+    lists = (*lists, _per_tensor(lr, lists), _per_tensor(weight_decay, lists))
+    table = _table("adam_weight_decay", lists, 2)
     written = (0, 2, 3)
-    return _launch(table, _adam_weight_decay_kernel, lists, written, scalars, beta1c, beta2c, eps)
+    return _launch(table, _adam_weight_decay_kernel, lists, written, (), beta1c, beta2c, eps)
+
+
+def _per_tensor(value: PerTensor, lists: Sequence[Sequence[Tensor]]) -> Sequence[Tensor]:
+    """A per-tensor scalar column: ``value`` itself, or a 0-d ``value`` repeated for every tensor."""
+    return [value] * len(lists[0]) if isinstance(value, Tensor) else value
 
 
 def _scalar_ok(value: Tensor, lists: Sequence[Sequence[Tensor]]) -> bool:

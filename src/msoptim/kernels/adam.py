@@ -70,10 +70,10 @@ __all__ = [
     "adam_foreach",
     "adam_fused",
     "adam_native_or_reference",
-    "adam_native_steps",
     "adam_offload_foreach",
     "adam_offload_reference",
     "adam_reference",
+    "adam_steps_together",
     "adam_update",
     "bias_corrected_lr",
     "correctly_rounded_sqrt",
@@ -674,7 +674,7 @@ def _step_native(
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors with their
     moments, plain float32 power accumulators and lrs: :mod:`msoptim.kernels._native`); return
     the positions of the others. ``lr``: the group's, or one per parameter (several groups in one
-    call, :func:`adam_native_steps`). None is taken while dynamo traces or when the kernel cannot
+    call, :func:`adam_steps_together`). None is taken while dynamo traces or when the kernel cannot
     be built. ``kept``: where an optimizer keeps the kernel's table between steps."""
     params = lists[0]
     if (
@@ -696,7 +696,7 @@ def _step_native(
     )
 
 
-def adam_native_steps(
+def adam_steps_together(
     lists: tuple[list[Tensor], ...],
     lrs: list[Tensor],
     *,
@@ -706,12 +706,19 @@ def adam_native_steps(
     nesterov: bool,
     kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
-    """The parameters of several groups with the same hyperparameters in one call of the C kernel
-    (``lrs``: each parameter's group lr; ``lists``: :func:`adam_reference`'s six). Returns the
-    positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
-    tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
+    """The parameters of several groups with the same hyperparameters in one call: of the C
+    kernel on the CPU, of the multi-tensor kernels on CUDA (``lrs``: each parameter's group lr;
+    ``lists``: :func:`adam_reference`'s six). Returns the positions it could not take, for their
+    groups' own kernels. ``kept``: the optimizer's kept tables (CPU,
+    :class:`~msoptim.kernels._native.KeptTable`), or None."""
     lists = _locals(*lists)
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
+    if lists[0] and lists[0][0].is_cuda:
+        beta1c, beta2c = _constants(beta1, beta2)
+        taken = _triton.available(lists[0]) and _triton.adam(
+            lists, lrs, **hyper, beta1c=beta1c, beta2c=beta2c
+        )
+        return [] if taken else list(range(len(lists[0])))
     return _step_native(lists, lr=lrs, **hyper, kept=kept)
 
 

@@ -48,8 +48,8 @@ __all__ = [
     "adam_weight_decay_foreach",
     "adam_weight_decay_fused",
     "adam_weight_decay_native_or_reference",
-    "adam_weight_decay_native_steps",
     "adam_weight_decay_reference",
+    "adam_weight_decay_steps_together",
     "adam_weight_decay_update",
 ]
 
@@ -165,8 +165,7 @@ def adam_weight_decay_fused(
         return
     if len(rest) < len(params):
         params, grads, adam_m, adam_v = pick_lists((params, grads, adam_m, adam_v), rest)
-    if not isinstance(weight_decay, Tensor):
-        weight_decay = torch.full((), weight_decay, dtype=torch.float32, device=params[0].device)
+    weight_decay = _as_tensor(weight_decay, params[0].device)
     beta1c, beta2c = _one_minus(beta1), _one_minus(beta2)
     lists = (params, grads, adam_m, adam_v)
     if _triton.available(params) and _triton.adam_weight_decay(
@@ -253,7 +252,7 @@ def _step_native(
     """Step the parameters the C kernel takes (plain contiguous float32 CPU tensors, scalars it can
     read: :mod:`msoptim.kernels._native`); return the positions of the others. ``lr`` and
     ``weight_decay``: the group's, or one per parameter (several groups in one call,
-    :func:`adam_weight_decay_native_steps`). None is taken while dynamo traces or when the kernel
+    :func:`adam_weight_decay_steps_together`). None is taken while dynamo traces or when the kernel
     cannot be built."""
     params = lists[0]
     count = len(params)
@@ -278,7 +277,7 @@ def _step_native(
     )
 
 
-def adam_weight_decay_native_steps(
+def adam_weight_decay_steps_together(
     lists: tuple[list[Tensor], ...],
     lrs: list[Tensor],
     weight_decays: list[Tensor | float],
@@ -288,14 +287,39 @@ def adam_weight_decay_native_steps(
     eps: float,
     kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
-    """The parameters of several groups with the same hyperparameters in one call of the C kernel
-    (``lrs``, ``weight_decays``: each parameter's, 0.0 where it does not decay; ``lists``:
-    :func:`adam_weight_decay_reference`'s four). Returns the positions it could not take, for
-    their groups' own kernels. ``kept``: the optimizer's kept tables
-    (:class:`~msoptim.kernels._native.KeptTable`), or None."""
+    """The parameters of several groups with the same hyperparameters in one call: of the C
+    kernel on the CPU, of the multi-tensor kernel on CUDA (``lrs``, ``weight_decays``: each
+    parameter's, 0.0 where it does not decay; ``lists``: :func:`adam_weight_decay_reference`'s
+    four). Returns the positions it could not take, for their groups' own kernels. ``kept``: the
+    optimizer's kept tables (CPU, :class:`~msoptim.kernels._native.KeptTable`), or None."""
     lists = tuple(local_tensors(t) for t in lists)
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps}
+    params = lists[0]
+    if params and params[0].is_cuda:
+        decays = [_as_tensor(value, params[0].device) for value in weight_decays]
+        taken = _triton.available(params) and _triton.adam_weight_decay(
+            lists, lrs, decays, beta1c=_one_minus(beta1), beta2c=_one_minus(beta2), eps=eps
+        )
+        return [] if taken else list(range(len(params)))
     return _step_native(lists, lr=lrs, weight_decay=weight_decays, **hyper, kept=kept)
+
+
+def _as_tensor(value: Tensor | float, device: torch.device) -> Tensor:
+    """A weight decay as a 0-d float32 tensor on ``device``; a float's tensor is made once per
+    value and device (never while a CUDA graph is captured: its fill would run only in replays)."""
+    if isinstance(value, Tensor):
+        return value
+    key = (value, device)
+    made = _DECAY_TENSORS.get(key)
+    if made is None:
+        made = torch.full((), value, dtype=torch.float32, device=device)
+        if not (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
+            _DECAY_TENSORS[key] = made
+    return made
+
+
+#: The float weight decays' tensors (:func:`_as_tensor`); read only, so shared.
+_DECAY_TENSORS: dict[tuple[float, torch.device], Tensor] = {}
 
 
 def _native_step(

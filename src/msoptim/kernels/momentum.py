@@ -24,8 +24,8 @@ __all__ = [
     "momentum_foreach",
     "momentum_fused",
     "momentum_native_or_reference",
-    "momentum_native_steps",
     "momentum_reference",
+    "momentum_steps_together",
     "momentum_update",
 ]
 
@@ -117,7 +117,7 @@ def momentum_native_or_reference(
         momentum_reference(*pick_lists(lists, rest), **options)
 
 
-def momentum_native_steps(
+def momentum_steps_together(
     lists: tuple[list[Tensor], ...],
     lrs: list[Tensor],
     *,
@@ -125,10 +125,16 @@ def momentum_native_steps(
     nesterov: bool,
     kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
-    """The parameters of several groups with the same momentum in one call of the C kernel
-    (``lrs``: each parameter's group lr; ``lists``: parameters, gradients, moments). Returns the
-    positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
-    tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
+    """The parameters of several groups with the same momentum in one call: of the C kernel on
+    the CPU, of the multi-tensor kernel on CUDA (``lrs``: each parameter's group lr; ``lists``:
+    parameters, gradients, moments). Returns the positions it could not take, for their groups'
+    own kernels. ``kept``: the optimizer's kept tables (CPU,
+    :class:`~msoptim.kernels._native.KeptTable`), or None."""
+    if lists[0] and lists[0][0].is_cuda:
+        taken = _triton.available(lists[0]) and _triton.momentum(
+            lists, lrs, momentum=momentum, nesterov=nesterov
+        )
+        return [] if taken else list(range(len(lists[0])))
     return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov, kept=kept)
 
 

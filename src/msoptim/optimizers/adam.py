@@ -16,7 +16,7 @@ from msoptim._validate import (
     describe,
     fail,
 )
-from msoptim.kernels import check_impl, select_kernel, use_foreach
+from msoptim.kernels import check_impl, select_kernel, together_device, use_foreach
 from msoptim.kernels._launch import launch_chunks
 from msoptim.kernels.adam import (
     adam_amsgrad_foreach,
@@ -24,10 +24,10 @@ from msoptim.kernels.adam import (
     adam_foreach,
     adam_fused,
     adam_native_or_reference,
-    adam_native_steps,
     adam_offload_foreach,
     adam_offload_reference,
     adam_reference,
+    adam_steps_together,
 )
 from msoptim.lr_sources import parse_weight_decay
 from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
@@ -108,14 +108,15 @@ def _kernel_lists(
 def _step_together(
     key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
 ) -> list[int]:
-    """Plain Adam's C kernel over several groups' parameters (``key``: their hyperparameters;
-    ``kept``: the optimizer's kept address tables)."""
+    """Plain Adam's C kernel (CPU) or multi-tensor kernels (CUDA) over several groups'
+    parameters (``key``: their device and hyperparameters; ``kept``: the optimizer's kept
+    address tables)."""
     parts = [_kernel_lists(params, grads, states) for _, params, grads, states, _ in together]
     lists = tuple([t for part in parts for t in part[k]] for k in range(len(parts[0])))
     lrs = [lr for _, params, _, _, lr in together for _ in params]
-    beta1, beta2, eps, nesterov = key
+    _, beta1, beta2, eps, nesterov = key
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
-    return adam_native_steps(lists, lrs, **hyper, kept=kept)
+    return adam_steps_together(lists, lrs, **hyper, kept=kept)
 
 
 class _AdamFamily(Optimizer):
@@ -208,21 +209,25 @@ class _AdamFamily(Optimizer):
                         state[key] = value.to(device)
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """Groups whose step is plain Adam's C kernel (CPU; ``fused=True`` or the default) and
-        whose hyperparameters agree share one call of it, each parameter with its group's lr."""
+        """Groups whose step is plain Adam's C kernel (CPU) or multi-tensor kernels (CUDA), with
+        ``fused=True`` or by default, and whose hyperparameters agree share one call of it, each
+        parameter with its group's lr."""
         kept = self._kept_tables
         self._update_together(
-            batches, self._native_key, lambda key, together: _step_together(key, together, kept)
+            batches, self._together_key, lambda key, together: _step_together(key, together, kept)
         )
 
-    def _native_key(self, group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
-        """The hyperparameters under which a group's step may share plain Adam's C kernel with
-        other groups, or None (another kernel: amsgrad, offload, foreach, fused=False, CUDA)."""
+    def _together_key(self, group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The device and hyperparameters under which a group's step may share plain Adam's
+        kernel with other groups, or None (another kernel: amsgrad, offload, foreach,
+        fused=False, another device)."""
         if group["use_amsgrad"] or group["use_offload"] or group["foreach"] is not None:
             return None
-        if group.get("fused") is False or not params or params[0].device.type != "cpu":
+        device = together_device(params)
+        if group.get("fused") is False or device is None:
             return None
         return (
+            device,
             _float32(group["beta1"]),
             _float32(group["beta2"]),
             _float32(group["eps"]),

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels import check_impl, select_kernel, together_device
 from msoptim.kernels.adam_weight_decay import (
     adam_weight_decay_foreach,
     adam_weight_decay_fused,
     adam_weight_decay_native_or_reference,
-    adam_weight_decay_native_steps,
     adam_weight_decay_reference,
+    adam_weight_decay_steps_together,
 )
 from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 from msoptim.optimizers.adam import check_betas_and_eps
@@ -121,23 +121,25 @@ class AdamWeightDecay(Optimizer):
         state["adam_v"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """Groups whose step is the C kernel (CPU; ``fused=True`` or the default) and whose
-        hyperparameters agree share one call of it, each parameter with its group's lr and weight
-        decay (0 where its decay flag is off)."""
-        self._update_together(batches, self._native_key, self._step_together)
+        """Groups whose step is the C kernel (CPU) or the multi-tensor kernel (CUDA), with
+        ``fused=True`` or by default, and whose hyperparameters agree share one call of it, each
+        parameter with its group's lr and weight decay (0 where its decay flag is off)."""
+        self._update_together(batches, self._together_key, self._step_together)
 
     @staticmethod
-    def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[float, ...] | None:
-        """The hyperparameters under which a group's step may share the C kernel with other
-        groups, or None (another kernel: foreach, fused=False, CUDA)."""
+    def _together_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The device and hyperparameters under which a group's step may share one call with
+        other groups, or None (another kernel: foreach, fused=False, another device)."""
         if group["foreach"] is not None or group.get("fused") is False:
             return None
-        if not params or params[0].device.type != "cpu":
+        device = together_device(params)
+        if device is None:
             return None
-        return _float32(group["beta1"]), _float32(group["beta2"]), _float32(group["eps"])
+        return device, _float32(group["beta1"]), _float32(group["beta2"]), _float32(group["eps"])
 
-    def _step_together(self, key: tuple[float, ...], together: list[GroupStep]) -> list[int]:
-        """The C kernel over several groups' parameters (``key``: their hyperparameters)."""
+    def _step_together(self, key: tuple[Any, ...], together: list[GroupStep]) -> list[int]:
+        """One call over several groups' parameters (``key``: their device and
+        hyperparameters)."""
         lists: tuple[list[Any], ...] = ([], [], [], [], [], [])
         params, grads, adam_m, adam_v, lrs, decays = lists
         for group, group_params, group_grads, states, lr in together:
@@ -149,10 +151,10 @@ class AdamWeightDecay(Optimizer):
                 adam_v.append(state["adam_v"])
                 lrs.append(lr)
                 decays.append(weight_decay if self.decay_flags[self._index_of[id(param)]] else 0.0)
-        beta1, beta2, eps = key
+        _, beta1, beta2, eps = key
         hyper = {"beta1": beta1, "beta2": beta2, "eps": eps}
         lists = (params, grads, adam_m, adam_v)
-        return adam_weight_decay_native_steps(lists, lrs, decays, **hyper, kept=self._kept_tables)
+        return adam_weight_decay_steps_together(lists, lrs, decays, **hyper, kept=self._kept_tables)
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(

@@ -9,14 +9,14 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import check_bool, check_non_negative_float
-from msoptim.kernels import check_impl, select_kernel
+from msoptim.kernels import check_impl, select_kernel, together_device
 from msoptim.kernels.lars import Rescaling, lars_momentum_step
 from msoptim.kernels.momentum import (
     momentum_foreach,
     momentum_fused,
     momentum_native_or_reference,
-    momentum_native_steps,
     momentum_reference,
+    momentum_steps_together,
 )
 from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 
@@ -132,25 +132,25 @@ class Momentum(Optimizer):
         return rest[0], rest[1], rest[2]
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """On CPU, groups whose momentum agrees share one call of the C kernel (by default and
-        with ``fused=True``), each parameter with its group's lr."""
+        """Groups whose momentum agrees share one call of the C kernel (CPU) or one launch of the
+        multi-tensor kernel (CUDA), by default and with ``fused=True``, each parameter with its
+        group's lr."""
         if self._lars_rescaling:
             super()._update_groups(batches)  # a wrapping LARS's parameters take its kernel
         else:
             kept = self._kept_tables
             self._update_together(
-                batches, self._native_key, lambda key, group: _step_together(key, group, kept)
+                batches, self._together_key, lambda key, group: _step_together(key, group, kept)
             )
 
     @staticmethod
-    def _native_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
-        """The hyperparameters under which a group's step may share one C call with other
-        groups, or None (foreach, the reference, CUDA)."""
+    def _together_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The device and hyperparameters under which a group's step may share one call with
+        other groups, or None (foreach, the reference, another device)."""
         if group["foreach"] is not None or group.get("fused") is False:
             return None
-        if not params or params[0].device.type != "cpu":
-            return None
-        return group["momentum"], bool(group["use_nesterov"])
+        device = together_device(params)
+        return None if device is None else (device, group["momentum"], bool(group["use_nesterov"]))
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
@@ -179,5 +179,5 @@ def _step_together(
         grads += group_grads
         moments += [state["moments"] for state in states]
         lrs += [lr] * len(group_params)
-    momentum, nesterov = key
-    return momentum_native_steps(lists, lrs, momentum=momentum, nesterov=nesterov, kept=kept)
+    _, momentum, nesterov = key
+    return momentum_steps_together(lists, lrs, momentum=momentum, nesterov=nesterov, kept=kept)
