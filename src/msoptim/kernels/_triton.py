@@ -17,8 +17,9 @@ the reference bit for bit on CUDA (parameters and state, mixed shapes with scala
 
 The table is kept per call site and rebuilt (one small host-to-device copy from pinned memory, no
 sync) when an address changes: gradients freed and re-allocated between steps usually come back
-at the same addresses. Address tables read while a CUDA graph was being captured are kept alive
-with the call site, so a graph's replays never read a freed one. Capture after warm-up steps, as
+at the same addresses. A table read while a CUDA graph was being captured is kept for the
+process (and each address list it held then), so a graph's replays never read freed memory, even
+after its call site's entry is replaced. Capture after warm-up steps, as
 ``torch.cuda.graphs`` asks.
 
 What this module does not take runs the per-tensor path: tensors that are not float32, not
@@ -76,6 +77,8 @@ RMSPROP_TAIL_TENSORS = 16
 #: Call sites whose tables are kept (least recently used dropped first).
 _TABLE_LIMIT = 256
 _STEP_EXTENSION: OrderedDict[tuple[Any, ...], _Table] = OrderedDict()
+#: Tables read while a CUDA graph was captured: its replays read them for as long as it lives.
+_CAPTURED: list[_Table] = []
 _FLOAT32 = torch.float32
 _DTYPE = operator.attrgetter("dtype")
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))  # no subclass (DTensor): no plain memory
@@ -179,7 +182,8 @@ def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _
     """
     params = lists[0]
     numels = list(map(Tensor.numel, params))
-    key = (name, len(lists), len(params), id(params[0]), id(params[-1]))
+    # The first state tensor tells apart two optimizers over the same parameters.
+    key = (name, len(lists), len(params), id(params[0]), id(params[-1]), id(lists[2][0]))
     table = _STEP_EXTENSION.get(key)
     if table is not None and table.numels != numels:
         table = None  # other parameters behind the same ids: a new table
@@ -950,8 +954,12 @@ def _capturing() -> bool:
 
 
 def _remember_capture(table: _Table) -> None:
-    if _capturing() and not any(kept is table.addresses for kept in table.captured):
+    if not _capturing():
+        return
+    if not any(kept is table.addresses for kept in table.captured):
         table.captured.append(table.addresses)
+    if not any(kept is table for kept in _CAPTURED):
+        _CAPTURED.append(table)
 
 
 def clear_tables() -> None:

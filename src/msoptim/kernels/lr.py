@@ -152,6 +152,12 @@ _PREPARED: weakref.WeakKeyDictionary[nn.Module, tuple[Any, CompiledUpdate]] = (
 )
 
 
+#: Inductor fuses kernels that share an input (``global_step``) and are worth it; these make it
+#: fuse the unrelated 1-element writes of the groups' lrs into one kernel too.
+GROUP_FUSION_OPTIONS: dict[str, Any] = {
+    "aggressive_fusion": True,
+    "score_fusion_memory_threshold": 0,
+}
 #: Devices whose groups' lrs are written by one compiled kernel a step (tests add the CPU).
 ONE_KERNEL_DEVICES: tuple[str, ...] = ("cuda",)
 
@@ -247,8 +253,7 @@ def _group_kernel(
         write.__code__ = write.__code__.replace(co_name=name, co_qualname=name)
         write.__name__ = write.__qualname__ = name
         options = exact_compile_options() if global_step.device.type == "cuda" else {}
-        # Unrelated 1-element writes fused into one kernel (they share no input to fuse over).
-        options["aggressive_fusion"] = True
+        options.update(GROUP_FUSION_OPTIONS)
         kernel = _GROUP_KERNELS[key] = torch.compile(
             write, fullgraph=True, dynamic=False, options=options
         )
