@@ -35,7 +35,7 @@ if with_eager:
             opt.step()
     torch.cuda.synchronize()
 for round_ in range(40):
-    for replay, opt in zip(replays, graphed):
+    for replay in replays:
         replay()
         torch.cuda.synchronize()
     if round_ % 10 == 0:
