@@ -6,11 +6,11 @@ its own kernel), ``launch-per-group`` (each group's own Triton launch). Run on a
 import sys
 
 import torch
+from bench.cuda_graph import group_cost
+from bench.run import make_params, model_shapes, set_grads
 
 import msoptim.kernels
 import msoptim.optimizers.adam
-from bench.cuda_graph import group_cost
-from bench.run import make_params, model_shapes, set_grads
 from msoptim.kernels import lr as lr_kernels
 
 variant = sys.argv[1]
