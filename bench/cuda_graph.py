@@ -51,18 +51,25 @@ def device_ms(step: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def captured(step: Callable[[], Any]) -> Callable[[], Any]:
-    """``step`` warmed up on a side stream, captured once; returns the graph's replay."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
+class Captured:
+    """A step warmed up on a side stream and captured once in a CUDA graph; calling it replays
+    the graph. It holds the step (its optimizer owns every tensor the graph reads and writes)
+    for as long as the replay is kept."""
+
+    def __init__(self, step: Callable[[], Any]) -> None:
+        self.step = step
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
             step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    return graph.replay
+
+    def __call__(self) -> None:
+        self.graph.replay()
 
 
 def variants(spec: Spec, params: list[tuple[str, torch.nn.Parameter]]) -> list[tuple[str, Any]]:
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 try:
                     eager = device_ms(build(False).step, args.repeats)
-                    replay = device_ms(captured(build(True).step), args.repeats)
+                    replay = device_ms(Captured(build(True).step), args.repeats)
                 except Exception as error:  # report and go on: one path must not hide the rest
                     print(f"| {model} | {name} | {label} | failed: {type(error).__name__}: {error}")
                     continue
@@ -153,7 +160,7 @@ def group_cost(
         base = spec.kwargs.get("learning_rate", 1e-3)
         layouts = (params, seed_groups(params, base))
         eager = [cls(groups, **spec.kwargs, fused=True).step for groups in layouts]
-        graphs = [captured(cls(groups, **spec.kwargs, fused=True).step) for groups in layouts]
+        graphs = [Captured(cls(groups, **spec.kwargs, fused=True).step) for groups in layouts]
         kernels = [device_activities(step) for step in eager]
         (e1, e4), eager_cost = interleaved_ms(eager, repeats)
         (g1, g4), graph_cost = interleaved_ms(graphs, repeats)

@@ -4,7 +4,7 @@
 import sys
 
 import torch
-from bench.cuda_graph import captured, device_activities
+from bench.cuda_graph import Captured, device_activities
 from bench.run import make_params, model_shapes, seed_groups, set_grads
 from torch._dynamo.utils import counters
 
@@ -19,7 +19,7 @@ graphed = [msoptim.Adam(groups, learning_rate=1e-3, fused=True) for groups in la
 replays = []
 for opt in graphed:
     before = dict(counters["stats"])
-    replays.append(captured(opt.step))
+    replays.append(Captured(opt.step))
     torch.cuda.synchronize()
     print(
         "captured; global_step",
