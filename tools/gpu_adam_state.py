@@ -9,7 +9,7 @@ part of ``bench.cuda_graph``'s sequence for Adam. Findings: ``bench/RESULTS.md``
 from __future__ import annotations
 
 import torch
-from bench.cuda_graph import captured, device_ms, variants
+from bench.cuda_graph import Captured, device_ms, variants
 from bench.run import make_params, model_shapes, set_grads
 from bench.variants import SPECS
 
@@ -21,7 +21,7 @@ CUDA = torch.device("cuda")
 
 def probe(params) -> str:
     step = msoptim.Adam(params, learning_rate=1e-3, fused=True).step
-    return f"{device_ms(captured(step), 20):.3f} ms"
+    return f"{device_ms(Captured(step), 20):.3f} ms"
 
 
 def fresh_params():
@@ -58,7 +58,7 @@ def bench_sequence() -> None:
     for label, build in variants(SPECS["Adam"], params):
         eager = device_ms(build(False).step, 20)
         print(f"{label} eager {eager:.3f} ms; probe:", probe(params))
-        replay = device_ms(captured(build(True).step), 20)
+        replay = device_ms(Captured(build(True).step), 20)
         print(f"{label} graph {replay:.3f} ms; probe:", probe(params))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench.cuda_graph import captured, copy_bandwidth, device_ms, variants
+from bench.cuda_graph import Captured, copy_bandwidth, device_ms, variants
 from bench.run import make_params, model_shapes, set_grads
 from bench.variants import SPECS
 
@@ -54,10 +54,10 @@ def main() -> None:
             for count in warps:
                 _triton.KERNEL_WARPS[KERNELS[name]] = count
                 optimizer = getattr(msoptim, name)(params, **spec.kwargs, fused=True)
-                cells.append(f"{device_ms(captured(optimizer.step), args.repeats):.3f}")
+                cells.append(f"{device_ms(Captured(optimizer.step), args.repeats):.3f}")
             anchor = dict(variants(spec, params)).get("torch fused")
             try:
-                torch_ms = f"{device_ms(captured(anchor(True).step), args.repeats):.3f}"
+                torch_ms = f"{device_ms(Captured(anchor(True).step), args.repeats):.3f}"
             except Exception as error:  # no torch fused anchor for this optimizer on CUDA
                 torch_ms = type(error).__name__
             print(f"| {round_} | {name} | " + " | ".join(cells) + f" | {torch_ms} |", flush=True)
