@@ -6,7 +6,9 @@ A per-tensor compiled kernel (:mod:`msoptim.kernels._fused`) costs a launch per 
 ``torch.optim``'s fused optimizers avoid by walking all of a group's tensors in one launch. These
 kernels do the same: a call's tensors are described by a device table (each tensor's address per
 list, its length, and a map from each program to its tensor and first element); a program updates
-:data:`BLOCK` elements of one tensor.
+:data:`BLOCK` elements of one tensor. Per-tensor scalars (Adam's powers; the lr of Momentum, Adam
+and AdamWeightDecay and AdamWeightDecay's weight decay) are lists of 1-element tensors whose
+addresses the table holds too, so several groups with their own lrs share one launch.
 
 Exactness: each float32 (and float64) operation of the reference is one IEEE round-to-nearest
 operation here. Triton would otherwise contract ``a*b + c`` into fused multiply-adds and use
