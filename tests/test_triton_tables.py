@@ -100,6 +100,34 @@ def test_per_parameter_scalars_must_hold_one_float32_each():
     assert _triton._table("u", (params, grads, moments, [torch.ones(2), powers[1]]), 1) is None
 
 
+def test_per_tensor_lrs_need_one_per_tensor_on_the_call_s_device():
+    params, grads, moments = lists(48, 40, 7)
+    lrs = [torch.tensor(0.1), torch.tensor(0.1), torch.tensor(0.2)]
+    assert _triton._table("t", (params, grads, moments, lrs), 1) is not None
+    assert _triton._table("u", (params, grads, moments, lrs[:2]), 1) is None
+    assert _triton._table("v", (params, grads, moments, [*lrs[:2], lrs[2].double()]), 1) is None
+    assert _triton._per_tensor(lrs[0], (params,)) == [lrs[0]] * 3
+    assert _triton._per_tensor(lrs, (params,)) is lrs
+
+
+def test_two_optimizers_over_the_same_parameters_keep_their_own_tables():
+    params, grads, moments = lists(48, 40)
+    other_moments = [torch.zeros_like(m) for m in moments]
+    lrs = [torch.tensor(0.1)] * 2
+    mine = _triton._table("t", (params, grads, moments, lrs), 1)
+    theirs = _triton._table("t", (params, grads, other_moments, lrs), 1)
+    assert mine is not theirs
+    assert _triton._table("t", (params, grads, moments, lrs), 1) is mine
+
+
+def test_where_groups_may_share_one_call():
+    from msoptim.kernels import together_device
+
+    assert together_device([torch.zeros(3)]) == "cpu"
+    assert together_device([]) is None
+    assert together_device([torch.zeros(3, device="meta")]) is None
+
+
 def test_no_triton_or_no_cuda_means_not_available():
     assert not _triton.available([torch.zeros(3)])
     assert not _triton.available([])

@@ -185,7 +185,8 @@ def _table(name: str, lists: Sequence[Sequence[Tensor]], scalar_lists: int) -> _
     params = lists[0]
     numels = list(map(Tensor.numel, params))
     # The first state tensor tells apart two optimizers over the same parameters.
-    key = (name, len(lists), len(params), id(params[0]), id(params[-1]), id(lists[2][0]))
+    state = lists[2][0] if len(lists) > 2 else None
+    key = (name, len(lists), len(params), id(params[0]), id(params[-1]), id(state))
     table = _STEP_EXTENSION.get(key)
     if table is not None and table.numels != numels:
         table = None  # other parameters behind the same ids: a new table
