@@ -188,3 +188,17 @@ def test_a_fused_step_with_one_lr_kernel_equals_the_reference(one_kernel_on_cpu)
         for a, b in zip(params_a, params_b):
             assert torch.equal(a, b), f"step {step}"
     assert len(lr_kernels._GROUP_KERNELS) == 1
+
+
+def test_a_groups_lr_kernel_that_cannot_be_compiled_names_the_way_out(
+    one_kernel_on_cpu, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise ValueError("no C++ compiler")
+
+    monkeypatch.setattr(lr_kernels, "_group_kernel", lambda *args: broken)
+    step, out = torch.zeros(1, dtype=torch.int32), torch.zeros(())
+    with pytest.raises(RuntimeError, match=r"Use fused=False") as caught:
+        evaluate_lrs([ConstantLR(torch.tensor(0.1))], step, [out])
+    assert "no C++ compiler" in str(caught.value)
+    assert bits(out) == 0

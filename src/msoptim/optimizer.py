@@ -889,7 +889,7 @@ class Optimizer(torch.optim.Optimizer):
     def _compiled_lrs(self) -> dict[int, Tensor]:
         """The lrs of ``fused=True`` groups that compiled kernels evaluate (:func:`evaluate_lrs`:
         one kernel per group, or one for all on CUDA), by group index, each written straight into
-        the tensor the step reads. None while dynamo traces (evaluate_lrs declines then, and
+        the tensor the step reads. Empty while dynamo traces (evaluate_lrs declines then, and
         :meth:`_lr_out` fills a cache)."""
         if torch.compiler.is_compiling():
             return {}

@@ -190,7 +190,16 @@ def evaluate_lrs(
         if value is not None:
             inputs.append(value)
     if plan:
-        _group_kernel(tuple(plan), written, global_step, inputs)(*written, global_step, *inputs)
+        kernel = _group_kernel(tuple(plan), written, global_step, inputs)
+        try:
+            kernel(*written, global_step, *inputs)
+        except Exception as error:
+            raise RuntimeError(
+                f"msoptim: compiling the kernel of the groups' learning rates for "
+                f"{global_step.device.type} failed ({type(error).__name__}: {error}). fused=True "
+                "needs torch.compile's Inductor backend (on CUDA: Triton). Use fused=False (the "
+                "reference kernels)."
+            ) from error
     return taken
 
 
