@@ -202,3 +202,13 @@ def test_a_groups_lr_kernel_that_cannot_be_compiled_names_the_way_out(
         evaluate_lrs([ConstantLR(torch.tensor(0.1))], step, [out])
     assert "no C++ compiler" in str(caught.value)
     assert bits(out) == 0
+
+
+def test_only_fused_groups_compile_their_lrs_on_cpu():
+    """On the CPU a group's lr is compiled with fused=True only; the default (the C kernels)
+    and foreach evaluate it eagerly (on CUDA the default of a multi-tensor optimizer compiles
+    too: tests/gpu)."""
+    params = [nn.Parameter(torch.randn(4, 3)) for _ in range(6)]
+    for impl, expected in (({"fused": True}, {0, 1, 2}), ({}, set()), ({"foreach": True}, set())):
+        opt = msoptim.Adam(_groups(params, 0.05), 0.1, **impl)
+        assert set(opt._compiled_lrs()) == expected, impl

@@ -201,6 +201,9 @@ class Optimizer(torch.optim.Optimizer):
     #: Why this optimizer cannot update DTensor parameters (FSDP2 ``fully_shard``, tensor
     #: parallel), or "" if it can: construction on DTensor parameters then raises, naming it.
     _dtensor_limitation: ClassVar[str] = ""
+    #: On CUDA, with neither ``fused`` nor ``foreach`` given, the step is a multi-tensor Triton
+    #: kernel (:func:`msoptim.kernels.use_fused`), and the groups' lrs are compiled too.
+    _cuda_multi_tensor: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -887,16 +890,22 @@ class Optimizer(torch.optim.Optimizer):
         return lrs
 
     def _compiled_lrs(self) -> dict[int, Tensor]:
-        """The lrs of ``fused=True`` groups that compiled kernels evaluate (:func:`evaluate_lrs`:
-        one kernel per group, or one for all on CUDA), by group index, each written straight into
-        the tensor the step reads. Empty while dynamo traces (evaluate_lrs declines then, and
-        :meth:`_lr_out` fills a cache)."""
+        """The lrs of fused groups that compiled kernels evaluate (:func:`evaluate_lrs`: one
+        kernel per group, or one for all on CUDA), by group index, each written straight into
+        the tensor the step reads. Fused: ``fused=True``, or on CUDA the default of an optimizer
+        whose step is a multi-tensor kernel there. Empty while dynamo traces (evaluate_lrs
+        declines then, and :meth:`_lr_out` fills a cache)."""
         if torch.compiler.is_compiling():
             return {}
+        default = self._cuda_multi_tensor and self._device.type == "cuda"
         chosen = [
             (index, group["lr_schedule"], self._lr_out(group, group["lr_schedule"]))
             for index, group in enumerate(self.param_groups)
-            if group["lr_schedule"] is not None and group.get("fused")
+            if group["lr_schedule"] is not None
+            and (
+                group.get("fused")
+                or (default and group.get("fused") is None and group.get("foreach") is None)
+            )
         ]
         if not chosen:
             return {}

@@ -346,6 +346,15 @@ def test_groups_share_one_multi_tensor_launch_with_the_reference_bits(
         "_run",
         lambda kernel, *a, **k: (ran.append(_triton._name(kernel)), run(kernel, *a, **k)),
     )
+    import msoptim.optimizer
+
+    compiled: list[list[bool]] = []
+    evaluate = msoptim.optimizer.evaluate_lrs
+    monkeypatch.setattr(
+        msoptim.optimizer,
+        "evaluate_lrs",
+        lambda *a: compiled.append(evaluate(*a)) or compiled[-1],
+    )
     cls = getattr(msoptim, name)
     params_a, params_b = many_params(4), many_params(4)
     reference = cls(seed_recipe(params_a), learning_rate=0.01, **kwargs, foreach=False)
@@ -354,10 +363,13 @@ def test_groups_share_one_multi_tensor_launch_with_the_reference_bits(
     for step in range(5):
         grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
         ran.clear()
+        compiled.clear()
         reference(grads)
         fast(tuple(x.clone() for x in grads))
         assert_same_bits(reference, fast, params_a, params_b, step)
         assert len(ran) == launches, ran
+        # the default's lrs (a table, a schedule, two static) are compiled too; the reference's not
+        assert compiled == [[True] * 4], compiled
 
 
 def test_groups_with_a_tensor_the_launch_cannot_take_step_group_by_group():
@@ -485,6 +497,40 @@ def test_compiled_lrs_on_cuda_have_the_cpu_bits(name):
     cuda = torch.stack(got).cpu()
     differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero().flatten()
     assert differ.numel() == 0, f"{name}: steps {steps[differ[:5]].tolist()} differ"
+
+
+def test_every_kind_in_one_lr_kernel_on_cuda_has_the_cpu_bits():
+    """The groups' lr kernel (msoptim.kernels.lr.evaluate_lrs: every kind fused into one kernel
+    on CUDA) has MindSpore's (the CPU's) bits for every kind at every step of the range."""
+    from msoptim.kernels.lr import evaluate_lrs
+    from msoptim.lr_sources import ConstantLR, TableLR
+
+    values = torch.tensor(msoptim.cosine_decay_lr(0.001, 0.1, 3000, 4, 100), dtype=torch.float32)
+    schedules = [make() for make in SCHEDULES.values()]
+    cpu_sources = [*schedules, ConstantLR(torch.tensor(0.05)), TableLR(values)]
+    cuda_sources = [
+        *schedules,
+        ConstantLR(torch.tensor(0.05, device=DEVICE)),
+        TableLR(values.to(DEVICE)),
+    ]
+    outs = [torch.zeros((), device=DEVICE) for _ in cuda_sources]
+    step = torch.zeros(1, dtype=torch.int32, device=DEVICE)
+    steps = [s for s in SCHEDULE_STEPS if s < len(values)]
+    got = []
+    for value in steps:
+        step.fill_(value)
+        assert evaluate_lrs(cuda_sources, step, outs) == [True] * len(outs)
+        got.append(torch.stack(outs))
+    cuda = torch.stack(got).cpu()
+    cpu = torch.stack(
+        [
+            torch.stack([source(torch.tensor([s], dtype=torch.int32)).reshape(()).float()
+                         for source in cpu_sources])
+            for s in steps
+        ]
+    )  # fmt: skip
+    differ = (cpu.view(torch.int32) != cuda.view(torch.int32)).nonzero()
+    assert differ.numel() == 0, f"(step index, source) differing: {differ[:5].tolist()}"
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

@@ -1,4 +1,7 @@
-"""Group learning rates of a ``fused=True`` optimizer, evaluated by compiled kernels.
+"""Group learning rates of a fused step, evaluated by compiled kernels.
+
+Fused: ``fused=True``, or on CUDA the default of an optimizer whose step is a multi-tensor
+Triton kernel there (Momentum, SGD, the Adam family, AdamWeightDecay, Adagrad, RMSProp).
 
 A schedule evaluated eagerly is a chain of 0-d tensor ops: 10-140 us a step on a CPU
 (``ExponentialDecayLR``'s exact power is the longest), several times that with the caches a large

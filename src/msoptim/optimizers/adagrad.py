@@ -72,6 +72,7 @@ class Adagrad(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"accum": "accum.{name}"}
+    _cuda_multi_tensor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -109,7 +110,12 @@ class Adagrad(Optimizer):
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
-            group, params, adagrad_reference, adagrad_foreach, adagrad_fused, multi_tensor=True
+            group,
+            params,
+            adagrad_reference,
+            adagrad_foreach,
+            adagrad_fused,
+            multi_tensor=self._cuda_multi_tensor,
         )
         kernel(
             params,

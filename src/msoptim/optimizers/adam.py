@@ -129,6 +129,7 @@ class _AdamFamily(Optimizer):
         "beta1_power": "beta1_power",
         "beta2_power": "beta2_power",
     }
+    _cuda_multi_tensor: ClassVar[bool] = True
     #: MindSpore's shape of ``beta1_power``/``beta2_power``: 0-d for Adam, ``(1,)`` for the others.
     _power_shape: ClassVar[tuple[int, ...]] = ()
 
@@ -253,7 +254,7 @@ class _AdamFamily(Optimizer):
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"], chunks=chunks)
         else:
             kernel = select_kernel(
-                group, lists[0], adam_reference, adam_foreach, adam_fused, multi_tensor=True,
+                group, lists[0], adam_reference, adam_foreach, adam_fused, multi_tensor=self._cuda_multi_tensor,
                 cpu_default=adam_native_or_reference,  # the C kernel: nothing to compile
             )  # fmt: skip
             kernel(*lists, *powers, **hyper, nesterov=group["use_nesterov"])

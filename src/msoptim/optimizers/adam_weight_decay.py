@@ -85,6 +85,7 @@ class AdamWeightDecay(Optimizer):
 
     _pipeline: ClassVar[tuple[str, ...]] = ()
     _ms_names: ClassVar[dict[str, str]] = {"adam_m": "adam_m.{name}", "adam_v": "adam_v.{name}"}
+    _cuda_multi_tensor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -163,7 +164,7 @@ class AdamWeightDecay(Optimizer):
             adam_weight_decay_reference,
             adam_weight_decay_foreach,
             adam_weight_decay_fused,
-            multi_tensor=True,
+            multi_tensor=self._cuda_multi_tensor,
             cpu_default=adam_weight_decay_native_or_reference,  # the C kernel: nothing to compile
         )
         weight_decay = self._weight_decay_value(group)

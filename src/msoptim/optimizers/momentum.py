@@ -70,6 +70,7 @@ class Momentum(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}"}
+    _cuda_multi_tensor: ClassVar[bool] = True
     #: Set by a wrapping LARS for the length of one step (fused, or by default on CPU): the
     #: parameters whose gradients it rescales, and how; the rescaling runs inside the update.
     _lars_rescaling: Rescaling | None = None
@@ -154,7 +155,7 @@ class Momentum(Optimizer):
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
-            group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=True,
+            group, params, momentum_reference, momentum_foreach, momentum_fused, multi_tensor=self._cuda_multi_tensor,
             cpu_default=momentum_native_or_reference,  # the C kernel: nothing to compile
         )  # fmt: skip
         moments = [state["moments"] for state in states]

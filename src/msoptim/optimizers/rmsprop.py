@@ -78,6 +78,7 @@ class RMSProp(Optimizer):
         "moment": "moment.{name}",
         "mean_grad": "mean_grad.{name}",
     }
+    _cuda_multi_tensor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -126,7 +127,12 @@ class RMSProp(Optimizer):
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
-            group, params, rmsprop_reference, rmsprop_foreach, rmsprop_fused, multi_tensor=True
+            group,
+            params,
+            rmsprop_reference,
+            rmsprop_foreach,
+            rmsprop_fused,
+            multi_tensor=self._cuda_multi_tensor,
         )
         centered = group["centered"]
         kernel(

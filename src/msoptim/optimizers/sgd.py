@@ -73,6 +73,7 @@ class SGD(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"accum": "accum.{name}", "stat": "stat.{name}"}
+    _cuda_multi_tensor: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -134,7 +135,12 @@ class SGD(Optimizer):
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
-            group, params, sgd_reference, sgd_foreach, sgd_fused, multi_tensor=True
+            group,
+            params,
+            sgd_reference,
+            sgd_foreach,
+            sgd_fused,
+            multi_tensor=self._cuda_multi_tensor,
         )
         kernel(
             params,
