@@ -1,6 +1,6 @@
 """What an optimizer built with no ``fused``/``foreach`` argument runs on CPU, against the reference.
 
-AdaFactor, Lamb, LARS, Momentum, Adam and AdamWeightDecay take their C kernels by default on CPU
+AdaFactor, Lamb, LARS, Momentum, SGD, Adam and AdamWeightDecay take their C kernels by default on CPU
 (nothing to compile per process); this times that default against ``foreach=False`` (the reference) on a
 model's shapes, in alternating rounds. Usage::
 
@@ -28,6 +28,7 @@ BUILDERS: dict[str, Callable[[Params, dict[str, Any]], Any]] = {
         msoptim.Momentum(ps, 0.1, 0.9, weight_decay=1e-4, **impl)
     ),
     "Momentum": lambda ps, impl: msoptim.Momentum(ps, 0.1, 0.9, **impl),
+    "SGD": lambda ps, impl: msoptim.SGD(ps, 0.1, momentum=0.9, **impl),
     "Lamb": lambda ps, impl: msoptim.Lamb(ps, 0.01, weight_decay=0.01, **impl),
     "AdaFactor": lambda ps, impl: msoptim.AdaFactor(ps, **impl),
     "Adam": lambda ps, impl: msoptim.Adam(ps, 1e-3, **impl),

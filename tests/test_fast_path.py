@@ -30,6 +30,7 @@ import msoptim
 from msoptim.kernels import _fused, _norms, adam, adam_weight_decay, lamb
 from msoptim.kernels import lars as lars_kernels
 from msoptim.kernels import momentum as momentum_kernels
+from msoptim.kernels import sgd as sgd_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
@@ -200,10 +201,11 @@ def test_fused_path_runs_compiled_kernels_directly(serial_only):
 @pytest.fixture
 def compiled_paths(monkeypatch):
     """``fused=True``'s compiled kernels (CUDA's, and CPU's without a C compiler) instead of the C
-    kernels it takes first on CPU: Lamb's two passes, Adam's, AdamWeightDecay's and Momentum's one
-    (``tests/test_lamb_native.py``, ``tests/test_adam_native.py``,
-    ``tests/test_adam_weight_decay_native.py``, ``tests/test_momentum_native.py``)."""
-    for module in (adam, adam_weight_decay, lamb, momentum_kernels):
+    kernels it takes first on CPU: Lamb's two passes, Adam's, AdamWeightDecay's, Momentum's and
+    SGD's one (``tests/test_lamb_native.py``, ``tests/test_adam_native.py``,
+    ``tests/test_adam_weight_decay_native.py``, ``tests/test_momentum_native.py``,
+    ``tests/test_sgd_native.py``)."""
+    for module in (adam, adam_weight_decay, lamb, momentum_kernels, sgd_kernels):
         monkeypatch.setattr(
             module, "_step_native", lambda lists, *flags, **options: list(range(len(lists[0])))
         )

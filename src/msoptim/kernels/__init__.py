@@ -4,11 +4,12 @@ Each module has ``<optimizer>_update`` (one tensor's update, in MindSpore's floa
 ``<optimizer>_reference`` (a loop calling it eagerly: the ground truth) and, where it pays,
 ``<optimizer>_foreach`` (the same arithmetic with ``torch._foreach_*`` ops) and
 ``<optimizer>_fused`` (``<optimizer>_update`` compiled by Inductor, see
-:mod:`msoptim.kernels._fused`). Five optimizers also have a C kernel (``<module>_native.c``,
+:mod:`msoptim.kernels._fused`). Seven optimizers also have a C kernel (``<module>_native.c``,
 built once per machine by :mod:`msoptim.kernels._native`) that ``fused`` takes first on CPU for
 plain contiguous float32 tensors: AdaFactor (its sequential sums are an order Inductor does not
 keep), LARS and Lamb (each parameter visited once, norms included), Adam and AdamWeightDecay
-(whose float64 arithmetic Inductor's kernels do not keep at the memory's pace).
+(whose float64 arithmetic Inductor's kernels do not keep at the memory's pace), Momentum and SGD
+(every group's tensors in one call, where compiled kernels make a call per tensor).
 Tests compare every path with the reference bit for bit, state included. Kernels mutate in place
 and return None.
 
@@ -20,8 +21,9 @@ Which path a step takes (:func:`select_kernel`), per parameter group:
   AdamWeightDecay, Adagrad and RMSProp run a multi-tensor Triton kernel
   (:mod:`msoptim.kernels._triton`; one launch for all the groups of Momentum, Adam or
   AdamWeightDecay whose other hyperparameters agree, one per group for the others), and with
-  ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by far, compiled in about a second; ``bench/RESULTS.md``);
-* ``fused`` and ``foreach`` unset on CPU: the C kernel of the five optimizers above (nothing to
+  ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by
+  far, compiled in about a second; ``bench/RESULTS.md``);
+* ``fused`` and ``foreach`` unset on CPU: the C kernel of the seven optimizers above (nothing to
   compile per process; the reference where it cannot run), the reference loop for the others;
 * else ``foreach=True``, or ``foreach=None`` on CUDA: the foreach kernels;
 * else the reference loop.

@@ -9,9 +9,15 @@ import torch
 from torch import Tensor, nn
 
 from msoptim._validate import check_bool, fail
-from msoptim.kernels import check_impl, select_kernel
-from msoptim.kernels.sgd import sgd_foreach, sgd_fused, sgd_reference
-from msoptim.optimizer import Optimizer, OwnArgumentChecks
+from msoptim.kernels import check_impl, select_kernel, together_device
+from msoptim.kernels.sgd import (
+    sgd_foreach,
+    sgd_fused,
+    sgd_native_or_reference,
+    sgd_reference,
+    sgd_steps_together,
+)
+from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 from msoptim.schedules import LearningRateSchedule
 
 __all__ = ["SGD"]
@@ -133,6 +139,24 @@ class SGD(Optimizer):
         momentum = self.param_groups[0]["momentum"]
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
+    def _update_groups(self, batches: list[GroupStep]) -> None:
+        """On CPU, groups whose step is the C kernel (``fused=True`` or the default) share one
+        call of it, each parameter with its group's lr."""
+        kept = self._kept_tables
+        self._update_together(
+            batches, self._together_key, lambda key, together: _step_together(key, together, kept)
+        )
+
+    @staticmethod
+    def _together_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
+        """The hyperparameters under which a group's step may share one C call with other
+        groups, or None (foreach, fused=False, not the CPU)."""
+        if group["foreach"] is not None or group.get("fused") is False:
+            return None
+        if together_device(params) != "cpu":
+            return None
+        return group["momentum"], group["dampening"], bool(group["nesterov"])
+
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
             group,
@@ -141,6 +165,7 @@ class SGD(Optimizer):
             sgd_foreach,
             sgd_fused,
             multi_tensor=self._cuda_multi_tensor,
+            cpu_default=sgd_native_or_reference,  # the C kernel: nothing to compile
         )
         kernel(
             params,
@@ -152,3 +177,23 @@ class SGD(Optimizer):
             dampening=group["dampening"],
             nesterov=group["nesterov"],
         )
+
+
+def _step_together(
+    key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
+) -> list[int]:
+    """SGD's C kernel over several groups' parameters (``key``: their momentum, dampening and
+    Nesterov; ``kept``: the optimizer's kept address tables). Returns the positions left for the
+    groups' own kernels."""
+    lists: tuple[list[Tensor], ...] = ([], [], [], [])
+    params, grads, accums, stats = lists
+    lrs = []
+    for _, group_params, group_grads, states, lr in together:
+        params += group_params
+        grads += group_grads
+        accums += [state["accum"] for state in states]
+        stats += [state["stat"] for state in states]
+        lrs += [lr] * len(group_params)
+    momentum, dampening, nesterov = key
+    hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
+    return sgd_steps_together(lists, lrs, **hyper, kept=kept)
