@@ -224,11 +224,14 @@ def _step_native(
         return list(range(len(params)))
     lrs = lr if isinstance(lr, list) else [lr] * len(params)
     hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
+    # Without momentum the kernel reads only w, g and the lr: the buffers are neither checked
+    # nor listed (two fewer passes over cold tensors a step).
+    walked = lists if momentum > 0 else lists[:2]
     return _native.step_where_possible(
-        (*lists, lrs),
+        (*walked, lrs),
         lambda picked, _, tables: _native_step(picked, tables, **hyper),
-        walked=4,
-        scalars=4,
+        walked=len(walked),
+        scalars=len(walked),
         kept=kept,
         site=("sgd", momentum, dampening, nesterov),
     )
@@ -243,13 +246,19 @@ def _native_step(
     nesterov: bool,
 ) -> None:
     """One pass per parameter (``sgd_native.c``; the reference's bits). ``lists``: parameters,
-    gradients, accumulators, first-step flags and each parameter's lr; ``tables``: builds the
-    address table (:data:`~msoptim.kernels._native.TableBuilder`)."""
-    params, _, accums, stats, _ = lists
-    table, lengths, order = tables(list(lists))
+    gradients, accumulators and first-step flags (with momentum) and each parameter's lr;
+    ``tables``: builds the address table (:data:`~msoptim.kernels._native.TableBuilder`)."""
     accumulate = momentum > 0
+    if accumulate:
+        params, grads, accums, stats, lrs = lists
+        table, lengths, order = tables([params, grads, accums, stats, lrs])
+        written = [*params, *accums, *stats]
+    else:
+        params, grads, lrs = lists
+        table, lengths, order = tables([params, grads, None, None, lrs])
+        written = list(params)
     # The kernel writes through raw pointers: bump the version counters as in-place ops would.
-    torch._C._increment_version([*params, *accums, *stats] if accumulate else list(params))
+    torch._C._increment_version(written)
     _load_native()(
         ctypes.c_void_p(table.ctypes.data),
         ctypes.c_void_p(lengths.ctypes.data),

@@ -185,15 +185,16 @@ def _step_together(
     """SGD's C kernel over several groups' parameters (``key``: their momentum, dampening and
     Nesterov; ``kept``: the optimizer's kept address tables). Returns the positions left for the
     groups' own kernels."""
+    momentum, dampening, nesterov = key
     lists: tuple[list[Tensor], ...] = ([], [], [], [])
     params, grads, accums, stats = lists
     lrs = []
     for _, group_params, group_grads, states, lr in together:
         params += group_params
         grads += group_grads
-        accums += [state["accum"] for state in states]
-        stats += [state["stat"] for state in states]
+        if momentum > 0:  # without momentum the kernel never reads the buffers
+            accums += [state["accum"] for state in states]
+            stats += [state["stat"] for state in states]
         lrs += [lr] * len(group_params)
-    momentum, dampening, nesterov = key
     hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
     return sgd_steps_together(lists, lrs, **hyper, kept=kept)
