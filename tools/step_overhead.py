@@ -3,7 +3,8 @@
 Each round evicts the caches first (a 256 MB copy), as a training step's forward and backward
 would, then times ``opt.step()`` and the kernel call it makes with the same tensors:
 
-* msoptim Adam / AdamWeightDecay / Momentum (default path: the C kernels): the step, and the
+* msoptim Adam / AdamWeightDecay / Momentum / SGD (without momentum; default path: the C kernels):
+  the step, and the
   ctypes call of the C kernel inside it;
 * torch's fused optimizer of the same math: the step, and ``torch._fused_adam_/_fused_adamw_/
   _fused_sgd_`` on the same lists.
@@ -24,16 +25,21 @@ import torch
 from bench.run import make_params, model_shapes, set_grads
 
 import msoptim
-from msoptim.kernels import adam, adam_weight_decay, momentum
+from msoptim.kernels import adam, adam_weight_decay, momentum, sgd
 
-KERNEL_MODULES = {"Adam": adam, "AdamWeightDecay": adam_weight_decay, "Momentum": momentum}
+KERNEL_MODULES = {
+    "Adam": adam,
+    "AdamWeightDecay": adam_weight_decay,
+    "Momentum": momentum,
+    "SGD": sgd,
+}
 
 
 def _msoptim(name: str, model: str) -> tuple[Callable[[], None], list[float]]:
     """The optimizer's step, and the list each step appends its C call's seconds to."""
     params = make_params(model_shapes(model, False), torch.device("cpu"))
     set_grads(params, torch.device("cpu"))
-    extra = {"momentum": 0.9} if name == "Momentum" else {}
+    extra = {"momentum": 0.9} if name == "Momentum" else {}  # SGD: without momentum
     opt = getattr(msoptim, name)(params, 1e-3, **extra)
     module, calls = KERNEL_MODULES[name], []
     real = module._load_native()
@@ -52,19 +58,21 @@ def _torch(name: str, model: str) -> tuple[Callable[[], None], Callable[[], None
     params = [p for _, p in make_params(model_shapes(model, False), torch.device("cpu"))]
     for param in params:
         param.grad = torch.randn_like(param)
-    if name == "Momentum":
-        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, fused=True)
+    if name in ("Momentum", "SGD"):
+        opt = torch.optim.SGD(
+            params, lr=1e-3, momentum=0.9 if name == "Momentum" else 0.0, fused=True
+        )
     else:
         cls = torch.optim.Adam if name == "Adam" else torch.optim.AdamW
         opt = cls(params, lr=1e-3, fused=True)
     opt.step()
     states = [opt.state[p] for p in params]
     grads = [p.grad for p in params]
-    if name == "Momentum":
-        moments = [s["momentum_buffer"] for s in states]
+    if name in ("Momentum", "SGD"):
+        moments = [s["momentum_buffer"] for s in states] if name == "Momentum" else []
         return opt.step, lambda: torch._fused_sgd_(
-            params, grads, moments, weight_decay=0.0, momentum=0.9, lr=1e-3, dampening=0.0,
-            nesterov=False, maximize=False, is_first_step=False,
+            params, grads, moments, weight_decay=0.0, momentum=0.9 if moments else 0.0, lr=1e-3,
+            dampening=0.0, nesterov=False, maximize=False, is_first_step=False,
         )  # fmt: skip
     m, v, steps = ([s[k] for s in states] for k in ("exp_avg", "exp_avg_sq", "step"))
     fused = torch._fused_adam_ if name == "Adam" else torch._fused_adamw_
