@@ -36,7 +36,7 @@ import subprocess
 import sysconfig
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +338,17 @@ def openmp_arguments(use_openmp: bool = True) -> tuple[ctypes.c_void_p, ...]:
 _PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter))
 _DTYPE = operator.attrgetter("dtype")
 _IS_CPU = operator.attrgetter("is_cpu")
+
+
+def can_step(params: Sequence[Tensor], load_native: Callable[[], Any]) -> bool:
+    """Whether a C kernel may take some of ``params``: there are some, on the CPU, outside dynamo
+    (it cannot trace a ctypes call), and the kernel builds (``load_native()`` is not None)."""
+    return (
+        bool(params)
+        and not torch.compiler.is_compiling()
+        and params[0].device.type == "cpu"
+        and load_native() is not None
+    )
 
 
 def plain_float32_scalar(value: Tensor) -> bool:

@@ -677,12 +677,7 @@ def _step_native(
     call, :func:`adam_steps_together`). None is taken while dynamo traces or when the kernel cannot
     be built. ``kept``: where an optimizer keeps the kernel's table between steps."""
     params = lists[0]
-    if (
-        not params
-        or torch.compiler.is_compiling()
-        or params[0].device.type != "cpu"
-        or _load_native() is None
-    ):
+    if not _native.can_step(params, _load_native):
         return list(range(len(params)))
     lrs = lr if isinstance(lr, list) else [lr] * len(params)
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}

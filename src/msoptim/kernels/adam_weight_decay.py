@@ -258,12 +258,7 @@ def _step_native(
     count = len(params)
     given_lrs = lr if isinstance(lr, list) else [lr]
     given_decays = weight_decay if isinstance(weight_decay, list) else [weight_decay]
-    if (
-        not params
-        or torch.compiler.is_compiling()
-        or params[0].device.type != "cpu"
-        or _load_native() is None
-    ):
+    if not _native.can_step(params, _load_native):
         return list(range(count))
     lrs = given_lrs * count if len(given_lrs) == 1 else given_lrs
     decays = given_decays * count if len(given_decays) == 1 else given_decays

@@ -344,13 +344,7 @@ def _step_native(
     return the positions of the others. None is taken while dynamo traces or when the kernel
     cannot be built."""
     params = lists[0]
-    if (
-        not params
-        or torch.compiler.is_compiling()
-        or params[0].device.type != "cpu"
-        or not isinstance(lr, Tensor)
-        or _load_native() is None
-    ):
+    if not isinstance(lr, Tensor) or not _native.can_step(params, _load_native):
         return list(range(len(params)))
     constants, shared = _step_scalars(step, beta1, beta2, eps, weight_decay, params[0].device)
     correction1, correction2, decay = shared

@@ -164,12 +164,7 @@ def _step_native(
     traces or when the kernel cannot be built. ``kept``: where an optimizer keeps the kernel's
     table between steps."""
     params = lists[0]
-    if (
-        not params
-        or torch.compiler.is_compiling()
-        or params[0].device.type != "cpu"
-        or _load_native() is None
-    ):
+    if not _native.can_step(params, _load_native):
         return list(range(len(params)))
     lrs = lr if isinstance(lr, list) else [lr] * len(params)
     return _native.step_where_possible(

@@ -215,12 +215,7 @@ def _step_native(
     others. ``lr``: the group's, or one per parameter (several groups in one call). None is
     taken while dynamo traces or when the kernel cannot be built."""
     params = lists[0]
-    if (
-        not params
-        or torch.compiler.is_compiling()
-        or params[0].device.type != "cpu"
-        or _load_native() is None
-    ):
+    if not _native.can_step(params, _load_native):
         return list(range(len(params)))
     lrs = lr if isinstance(lr, list) else [lr] * len(params)
     hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
