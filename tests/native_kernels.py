@@ -145,6 +145,19 @@ def column_major_matrices(grad: torch.Tensor) -> torch.Tensor:
     return grad.t().contiguous().t() if grad.ndim == 2 else grad
 
 
+def assert_other_layouts_take_the_reference(
+    run: Callable[..., None], calls: list[Any], **options: Any
+) -> None:
+    """A kernel module's default leaves transposed gradients (two matrices of four tensors) and
+    float64 tensors to the reference, which gives the same bits; the C kernel takes the others.
+    ``run(shapes, **kwargs)``: the module's steps-equal check; ``calls``: its ``native_calls``."""
+    shapes = [(300, 9), (7,), (64, 16, 3, 3), (40, 40)]
+    run(shapes, grad_layout=column_major_matrices, steps=2, **options)
+    assert calls == [2, 2]
+    run(shapes, steps=1, dtype=torch.float64, **options)
+    assert calls == [2, 2]
+
+
 def without_compiler(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, module: Any, name: str
 ) -> None:
