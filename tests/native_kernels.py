@@ -125,8 +125,8 @@ def assert_default_and_fused_are_native(
 ) -> None:
     """An optimizer's CPU default (``fused`` and ``foreach`` unset) and ``fused=True`` run the C
     kernel (``native_calls`` grows by ``calls_per_run`` each); ``fused=False`` and
-    ``foreach=False`` run the reference; all four give the same bits (``run(**impl)`` returns
-    the tensors to compare)."""
+    ``foreach=False`` run the reference, ``foreach=True`` the foreach kernels; all five give the
+    same bits (``run(**impl)`` returns the tensors to compare)."""
     from test_fast_path import same_values
 
     by_default = run()
@@ -134,7 +134,7 @@ def assert_default_and_fused_are_native(
     for a, b in zip(run(fused=True), by_default):
         assert same_values(a, b)
     assert native_calls == calls_per_run * 2
-    for impl in ({"fused": False}, {"foreach": False}):
+    for impl in ({"fused": False}, {"foreach": False}, {"foreach": True}):
         for a, b in zip(run(**impl), by_default):
             assert same_values(a, b)
     assert native_calls == calls_per_run * 2

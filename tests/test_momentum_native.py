@@ -18,6 +18,7 @@ from native_kernels import (
     assert_builds,
     assert_bumps_versions,
     assert_compiled_steps_equal_eager,
+    assert_default_and_fused_are_native,
     assert_other_layouts_take_the_reference,
     assert_steps_equal,
     moment_state,
@@ -155,15 +156,7 @@ def test_the_default_on_cpu_is_the_c_kernel_and_the_others_keep_their_paths(nati
     shapes = {"conv.weight": (16, 8, 3, 3), "bn.gamma": (16,), "fc.weight": (300, 257),
               "fc.bias": (301,)}  # fmt: skip
     run = functools.partial(_run_optimizer, shapes, use_nesterov=nesterov)
-    by_default = run()
-    assert native_calls == [4] * 3
-    for a, b in zip(run(fused=True), by_default):
-        assert same_values(a, b)
-    assert native_calls == [4] * 6
-    for impl in ({"fused": False}, {"foreach": False}, {"foreach": True}):
-        for a, b in zip(run(**impl), by_default):
-            assert same_values(a, b)
-    assert native_calls == [4] * 6
+    assert_default_and_fused_are_native(run, native_calls, [4] * 3)
 
 
 def test_the_kernel_builds_wherever_there_is_a_compiler():
