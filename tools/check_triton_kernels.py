@@ -142,6 +142,18 @@ def main() -> int:
             [tensors("normal"), tensors("normal"), [torch.zeros(s) for s in SHAPES]],
             tensors("normal"),
         )
+    for momentum, dampening in ((0.9, 0.1), (0.0, 0.0)):
+        kw = {"momentum": momentum, "dampening": dampening, "nesterov": False}
+        fast = {"momentum": momentum, "keep": sgd_keep(dampening), "nesterov": False}
+        run(
+            f"sgd momentum={momentum}, two groups' lrs in one launch",
+            lambda c, g, kw=kw: in_groups(
+                lambda c, g, lr: sgd_reference(c[0], g, c[1], c[2], lr=lr, **kw), c, g, GROUPS
+            ),
+            lambda c, g, kw=fast: _triton.sgd((c[0], g, c[1], c[2]), PER_TENSOR_LR, **kw),
+            [tensors("normal"), tensors("normal"), [torch.ones(s) for s in SHAPES]],
+            tensors("normal"),
+        )
     for update_slots in (True, False):
         run(
             f"adagrad update_slots={update_slots}",

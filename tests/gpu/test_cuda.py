@@ -315,6 +315,8 @@ GROUPED = [
     ("Momentum", {"momentum": 0.9, "use_nesterov": True}, 1),
     ("Adam", {}, 2),
     ("AdamWeightDecay", {"weight_decay": 0.1}, 1),
+    ("SGD", {"momentum": 0.9, "dampening": 0.1}, 1),
+    ("SGD", {}, 1),
 ]
 
 

@@ -19,8 +19,8 @@ Which path a step takes (:func:`select_kernel`), per parameter group:
   first step compiles, 10-16 s with an empty Inductor cache on 2 CPU cores, about 3 s with it
   warm; then the fastest path on CPU, see ``bench/RESULTS.md``). On CUDA, Momentum, SGD, Adam,
   AdamWeightDecay, Adagrad and RMSProp run a multi-tensor Triton kernel
-  (:mod:`msoptim.kernels._triton`; one launch for all the groups of Momentum, Adam or
-  AdamWeightDecay whose other hyperparameters agree, one per group for the others), and with
+  (:mod:`msoptim.kernels._triton`; one launch for all the groups of Momentum, SGD, Adam or
+  AdamWeightDecay whose other hyperparameters agree, one per group for Adagrad and RMSProp), and with
   ``fused`` and ``foreach`` both left unset they take it by default (the fastest path there by
   far, compiled in about a second; ``bench/RESULTS.md``);
 * ``fused`` and ``foreach`` unset on CPU: the C kernel of the seven optimizers above (nothing to

@@ -6,9 +6,10 @@ A per-tensor compiled kernel (:mod:`msoptim.kernels._fused`) costs a launch per 
 ``torch.optim``'s fused optimizers avoid by walking all of a group's tensors in one launch. These
 kernels do the same: a call's tensors are described by a device table (each tensor's address per
 list, its length, and a map from each program to its tensor and first element); a program updates
-:data:`BLOCK` elements of one tensor. Per-tensor scalars (Adam's powers; the lr of Momentum, Adam
-and AdamWeightDecay and AdamWeightDecay's weight decay) are lists of 1-element tensors whose
-addresses the table holds too, so several groups with their own lrs share one launch.
+:data:`BLOCK` elements of one tensor. Per-tensor scalars (Adam's powers; the lr of Momentum, SGD,
+Adam and AdamWeightDecay and AdamWeightDecay's weight decay) are lists of 1-element tensors whose
+addresses the table holds too, so several groups with their own lrs share one launch (Momentum,
+SGD, Adam, AdamWeightDecay).
 
 Exactness: each float32 (and float64) operation of the reference is one IEEE round-to-nearest
 operation here. Triton would otherwise contract ``a*b + c`` into fused multiply-adds and use
@@ -342,7 +343,7 @@ if triton is not None:
         else:
             _momentum_block(table, count, t, offs, n, lr, momentum, NESTEROV, True)
 
-    # SGD: columns (w, g, accum, stat) -------------------------------------------------------
+    # SGD: columns (w, g, accum, stat, lr) ---------------------------------------------------
 
     @triton.jit
     def _sgd_block(
@@ -390,7 +391,6 @@ if triton is not None:
         block_tensor,
         block_start,
         numels,
-        lr_ptr,
         keep,
         momentum,
         MOMENTUM: tl.constexpr,
@@ -399,7 +399,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
     ):
         t, n, offs, whole = _locate(block_tensor, block_start, numels, BLOCK)
-        lr = tl.load(lr_ptr)
+        lr = _scalar(table, 4, count, t)
         if whole:
             _sgd_block(
                 table, count, t, offs, n, lr, momentum, keep, MOMENTUM, DAMPENED, NESTEROV, False
@@ -835,18 +835,20 @@ def momentum(
 
 def sgd(
     lists: Sequence[Sequence[Tensor]],
-    lr: Tensor,
+    lr: PerTensor,
     *,
     momentum: float,
     keep: float,
     nesterov: bool,
 ) -> bool:
     """MindSpore ``SGD`` over ``(params, grads, accums, stats)``; ``keep``: ``1 - dampening`` as
-    a float32 value (:func:`msoptim.kernels.sgd.sgd_fused`)."""
+    a float32 value (:func:`msoptim.kernels.sgd.sgd_fused`); ``lr``: one 0-d tensor, or one per
+    parameter (several groups in one launch)."""
     written = (0, 2, 3) if momentum > 0 else (0,)
     flags = {"MOMENTUM": momentum > 0, "DAMPENED": keep != 1.0, "NESTEROV": nesterov}
-    table = _table("sgd", lists, 0)
-    return _launch(table, _sgd_kernel, lists, written, (lr,), keep, momentum, **flags)
+    lists = (*lists, _per_tensor(lr, lists))
+    table = _table("sgd", lists, 1)
+    return _launch(table, _sgd_kernel, lists, written, (), keep, momentum, **flags)
 
 
 def adagrad(lists: Sequence[Sequence[Tensor]], lr: Tensor, *, update_slots: bool) -> bool:

@@ -181,10 +181,17 @@ def sgd_steps_together(
     nesterov: bool,
     kept: dict[Any, _native.KeptTable] | None = None,
 ) -> list[int]:
-    """The parameters of several groups with the same hyperparameters in one call of the C kernel
-    (``lrs``: each parameter's group lr; ``lists``: :func:`sgd_reference`'s four). Returns the
-    positions it could not take, for their groups' own kernels. ``kept``: the optimizer's kept
-    tables (:class:`~msoptim.kernels._native.KeptTable`), or None."""
+    """The parameters of several groups with the same hyperparameters in one call: of the C
+    kernel on the CPU (which reads the buffers only with momentum: they may be empty lists
+    then), of the multi-tensor kernel on CUDA (``lrs``: each parameter's group lr; ``lists``:
+    :func:`sgd_reference`'s four). Returns the positions it could not take, for their groups'
+    own kernels. ``kept``: the optimizer's kept tables (CPU,
+    :class:`~msoptim.kernels._native.KeptTable`), or None."""
+    if lists[0] and lists[0][0].is_cuda:
+        taken = _triton.available(lists[0]) and _triton.sgd(
+            lists, lrs, momentum=momentum, keep=_keep(dampening), nesterov=nesterov
+        )
+        return [] if taken else list(range(len(lists[0])))
     hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
     return _step_native(lists, lr=lrs, **hyper, kept=kept)
 

@@ -140,8 +140,8 @@ class SGD(Optimizer):
         return {"momentum": torch.tensor(momentum, dtype=torch.float32, device=self._device)}
 
     def _update_groups(self, batches: list[GroupStep]) -> None:
-        """On CPU, groups whose step is the C kernel (``fused=True`` or the default) share one
-        call of it, each parameter with its group's lr."""
+        """Groups whose step is the C kernel (CPU) or the multi-tensor kernel (CUDA), with
+        ``fused=True`` or by default, share one call of it, each parameter with its group's lr."""
         kept = self._kept_tables
         self._update_together(
             batches, self._together_key, lambda key, together: _step_together(key, together, kept)
@@ -149,13 +149,14 @@ class SGD(Optimizer):
 
     @staticmethod
     def _together_key(group: dict[str, Any], params: list[Tensor]) -> tuple[Any, ...] | None:
-        """The hyperparameters under which a group's step may share one C call with other
-        groups, or None (foreach, fused=False, not the CPU)."""
+        """The device and hyperparameters under which a group's step may share one call with
+        other groups, or None (foreach, fused=False, another device)."""
         if group["foreach"] is not None or group.get("fused") is False:
             return None
-        if together_device(params) != "cpu":
+        device = together_device(params)
+        if device is None:
             return None
-        return group["momentum"], group["dampening"], bool(group["nesterov"])
+        return device, group["momentum"], group["dampening"], bool(group["nesterov"])
 
     def _update(self, group, params, grads, states, lr) -> None:
         kernel = select_kernel(
@@ -182,17 +183,17 @@ class SGD(Optimizer):
 def _step_together(
     key: tuple[Any, ...], together: list[GroupStep], kept: dict[Any, Any]
 ) -> list[int]:
-    """SGD's C kernel over several groups' parameters (``key``: their momentum, dampening and
-    Nesterov; ``kept``: the optimizer's kept address tables). Returns the positions left for the
-    groups' own kernels."""
-    momentum, dampening, nesterov = key
+    """SGD's C kernel (CPU) or multi-tensor kernel (CUDA) over several groups' parameters
+    (``key``: their device, momentum, dampening and Nesterov; ``kept``: the optimizer's kept
+    address tables). Returns the positions left for the groups' own kernels."""
+    device, momentum, dampening, nesterov = key
     lists: tuple[list[Tensor], ...] = ([], [], [], [])
     params, grads, accums, stats = lists
     lrs = []
     for _, group_params, group_grads, states, lr in together:
         params += group_params
         grads += group_grads
-        if momentum > 0:  # without momentum the kernel never reads the buffers
+        if momentum > 0 or device != "cpu":  # without momentum the C kernel never reads them
             accums += [state["accum"] for state in states]
             stats += [state["stat"] for state in states]
         lrs += [lr] * len(group_params)
