@@ -120,6 +120,14 @@ def test_two_optimizers_over_the_same_parameters_keep_their_own_tables():
     assert _triton._table("t", (params, grads, moments, lrs), 1) is mine
 
 
+def test_groups_left_by_a_launch_are_all_or_none(monkeypatch):
+    params = [torch.zeros(3), torch.zeros(4)]
+    assert _triton.steps_together(lambda: True, params) == [0, 1]  # no Triton / CUDA here
+    monkeypatch.setattr(_triton, "available", lambda tensors: True)
+    assert _triton.steps_together(lambda: True, params) == []
+    assert _triton.steps_together(lambda: False, params) == [0, 1]
+
+
 def test_where_groups_may_share_one_call():
     from msoptim.kernels import together_device
 

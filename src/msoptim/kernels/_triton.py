@@ -37,7 +37,7 @@ import operator
 import os
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -61,6 +61,7 @@ __all__ = [
     "momentum",
     "rmsprop",
     "sgd",
+    "steps_together",
 ]
 
 #: Elements per Triton program (a multiple of MindSpore's 8-wide vector blocks).
@@ -942,6 +943,14 @@ def adam_weight_decay(
     table = _table("adam_weight_decay", lists, 2)
     written = (0, 2, 3)
     return _launch(table, _adam_weight_decay_kernel, lists, written, (), beta1c, beta2c, eps)
+
+
+def steps_together(launch: Callable[[], bool], params: Sequence[Tensor]) -> list[int]:
+    """The positions a launch over several groups' ``params`` left for their groups' own kernels:
+    none when ``launch()`` ran, every one when Triton cannot run here or the launch declined (a
+    tensor it cannot take)."""
+    taken = available(params) and launch()
+    return [] if taken else list(range(len(params)))
 
 
 def _per_tensor(value: PerTensor, lists: Sequence[Sequence[Tensor]]) -> Sequence[Tensor]:

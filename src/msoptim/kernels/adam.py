@@ -710,10 +710,9 @@ def adam_steps_together(
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
     if lists[0] and lists[0][0].is_cuda:
         beta1c, beta2c = _constants(beta1, beta2)
-        taken = _triton.available(lists[0]) and _triton.adam(
-            lists, lrs, **hyper, beta1c=beta1c, beta2c=beta2c
+        return _triton.steps_together(
+            lambda: _triton.adam(lists, lrs, **hyper, beta1c=beta1c, beta2c=beta2c), lists[0]
         )
-        return [] if taken else list(range(len(lists[0])))
     return _step_native(lists, lr=lrs, **hyper, kept=kept)
 
 

@@ -292,10 +292,10 @@ def adam_weight_decay_steps_together(
     params = lists[0]
     if params and params[0].is_cuda:
         decays = [_as_tensor(value, params[0].device) for value in weight_decays]
-        taken = _triton.available(params) and _triton.adam_weight_decay(
-            lists, lrs, decays, beta1c=_one_minus(beta1), beta2c=_one_minus(beta2), eps=eps
+        constants = {"beta1c": _one_minus(beta1), "beta2c": _one_minus(beta2), "eps": eps}
+        return _triton.steps_together(
+            lambda: _triton.adam_weight_decay(lists, lrs, decays, **constants), params
         )
-        return [] if taken else list(range(len(params)))
     return _step_native(lists, lr=lrs, weight_decay=weight_decays, **hyper, kept=kept)
 
 

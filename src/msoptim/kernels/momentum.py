@@ -131,10 +131,9 @@ def momentum_steps_together(
     own kernels. ``kept``: the optimizer's kept tables (CPU,
     :class:`~msoptim.kernels._native.KeptTable`), or None."""
     if lists[0] and lists[0][0].is_cuda:
-        taken = _triton.available(lists[0]) and _triton.momentum(
-            lists, lrs, momentum=momentum, nesterov=nesterov
+        return _triton.steps_together(
+            lambda: _triton.momentum(lists, lrs, momentum=momentum, nesterov=nesterov), lists[0]
         )
-        return [] if taken else list(range(len(lists[0])))
     return _step_native(lists, lr=lrs, momentum=momentum, nesterov=nesterov, kept=kept)
 
 

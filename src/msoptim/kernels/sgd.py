@@ -188,10 +188,8 @@ def sgd_steps_together(
     own kernels. ``kept``: the optimizer's kept tables (CPU,
     :class:`~msoptim.kernels._native.KeptTable`), or None."""
     if lists[0] and lists[0][0].is_cuda:
-        taken = _triton.available(lists[0]) and _triton.sgd(
-            lists, lrs, momentum=momentum, keep=_keep(dampening), nesterov=nesterov
-        )
-        return [] if taken else list(range(len(lists[0])))
+        hyper = {"momentum": momentum, "keep": _keep(dampening), "nesterov": nesterov}
+        return _triton.steps_together(lambda: _triton.sgd(lists, lrs, **hyper), lists[0])
     hyper = {"momentum": momentum, "dampening": dampening, "nesterov": nesterov}
     return _step_native(lists, lr=lrs, **hyper, kept=kept)
 
