@@ -212,3 +212,20 @@ def test_only_fused_groups_compile_their_lrs_on_cpu():
     for impl, expected in (({"fused": True}, {0, 1, 2}), ({}, set()), ({"foreach": True}, set())):
         opt = msoptim.Adam(_groups(params, 0.05), 0.1, **impl)
         assert set(opt._compiled_lrs()) == expected, impl
+
+
+def test_a_groups_lr_is_compiled_exactly_where_its_update_is_fused(monkeypatch):
+    """The lrs follow the update kernel's choice (msoptim.kernels.use_fused, asked with the
+    optimizer's multi-tensor flag), so a CUDA machine without Triton, whose default step is not
+    fused, does not compile them either (session 11 compiled them on CUDA whatever Triton)."""
+    params = [nn.Parameter(torch.randn(4, 3)) for _ in range(6)]
+    opt = msoptim.Adam(_groups(params, 0.05), 0.1)
+    asked = []
+
+    def only_the_middle_group(group, group_params, multi_tensor):
+        asked.append((group_params, multi_tensor))
+        return group is opt.param_groups[1]
+
+    monkeypatch.setattr(msoptim.optimizer, "use_fused", only_the_middle_group)
+    assert set(opt._compiled_lrs()) == {1}
+    assert asked == [(group["params"], True) for group in opt.param_groups]

@@ -44,6 +44,7 @@ from msoptim.groups import (
     overlapping_parameters,
     resolve_params,
 )
+from msoptim.kernels import use_fused
 from msoptim.kernels._native import advance_counter
 from msoptim.kernels.centralization import centralization_mean
 from msoptim.kernels.lr import evaluate_lrs
@@ -892,20 +893,17 @@ class Optimizer(torch.optim.Optimizer):
     def _compiled_lrs(self) -> dict[int, Tensor]:
         """The lrs of fused groups that compiled kernels evaluate (:func:`evaluate_lrs`: one
         kernel per group, or one for all on CUDA), by group index, each written straight into
-        the tensor the step reads. Fused: ``fused=True``, or on CUDA the default of an optimizer
-        whose step is a multi-tensor kernel there. Empty while dynamo traces (evaluate_lrs
-        declines then, and :meth:`_lr_out` fills a cache)."""
+        the tensor the step reads. Fused: as the group's update kernel (:func:`use_fused`):
+        ``fused=True``, or on CUDA where Triton runs the default of an optimizer whose step is
+        a multi-tensor kernel there. Empty while dynamo traces (evaluate_lrs declines then, and
+        :meth:`_lr_out` fills a cache)."""
         if torch.compiler.is_compiling():
             return {}
-        default = self._cuda_multi_tensor and self._device.type == "cuda"
         chosen = [
             (index, group["lr_schedule"], self._lr_out(group, group["lr_schedule"]))
             for index, group in enumerate(self.param_groups)
             if group["lr_schedule"] is not None
-            and (
-                group.get("fused")
-                or (default and group.get("fused") is None and group.get("foreach") is None)
-            )
+            and use_fused(group, group["params"], self._cuda_multi_tensor)
         ]
         if not chosen:
             return {}

@@ -374,6 +374,26 @@ def test_groups_share_one_multi_tensor_launch_with_the_reference_bits(
         assert compiled == [[True] * 4], compiled
 
 
+def test_without_triton_the_cuda_default_neither_launches_nor_compiles_the_lrs(monkeypatch):
+    """A CUDA machine where Triton does not run: the default step is the per-tensor path and the
+    lrs are evaluated eagerly (compiling them would need Triton too), with the reference bits."""
+    from msoptim.kernels import _triton
+
+    monkeypatch.setattr(_triton, "triton", None)
+    _triton.clear_tables()
+    params_a, params_b = many_params(9), many_params(9)
+    reference = msoptim.Adam(seed_recipe(params_a), learning_rate=0.01, foreach=False)
+    default = msoptim.Adam(seed_recipe(params_b), learning_rate=0.01)
+    assert default._compiled_lrs() == {}
+    g = torch.Generator(device="cpu").manual_seed(9)
+    for step in range(3):
+        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
+        reference(grads)
+        default(tuple(x.clone() for x in grads))
+        assert_same_bits(reference, default, params_a, params_b, step)
+    assert not _triton._STEP_EXTENSION
+
+
 def test_groups_with_a_tensor_the_launch_cannot_take_step_group_by_group():
     from msoptim.kernels import _triton
 
