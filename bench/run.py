@@ -196,13 +196,20 @@ def _timed(variant: Variant, device: torch.device) -> float:
 
 
 def run_rounds(
-    variants: list[Variant], repeats: int, device: torch.device, slow_s: float = float("inf")
+    variants: list[Variant],
+    repeats: int,
+    device: torch.device,
+    slow_s: float = float("inf"),
+    min_seconds: float = 0.0,
 ) -> None:
     """First step of each (compiles: reported apart), a warm-up step, then interleaved rounds.
 
     A variant whose warm-up step takes longer than ``slow_s`` keeps that one time (the float64
     reference kernels on GPT-2 take seconds a step); one whose first step takes longer than
-    ``3 * slow_s`` keeps that (unless it compiles: ``fused``).
+    ``3 * slow_s`` keeps that (unless it compiles: ``fused``). After ``repeats`` rounds, more
+    follow until the rounds have taken ``min_seconds`` (at most ``ROUNDS_CAP * repeats`` in
+    all): a pair of 10 ms steps then gets a hundred rounds, and the median of its per-round
+    ratios an error a few times smaller than from twenty.
     """
     for variant in variants:
         variant.first_step_s = _timed(variant, device)
@@ -212,14 +219,23 @@ def run_rounds(
         warm = _timed(variant, device)
         variant.slow = warm > slow_s
         variant.times = [warm] if variant.slow else []
-    for round_index in range(repeats):
+    started, round_index = time.perf_counter(), 0
+    while round_index < repeats or (
+        time.perf_counter() - started < min_seconds and round_index < ROUNDS_CAP * repeats
+    ):
         shift = round_index % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             if not variant.slow:
                 variant.times.append(_timed(variant, device))  # type: ignore[union-attr]
+        round_index += 1
     for variant in variants:
         variant.syncs = None if variant.slow else count_syncs(variant.step)
 
+
+#: run_rounds' limit on rounds (times ``repeats``) when it runs more for ``min_seconds``.
+ROUNDS_CAP = 10
+#: Seconds of rounds behind each paired comparison (head to head, 4 groups against 1).
+PAIRED_SECONDS = 4.0
 
 ROOFLINE_BYTES = 12  # a.add_(b): reads a and b, writes a in place, as an optimizer step does
 
@@ -301,7 +317,11 @@ def group_variants(
 
 
 def head_to_head(
-    spec: Spec, params: list[tuple[str, torch.nn.Parameter]], device: torch.device, rounds: int
+    spec: Spec,
+    params: list[tuple[str, torch.nn.Parameter]],
+    device: torch.device,
+    rounds: int,
+    min_seconds: float = 0.0,
 ) -> tuple[Variant, Variant, list[float]] | None:
     """msoptim fused against torch's fused anchor alone, alternating: the per-round ratios.
 
@@ -323,7 +343,7 @@ def head_to_head(
             for theirs_key, ours_key in spec.shared_state.items():
                 anchor.state[param][theirs_key] = optimizer.state[param][ours_key]
     theirs = Variant(spec.name, "torch", "fused", anchor.step)
-    run_rounds([ours, theirs], rounds, device)
+    run_rounds([ours, theirs], rounds, device, min_seconds=min_seconds)
     ratios = [a / b for a, b in zip(ours.times or [], theirs.times or [])]
     return ours, theirs, ratios
 
@@ -481,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
+    paired_s = 0.0 if args.quick else PAIRED_SECONDS
     models = [m for m in args.models.split(",") if m]
     names = [n for n in args.optimizers.split(",") if n]
     unknown = [n for n in [*models, *names] if n not in MODELS and n not in SPECS]
@@ -514,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             del variants
             gc.collect()
         for name in [n for n in args.head_to_head.split(",") if n in SPECS and n in names]:
-            result = head_to_head(SPECS[name], params, device, max(4 * repeats, 9))
+            result = head_to_head(SPECS[name], params, device, max(4 * repeats, 9), paired_s)
             if result is not None:
                 head_lines.append(head_to_head_line(model, result))
             del result
@@ -522,14 +543,17 @@ def main(argv: list[str] | None = None) -> int:
         if model == models[0]:
             for name in [n for n in args.groups.split(",") if n in SPECS and n in names]:
                 for path, single, grouped in group_variants(SPECS[name], params):
-                    run_rounds([single, grouped], max(4 * repeats, 9), device, args.slow_s)
+                    run_rounds(
+                        [single, grouped], max(4 * repeats, 9), device, args.slow_s, paired_s
+                    )
                     ratio = paired_ratio(grouped, single)
                     ratios = [a / b for a, b in zip(grouped.times or [], single.times or [])]
                     spread = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratio] * 3
                     group_lines.append(
                         f"| {model} | {name} | {path} | {_fmt(single.median_ms())} | "
                         f"{_fmt(grouped.median_ms())} | {100 * (ratio - 1):+.1f}% | "
-                        f"{100 * (spread[0] - 1):+.1f}% to {100 * (spread[2] - 1):+.1f}% |"
+                        f"{100 * (spread[0] - 1):+.1f}% to {100 * (spread[2] - 1):+.1f}% | "
+                        f"{len(ratios)} |"
                     )
                     del single, grouped
                     gc.collect()
@@ -548,9 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(
             "| model | optimizer | path | 1 static group ms | 4-group seed recipe ms | cost | "
-            "quartiles |"
+            "quartiles | rounds |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         print("\n".join(group_lines))
     if args.compile_cost and not args.quick and device.type == "cpu":
         print()

@@ -53,3 +53,28 @@ def test_the_cpu_defaults_benchmark_prints_one_row_per_optimizer(monkeypatch, ca
         default, reference = (float(cell) for cell in row.split(" | ")[1:3])
         assert default > 0
         assert reference > 0
+
+
+def test_paired_rounds_go_on_for_their_seconds_up_to_the_cap(monkeypatch):
+    from bench import run
+
+    now = [0.0]  # a clock that only the steps move: one "second" a step
+    monkeypatch.setattr(run.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(run, "count_syncs", lambda step: 0)
+    cpu = run.torch.device("cpu")
+
+    def pair():
+        def step():
+            now[0] += 1.0
+
+        return [run.Variant("X", "msoptim", "fused", step) for _ in range(2)]
+
+    quick = pair()
+    run.run_rounds(quick, 3, cpu)  # no floor: the rounds asked for
+    assert [len(v.times) for v in quick] == [3, 3]
+    floored = pair()
+    run.run_rounds(floored, 3, cpu, min_seconds=12)  # two steps a round: 6 rounds
+    assert [len(v.times) for v in floored] == [6, 6]
+    capped = pair()
+    run.run_rounds(capped, 2, cpu, min_seconds=10_000)
+    assert [len(v.times) for v in capped] == [2 * run.ROUNDS_CAP] * 2

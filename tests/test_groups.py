@@ -125,6 +125,12 @@ def _bad_groups(p):
             TypeError,
             r"all parameters .* or all group dicts, not a mix",
         ),
+        "a mix, and a group dict's own mistake (listed with it; MindSpore's TypeError)": (
+            [{"params": pairs(p, "fc.weight")}, p["fc.bias"], {"params": [], "order_param": True}],
+            TypeError,
+            r"3 problems(.|\n)*not a mix(.|\n)*param_groups\[2\] has unknown key 'order_param'"
+            r"(.|\n)*param_groups\[2\]\['params'\] must not be empty",
+        ),
         "set of params": (
             {p["fc.weight"]},
             TypeError,

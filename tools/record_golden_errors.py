@@ -411,8 +411,9 @@ def mutate_unknown_key(rng, groups, names):
             "weightdecay",
         ]
     )
-    group = rng.choice(groups)
-    group[key] = rng.choice([0.1, True, ["fc.weight"], 0])
+    dicts = [g for g in groups if isinstance(g, dict)]  # an earlier mutation may leave others
+    if dicts:
+        rng.choice(dicts)[key] = rng.choice([0.1, True, ["fc.weight"], 0])
 
 
 def mutate_not_parameter(rng, groups, names):

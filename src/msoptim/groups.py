@@ -520,9 +520,8 @@ def resolve_params(
             f"a mix: param_groups[{other}] is {_describe_item(items[other])} but "
             f"param_groups[{first_dict}] is a group dict. Put loose parameters in a group dict of "
             "their own.",
-        )
-        problems.raise_if_any()
-    if not kinds.pop():
+        )  # the group dicts are checked too, so that their mistakes are listed with this one
+    if kinds == {False}:
         group = ResolvedGroup(0, _check_parameters(items, "params", problems, names))
         groups = [group]
         _check_unique(groups, names, problems)
@@ -533,6 +532,8 @@ def resolve_params(
     order: list[nn.Parameter] | None = None
     order_index = -1
     for index, group in enumerate(items):
+        if not isinstance(group, Mapping):
+            continue  # a loose parameter among group dicts: reported above
         problems.focus(STRUCTURE, index)
         if "order_params" in group:
             if order is not None:
