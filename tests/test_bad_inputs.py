@@ -662,7 +662,7 @@ LR_CASES = [
     (
         "list-with-None",
         [0.1, None],
-        TypeError,
+        msoptim.LearningRateEntryError,
         r"'learning_rate' must be a list of floats, but item 1 is None",
     ),
     (
@@ -858,6 +858,12 @@ OWN_ARGUMENTS: dict[str, list[tuple[str, dict[str, Any], type, str]]] = {
         ("lr-int", {"learning_rate": 1}, TypeError, r"'learning_rate' must be a positive float"),
         ("lr-zero", {"learning_rate": 0.0}, ValueError, r"'learning_rate' must be a finite"),
         ("lr-table", {"learning_rate": [0.1, 0.2]}, ValueError, r"dynamic learning rate"),
+        (  # MindSpore takes the list as a dynamic lr, which FTRL refuses: its ValueError
+            "lr-table-with-a-string",
+            {"learning_rate": [0.1, "0.2"]},
+            ValueError,
+            r"'learning_rate' must be a list of floats, but item 1 is '0\.2'",
+        ),
         (
             "lr-schedule",
             {"learning_rate": msoptim.CosineDecayLR(0.01, 0.1, 4)},

@@ -115,6 +115,23 @@ def _bad_groups(p):
             TypeError,
             r"param_groups\[0\]\['lr'\] must be a flat list",
         ),
+        "2-d list lr and a wrong order (MindSpore checks the order first: its ValueError)": (
+            [
+                {"params": pairs(p, "fc.weight"), "lr": [[0.1, 0.2]]},
+                {"order_params": pairs(p, "fc.weight", "fc.bias")},
+            ],
+            ValueError,
+            r"2 problems(.|\n)*lists 'fc\.bias'.*in no group(.|\n)*must be a flat list",
+        ),
+        "a parameter twice and a tensor in order_params (MindSpore's duplicate error first)": (
+            [
+                {"params": pairs(p, "fc.weight", "fc.bias", "fc.bias")},
+                {"order_params": [p["fc.weight"], torch.ones(3)]},
+            ],
+            RuntimeError,
+            r"2 problems(.|\n)*'fc\.bias'.*appears twice(.|\n)*\['order_params'\]\[1\] must be a "
+            r"torch\.nn\.Parameter",
+        ),
         "gc not bool": (
             [{"params": pairs(p, "fc.weight"), "grad_centralization": 1}],
             TypeError,

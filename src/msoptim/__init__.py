@@ -14,6 +14,7 @@ from msoptim.checkpoint import (
 )
 from msoptim.errors import (
     DuplicateParameterError,
+    LearningRateEntryError,
     LearningRateTableExhaustedError,
     NestedLearningRateError,
     NotAParameterError,
@@ -81,6 +82,7 @@ __all__ = [
     "InverseDecayLR",
     "Lamb",
     "LazyAdam",
+    "LearningRateEntryError",
     "LearningRateSchedule",
     "LearningRateScheduler",
     "LearningRateTableExhaustedError",

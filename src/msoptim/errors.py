@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateParameterError",
+    "LearningRateEntryError",
     "LearningRateTableExhaustedError",
     "NestedLearningRateError",
     "NotAParameterError",
@@ -69,11 +70,23 @@ class PerGroupArgumentError(UnknownGroupKeyError, ValueError):
     """
 
 
-class NestedLearningRateError(TypeError, ValueError):
-    """A nested list given as ``learning_rate``, refused at the first step.
+class LearningRateEntryError(TypeError, ValueError):
+    """An entry of a learning-rate list that is not a number (``None``, a string, a bool).
 
-    MindSpore accepts it at construction and fails at the first step with ``ValueError`` ("The
-    object is not callable") or, in some optimizers, ``TypeError``. This class is both.
+    MindSpore takes such a list as a dynamic lr at construction (FTRL then refuses every dynamic
+    lr with ``ValueError``); msoptim refuses the entry, a wrong type: a ``TypeError``. This class
+    is both.
+    """
+
+
+class NestedLearningRateError(TypeError, ValueError):
+    """A nested list given as a learning rate.
+
+    As the optimizer's ``learning_rate``, MindSpore accepts it at construction and fails at the
+    first step with ``ValueError`` ("The object is not callable") or, in some optimizers,
+    ``TypeError``; msoptim refuses it there too. As a group's ``'lr'``, MindSpore fails at
+    construction with ``TypeError``, after every other check of the groups (see
+    :mod:`msoptim.groups`). This class is both.
     """
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from msoptim._validate import describe
 from msoptim.errors import (
     DuplicateParameterError,
+    NestedLearningRateError,
     NotAParameterError,
     OrderParamsStringError,
     PerGroupArgumentError,
@@ -63,6 +64,7 @@ STRUCTURE = 1  # keys, then the 'params' list or the 'order_params' dict, group 
 LR = 2  # each group's lr
 VALUES = 3  # each group's weight_decay and grad_centralization, then duplicates
 ORDER = 4  # 'order_params' against the grouped parameters
+LR_CELLS = 5  # a group's nested-list lr: MindSpore fails on it last, making the lrs' CellList
 
 
 class _Problems:
@@ -81,8 +83,13 @@ class _Problems:
     def add(self, kind: type[Exception], message: str) -> None:
         self.items.append(((self.stage, self.group, len(self.items)), kind, message))
 
-    def raise_if_any(self) -> None:
-        if not self.items:
+    def found(self, stage: int) -> bool:
+        """Whether a problem of this pass was added."""
+        return any(key[0] == stage for key, _, _ in self.items)
+
+    def raise_if_any(self, before: int | None = None) -> None:
+        """Raise if there are problems (``before``: only if one belongs to an earlier pass)."""
+        if not self.items or (before is not None and min(self.items)[0][0] >= before):
             return
         ordered = sorted(self.items, key=lambda item: item[0])
         kind = ordered[0][1]
@@ -267,6 +274,9 @@ def _resolve_group(
         problems.focus(LR, index)
         try:
             resolved.lr = parse_lr(group["lr"], where=f"{where}['lr']", api=api)
+        except NestedLearningRateError as error:
+            problems.focus(LR_CELLS, index)
+            problems.add(TypeError, _strip_api(str(error), api))
         except (TypeError, ValueError) as error:
             problems.add(type(error), _strip_api(str(error), api))
     problems.focus(VALUES, index)
@@ -342,6 +352,7 @@ def _resolve_order(
         )
         return None
     where = f"{where}['order_params']"
+    problems.focus(ORDER, index)  # MindSpore reads the entries last, when it applies the order
     return _check_parameters(list(value), where, problems, names, NotAParameterError)
 
 
@@ -553,13 +564,13 @@ def resolve_params(
     if not groups and not problems.items:
         problems.add(ValueError, "'params' holds no group with 'params'. Add at least one group.")
     _check_unique(groups, names, problems)
-    problems.raise_if_any()
+    problems.raise_if_any(before=ORDER)
     flat = [param for group in groups for param in group.params]
     ordered = bool(order)
-    if order:
+    if order and not problems.found(ORDER):  # (entries that are not parameters: listed already)
         problems.focus(ORDER, order_index)
         flat = _apply_order(order_index, order, groups, names, problems)
-        problems.raise_if_any()
+    problems.raise_if_any()
     return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from msoptim._validate import describe
+from msoptim.errors import LearningRateEntryError, NestedLearningRateError
 from msoptim.schedules import LearningRateSchedule
 
 __all__ = ["ConstantLR", "LrSpec", "TableLR", "parse_lr", "parse_weight_decay"]
@@ -139,7 +140,7 @@ def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
             f"nested list of shape {values.shape}. Flatten it, or give each group its own 'lr'."
         )
         if where.startswith("param_groups"):
-            raise TypeError(message)
+            raise NestedLearningRateError(message)
         warnings.warn(
             f"{message} (MindSpore accepts it here; the first step raises.)", stacklevel=4
         )
@@ -177,14 +178,14 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
                 "as an lr: list it as its own dict in the top-level list."
             )
         if item is None or isinstance(item, (bool, str)):
-            raise TypeError(
+            raise LearningRateEntryError(
                 f"{api}: {_label(where)} must be a list of floats, but item {index} is {describe(item)}. "
                 "Write every entry as a float."
             )
     try:
         values = np.asarray(items, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise TypeError(
+        raise LearningRateEntryError(
             f"{api}: {_label(where)} must be a flat list of floats, but it could not be read as numbers "
             f"({error}). Write every entry as a float."
         ) from None
