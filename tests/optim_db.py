@@ -233,7 +233,7 @@ OPTIMIZER_CASES: tuple[OptimizerCase, ...] = (
                 "NaN step size",
                 {"step_sizes": (float("nan"), 50.0)},
                 ValueError,
-                r"'min_step_sizes'",
+                r"'step_sizes\[0\] \(min_step_sizes\)'",
             ),
         ),
     ),

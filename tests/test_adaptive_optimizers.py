@@ -215,13 +215,13 @@ VALIDATION = [
     (Rprop, {"step_sizes": (1e-6,)}, ValueError, r"'step_sizes'"),
     (Rprop, {"step_sizes": (1.0, 0.1)}, ValueError, r"maximal step size"),
     (Rprop, {"etas": (1.5, 1.2), "step_sizes": (1.0, 0.1)}, ValueError, r"maximal step size"),
-    (Rprop, {"etas": (1.5, 1.2)}, ValueError, r"'etaminus'"),
-    (Rprop, {"etas": (0.0, 1.2)}, ValueError, r"'etaminus'"),
-    (Rprop, {"etas": (1, 1.2)}, TypeError, r"'etaminus'"),
-    (Rprop, {"etas": (0.5, 2)}, TypeError, r"'etaplus'"),
-    (Rprop, {"etas": (0.5, 1.0)}, ValueError, r"'etaplus'"),
-    (Rprop, {"step_sizes": (0, 50.0)}, TypeError, r"'min_step_sizes'"),
-    (Rprop, {"step_sizes": (1e-6, 50)}, TypeError, r"'max_step_sizes'"),
+    (Rprop, {"etas": (1.5, 1.2)}, ValueError, r"'etas\[0\] \(etaminus\)'"),
+    (Rprop, {"etas": (0.0, 1.2)}, ValueError, r"'etas\[0\] \(etaminus\)'"),
+    (Rprop, {"etas": (1, 1.2)}, TypeError, r"'etas\[0\] \(etaminus\)'"),
+    (Rprop, {"etas": (0.5, 2)}, TypeError, r"'etas\[1\] \(etaplus\)'"),
+    (Rprop, {"etas": (0.5, 1.0)}, ValueError, r"'etas\[1\] \(etaplus\)'"),
+    (Rprop, {"step_sizes": (0, 50.0)}, TypeError, r"'step_sizes\[0\] \(min_step_sizes\)'"),
+    (Rprop, {"step_sizes": (1e-6, 50)}, TypeError, r"'step_sizes\[1\] \(max_step_sizes\)'"),
 ]
 
 

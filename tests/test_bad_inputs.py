@@ -888,11 +888,36 @@ OWN_ARGUMENTS: dict[str, list[tuple[str, dict[str, Any], type, str]]] = {
         ("etas-three", {"etas": (0.5, 1.2, 2.0)}, ValueError, r"'etas' must be a tuple of 2"),
         ("step_sizes-list", {"step_sizes": [1e-6, 50.0]}, TypeError, r"'step_sizes' must be"),
         ("step_sizes-reversed", {"step_sizes": (50.0, 1e-6)}, ValueError, r"step_sizes="),
-        ("etaminus-one", {"etas": (1.0, 1.2)}, ValueError, r"'etaminus' must be in the range"),
-        ("etaminus-int", {"etas": (0, 1.2)}, TypeError, r"'etaminus' must be a float"),
-        ("etaplus-one", {"etas": (0.5, 1.0)}, ValueError, r"'etaplus' must be a float > 1\.0"),
-        ("step-nan", {"step_sizes": (NAN, 50.0)}, ValueError, r"'min_step_sizes' must be"),
-        ("max-step-int", {"step_sizes": (1e-6, 50)}, TypeError, r"'max_step_sizes' must be"),
+        (
+            "etaminus-one",
+            {"etas": (1.0, 1.2)},
+            ValueError,
+            r"'etas\[0\] \(etaminus\)' must be in the range",
+        ),
+        (
+            "etaminus-int",
+            {"etas": (0, 1.2)},
+            TypeError,
+            r"'etas\[0\] \(etaminus\)' must be a float",
+        ),
+        (
+            "etaplus-one",
+            {"etas": (0.5, 1.0)},
+            ValueError,
+            r"'etas\[1\] \(etaplus\)' must be a float > 1\.0",
+        ),
+        (
+            "step-nan",
+            {"step_sizes": (NAN, 50.0)},
+            ValueError,
+            r"'step_sizes\[0\] \(min_step_sizes\)' must be",
+        ),
+        (
+            "max-step-int",
+            {"step_sizes": (1e-6, 50)},
+            TypeError,
+            r"'step_sizes\[1\] \(max_step_sizes\)' must be",
+        ),
     ],
     "AdaFactor": [
         (

@@ -567,10 +567,14 @@ MUTATIONS: tuple[Callable, ...] = (
 )
 
 
-def random_groups(rng: random.Random, names: Sequence[str]) -> tuple[list, list[str]]:
-    """A group list with one mutation (now and then two); tuples marked as in ``unmark``."""
+def random_groups(
+    rng: random.Random, names: Sequence[str], mistakes: int = 0
+) -> tuple[list, list[str]]:
+    """A group list with one mutation (now and then two), or ``mistakes`` of them; tuples marked
+    as in ``unmark``. Several mistakes show which one MindSpore reports first."""
     groups = valid_groups(rng, names)
-    for mutate in rng.sample(MUTATIONS, 2 if rng.random() < 0.15 else 1):
+    count = mistakes or (2 if rng.random() < 0.15 else 1)
+    for mutate in rng.sample(MUTATIONS, count):
         if param_groups(groups) or mutate in (mutate_not_dict, mutate_empty_list):
             mutate(rng, groups, names)
     return json_groups(groups)
@@ -795,8 +799,9 @@ def meta(ms: MindSpore, seed: int | None) -> dict:
     }
 
 
-def record(ms: MindSpore, seed: int, count: int) -> dict[str, list[dict]]:
-    """``count`` distinct cases per family (distinct by call), in generation order."""
+def record(ms: MindSpore, seed: int, count: int, mistakes: int = 0) -> dict[str, list[dict]]:
+    """``count`` distinct cases per family (distinct by call), in generation order; group
+    cases with ``mistakes`` mutations each (0: one, now and then two)."""
     rng = random.Random(seed)
     names = [spec["name"] for spec in ms.param_specs]
     out: dict[str, list[dict]] = {"arg_error": [], "group_error": []}
@@ -804,7 +809,7 @@ def record(ms: MindSpore, seed: int, count: int) -> dict[str, list[dict]]:
     serial = 0
     makers = {
         "arg_error": lambda: ("arg", random_arg_case(rng)),
-        "group_error": lambda: ("group", random_groups(rng, names)),
+        "group_error": lambda: ("group", random_groups(rng, names, mistakes)),
     }
     for family, make in makers.items():
         attempts = 0
@@ -871,13 +876,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rerecord", type=Path, help="re-record this golden directory's cases instead"
     )
+    parser.add_argument(
+        "--mistakes", type=int, default=0, help="group mistakes per case (default: 1, or 2)"
+    )
     args = parser.parse_args(argv)
     ms = MindSpore(standard_param_specs())
     if args.rerecord:
         by_family = rerecord(ms, args.rerecord)
         write(args.out, ms, None, by_family)
     else:
-        by_family = record(ms, args.seed, args.count)
+        by_family = record(ms, args.seed, args.count, args.mistakes)
         write(args.out, ms, args.seed, by_family)
     print(summary(by_family))
     return 0

@@ -39,17 +39,19 @@ def _check_rprop_arguments(etas: Any, step_sizes: Any) -> None:
             f"got step_sizes={step_sizes!r}. Pass (min_step, max_step)."
         )
     etaminus, etaplus = etas
-    check_float_in_range(etaminus, "etaminus", "Rprop", 0.0, 1.0)
-    _check_float_type(etaplus, "etaplus", "Rprop")
+    check_float_in_range(etaminus, "etas[0] (etaminus)", "Rprop", 0.0, 1.0)
+    _check_float_type(etaplus, "etas[1] (etaplus)", "Rprop")
     if not etaplus > 1.0:
         raise ValueError(
-            f"Rprop: 'etaplus' must be a float > 1.0, but got {describe(etaplus)}. Use e.g. 1.2."
+            f"Rprop: 'etas[1] (etaplus)' must be a float > 1.0, but got {describe(etaplus)}. Use e.g. 1.2."
         )
-    _check_float_type(step_sizes[0], "min_step_sizes", "Rprop")
-    _check_float_type(step_sizes[1], "max_step_sizes", "Rprop")
+    _check_float_type(step_sizes[0], "step_sizes[0] (min_step_sizes)", "Rprop")
+    _check_float_type(step_sizes[1], "step_sizes[1] (max_step_sizes)", "Rprop")
     # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
     # every step size NaN; refuse it.
-    for name, value in (("min_step_sizes", step_sizes[0]), ("max_step_sizes", step_sizes[1])):
+    for name, value in zip(
+        ("step_sizes[0] (min_step_sizes)", "step_sizes[1] (max_step_sizes)"), step_sizes
+    ):
         if value != value:
             fail("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
 
