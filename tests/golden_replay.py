@@ -964,7 +964,9 @@ def check_gc_real_equals_emulated(case: Mapping, style: str) -> None:
 # -------------------------------------------------------------------------------------------------
 # group_error / arg_error
 
-GROUP_INDEX = r"(param_groups\s*\[\s*{i}\s*\]|groups?\s*(\[\s*{i}\s*\]|#?\s*{i}\b)|index\s*{i}\b)"
+GROUP_INDEX = (
+    r"((param_groups|params)\s*\[\s*{i}\s*\]|groups?\s*(\[\s*{i}\s*\]|#?\s*{i}\b)|index\s*{i}\b)"
+)
 
 
 def offending_tokens(groups: Sequence[Mapping]) -> list[str]:

@@ -148,6 +148,11 @@ def _bad_groups(p):
             r"3 problems(.|\n)*not a mix(.|\n)*param_groups\[2\] has unknown key 'order_param'"
             r"(.|\n)*param_groups\[2\]\['params'\] must not be empty",
         ),
+        "a list of parameters inside the list": (
+            [[p["fc.weight"]]],
+            TypeError,
+            r"params\[0\] must be a torch\.nn\.Parameter.*make it a group dict, \{'params'",
+        ),
         "set of params": (
             {p["fc.weight"]},
             TypeError,

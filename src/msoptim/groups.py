@@ -157,11 +157,15 @@ def _check_parameters(
         if is_named_param(item):
             name, tensor = item
         if not isinstance(tensor, nn.Parameter):
-            fix = (
-                "Wrap it with torch.nn.Parameter(...), or pass model.parameters()."
-                if isinstance(tensor, Tensor)
-                else "Pass torch.nn.Parameter objects or (name, Parameter) pairs."
-            )
+            if isinstance(tensor, Tensor):
+                fix = "Wrap it with torch.nn.Parameter(...), or pass model.parameters()."
+            elif isinstance(tensor, list | tuple):
+                fix = (
+                    "A list of parameters inside the list: make it a group dict, "
+                    "{'params': [...]}, or list the parameters themselves."
+                )
+            else:
+                fix = "Pass torch.nn.Parameter objects or (name, Parameter) pairs."
             problems.add(
                 not_a_parameter,
                 f"{where}[{position}] must be a torch.nn.Parameter, but got "
