@@ -221,7 +221,11 @@ def _check_parameters(
 
 def _describe_item(item: Any) -> str:
     if isinstance(item, Tensor):
-        return f"a plain tensor of shape {tuple(item.shape)}"
+        kind = "parameter" if isinstance(item, nn.Parameter) else "plain tensor"
+        return f"a {kind} of shape {tuple(item.shape)}"
+    if isinstance(item, list | tuple) and any(isinstance(x, Tensor) for x in item):
+        inner = ", ".join(map(_describe_item, item[:3])) + (", ..." if len(item) > 3 else "")
+        return f"a {type(item).__name__} [{inner}]"
     return describe(item)
 
 
