@@ -1233,16 +1233,26 @@ def dense_from_init(case: Mapping) -> torch.nn.Linear:
     return net
 
 
+#: Model.train with an optimizer other than Momentum: the parameters and the loss are compared
+#: to this share of the recorded tensor's largest magnitude. MindSpore's and torch's matmuls round
+#: differently, and the optimizer state carries that on (Adam's normalised step most: an ulp of a
+#: gradient near zero); 40 recorded runs of six optimizers over up to 12 steps differed by at most
+#: 2e-6 of it (``tools/record_golden_callback.py --model-train``). The lrs stay exact.
+TRAINING_SHARE = 1e-4
+
+
 def check_scheduler_training(case: Mapping) -> None:
     """``Model.train`` with the callback: per step forward, MSE, backward, ``opt.step()``,
-    ``zero_grad()``, ``step_end``; loss, parameters and lrs compared with the recording."""
-    modelled = case["optimizer"] == "Momentum" and not case["kwargs"].get("use_nesterov")
-    assert modelled, f"{case['id']}: the rounding bound models Momentum only; extend it"
+    ``zero_grad()``, ``step_end``; loss, parameters and lrs compared with the recording (for
+    Momentum within a propagated rounding bound, else within :data:`TRAINING_SHARE`)."""
     net = dense_from_init(case)
     named = {"dense.weight": net.weight, "dense.bias": net.bias}
     opt = scheduler_optimizer(case, list(named.items()))
     callback = msoptim.LearningRateScheduler(eval(case["fn_src"]))
-    bound = DenseMomentumRoundingBound(case["kwargs"]["momentum"], *map(as_float64, named.values()))
+    bound = None
+    if case["optimizer"] == "Momentum" and not case["kwargs"].get("use_nesterov"):
+        momentum = case["kwargs"]["momentum"]
+        bound = DenseMomentumRoundingBound(momentum, *map(as_float64, named.values()))
     batches = list(training_batches(case))
     assert len(batches) == len(case["expect"]), f"{case['id']}: {len(batches)} steps replayed"
     for (step, epoch, x, y), record in zip(batches, case["expect"]):
@@ -1250,14 +1260,20 @@ def check_scheduler_training(case: Mapping) -> None:
         assert (record["cur_step_num"], record["cur_epoch_num"]) == (step, epoch), what
         check_static_lr(opt, record["lr_at_step_begin"], what=f"{what} (begin)")
         lr = float(opt.learning_rate)
-        e_loss = bound.step(as_float64(x), as_float64(y), *map(as_float64, named.values()), lr)
+        if bound is not None:
+            params64 = map(as_float64, named.values())
+            e_loss = bound.step(as_float64(x), as_float64(y), *params64, lr)
+            extras = [bound.eW.ravel(), bound.eb]
+        else:
+            e_loss = TRAINING_SHARE * abs(record["loss"])
+            extras = [TRAINING_SHARE * np.max(np.abs(record["params"][n])) for n in named]
         loss = torch.nn.MSELoss()(net(torch.from_numpy(x)), torch.from_numpy(y))
         loss.backward()
         opt.step()
         opt.zero_grad()
         callback.step_end(opt, step)
         assert_float32_close(loss, [record["loss"]], what=f"{what} loss", extra=e_loss)
-        for (name, param), extra in zip(named.items(), (bound.eW.ravel(), bound.eb)):
+        for (name, param), extra in zip(named.items(), extras):
             assert_float32_close(param, record["params"][name], what=f"{what} {name}", extra=extra)
         check_static_lr(opt, record["lr_at_step_end_after_scheduler"], what=f"{what} (after)")
 
