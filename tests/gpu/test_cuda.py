@@ -177,6 +177,16 @@ def assert_same_bits(reference, fast, params_a, params_b, step: int) -> None:
         assert torch.equal(bits(sa[key]), bits(sb[key])), f"step {step}: {key}"
 
 
+def step_both_with_the_same_bits(reference, fast, params_a, params_b, seed: int) -> None:
+    """Three steps of both optimizers on the same random gradients, the same bits after each."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    for step in range(3):
+        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
+        reference(grads)
+        fast(tuple(x.clone() for x in grads))
+        assert_same_bits(reference, fast, params_a, params_b, step)
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 )
@@ -186,12 +196,7 @@ def test_fast_paths_equal_the_reference_on_cuda(name, kwargs, impl):
     params_a, params_b = mixed_params(), mixed_params()
     reference = cls(params_a, **kwargs, foreach=False)
     fast = cls(params_b, **kwargs, **impl)
-    g = torch.Generator(device="cpu").manual_seed(1)
-    for step in range(3):
-        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
-        reference(grads)
-        fast(tuple(x.clone() for x in grads))
-        assert_same_bits(reference, fast, params_a, params_b, step)
+    step_both_with_the_same_bits(reference, fast, params_a, params_b, seed=1)
 
 
 @pytest.mark.parametrize(
@@ -385,12 +390,7 @@ def test_without_triton_the_cuda_default_neither_launches_nor_compiles_the_lrs(m
     reference = msoptim.Adam(seed_recipe(params_a), learning_rate=0.01, foreach=False)
     default = msoptim.Adam(seed_recipe(params_b), learning_rate=0.01)
     assert default._compiled_lrs() == {}
-    g = torch.Generator(device="cpu").manual_seed(9)
-    for step in range(3):
-        grads = tuple((0.5 * torch.randn(p.shape, generator=g)).to(DEVICE) for _, p in params_a)
-        reference(grads)
-        default(tuple(x.clone() for x in grads))
-        assert_same_bits(reference, default, params_a, params_b, step)
+    step_both_with_the_same_bits(reference, default, params_a, params_b, seed=9)
     assert not _triton._STEP_EXTENSION
 
 
