@@ -2188,6 +2188,21 @@ def test_the_last_of_two_order_params_dicts_wins_with_a_warning() -> None:
     assert opt.parameter_names == tuple(name for name, _ in params[::-1])
 
 
+def test_the_entries_of_an_earlier_order_params_dict_are_never_read() -> None:
+    """MindSpore reads only the last 'order_params' dict's entries: an earlier one may hold
+    anything iterable (a name, a string), as long as its keys and value type are right."""
+    params = named_params()
+    for stale in (["fc.unknown", *params[1:]], "not a list"):
+        groups = [{"params": params}, {"order_params": stale}, {"order_params": params[::-1]}]
+        with pytest.warns(UserWarning, match=r"param_groups\[2\] is a second 'order_params'"):
+            opt = msoptim.Momentum(groups, 0.1, 0.9)
+        assert opt.parameter_names == tuple(name for name, _ in params[::-1])
+    with pytest.raises(TypeError, match=r"param_groups\[1\]\['order_params'\] must be a list"):
+        msoptim.Momentum(
+            [{"params": params}, {"order_params": 3}, {"order_params": params}], 0.1, 0.9
+        )
+
+
 def test_disjoint_views_of_one_buffer_are_accepted() -> None:
     """Contiguous-memory parameters (views of one flat buffer that do not overlap) are fine."""
     flat = torch.zeros(10)

@@ -332,8 +332,15 @@ def _strip_api(message: str, api: str) -> str:
 
 
 def _resolve_order(
-    index: int, group: Mapping[str, Any], problems: _Problems, names: dict[int, str]
+    index: int,
+    group: Mapping[str, Any],
+    problems: _Problems,
+    names: dict[int, str],
+    *,
+    read: bool = True,
 ) -> list[nn.Parameter] | None:
+    """An 'order_params' dict's parameters (``read``: its entries checked; MindSpore reads only
+    the last such dict's), or None."""
     where = f"param_groups[{index}]"
     unknown = [key for key in group if key not in GROUP_KEYS]
     for key in unknown:
@@ -346,7 +353,7 @@ def _resolve_order(
             "only that key. Move the other keys to a group with 'params'.",
         )
     value = group["order_params"]
-    if isinstance(value, str):
+    if isinstance(value, str) and read:
         problems.focus(ORDER, index)  # MindSpore reads the characters, then fails on the length
         problems.add(
             OrderParamsStringError,
@@ -358,6 +365,8 @@ def _resolve_order(
             TypeError,
             f"{where}['order_params'] must be a list of parameters, but got {describe(value)}.",
         )
+        return None
+    if not read:
         return None
     where = f"{where}['order_params']"
     problems.focus(ORDER, index)  # MindSpore reads the entries last, when it applies the order
@@ -550,19 +559,25 @@ def resolve_params(
     groups: list[ResolvedGroup] = []
     order: list[nn.Parameter] | None = None
     order_index = -1
+    # MindSpore checks every 'order_params' dict's keys and value type, but reads the entries
+    # of the last one only.
+    last_order = max(
+        (i for i, g in enumerate(items) if isinstance(g, Mapping) and "order_params" in g),
+        default=-1,
+    )
     for index, group in enumerate(items):
         if not isinstance(group, Mapping):
             continue  # a loose parameter among group dicts: reported above
         problems.focus(STRUCTURE, index)
         if "order_params" in group:
-            if order is not None:
+            if order_index >= 0:
                 warnings.warn(
                     f"{api}: param_groups[{index}] is a second 'order_params' dict (the first is "
                     f"param_groups[{order_index}]); MindSpore uses the last one, and so does "
                     "msoptim. Give one order.",
                     stacklevel=3,
                 )
-            order = _resolve_order(index, group, problems, names)
+            order = _resolve_order(index, group, problems, names, read=index == last_order)
             order_index = index
             continue
         resolved = _resolve_group(index, group, problems, names, echo_keys, api, arguments)
