@@ -166,6 +166,15 @@ def _bad_groups(p):
             ValueError,
             r"same length.*param_groups\[0\]\['lr'\]: 2, param_groups\[1\]\['lr'\]: 3",
         ),
+        "tables of different lengths and a parameter in two groups (the lr pass first)": (
+            [
+                {"params": pairs(p, "fc.weight"), "lr": [0.1, 0.2]},
+                {"params": pairs(p, "fc.weight", "fc.bias"), "lr": [0.1, 0.2, 0.3]},
+            ],
+            ValueError,
+            r"2 problems(.|\n)*same length(.|\n)*'fc\.weight'.*param_groups\[0\] and "
+            r"param_groups\[1\]",
+        ),
         "per-group momentum": (
             [{"params": pairs(p, "fc.weight"), "momentum": 0.5}],
             KeyError,

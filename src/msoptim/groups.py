@@ -373,6 +373,28 @@ def _resolve_order(
     return _check_parameters(list(value), where, problems, names, NotAParameterError)
 
 
+def _check_table_lengths(
+    groups: list[ResolvedGroup], top_table: tuple[str, int] | None, problems: _Problems
+) -> None:
+    """Every lr table (the optimizer's and the groups') has one length; reported in the lr pass
+    of the first group whose table differs, where MindSpore raises."""
+    lengths = [top_table] if top_table is not None else []
+    first_differing = None
+    for group in groups:
+        if group.lr is not None and group.lr.kind == "table":
+            lengths.append((group.lr.where, group.lr.table_length))
+            if first_differing is None and lengths[-1][1] != lengths[0][1]:
+                first_differing = group.index
+    if first_differing is not None:
+        problems.focus(LR, first_differing)
+        listing = ", ".join(f"{where}: {length}" for where, length in lengths)
+        problems.add(
+            ValueError,
+            "every dynamic learning-rate table must have the same length (one entry per step), "
+            f"but got {listing}. Build them for the same total_step.",
+        )
+
+
 def _check_unique(groups: list[ResolvedGroup], names: dict[int, str], problems: _Problems) -> None:
     seen: dict[int, int] = {}
     for group in groups:
@@ -510,6 +532,7 @@ def resolve_params(
     api: str,
     echo_keys: Mapping[str, Any] | None = None,
     arguments: Sequence[str] = (),
+    top_table: tuple[str, int] | None = None,
 ) -> ResolvedParams:
     """Validate ``params`` and return groups, order and names; raise one clear error otherwise.
 
@@ -519,6 +542,8 @@ def resolve_params(
         echo_keys: optimizer arguments a group dict may repeat with the same value (wrappers such as
             ``ZeroRedundancyOptimizer`` copy the optimizer's keyword arguments into every group).
         arguments: the optimizer's argument names, named in the error for a group that sets one.
+        top_table: ``(name, length)`` of the optimizer's own lr table, which every group's table
+            must match in length (checked in the lr pass, as MindSpore).
 
     Raises:
         TypeError, ValueError, KeyError: with every problem listed, see module docstring.
@@ -586,6 +611,7 @@ def resolve_params(
     problems.focus(STRUCTURE)
     if not groups and not problems.items:
         problems.add(ValueError, "'params' holds no group with 'params'. Add at least one group.")
+    _check_table_lengths(groups, top_table, problems)
     _check_unique(groups, names, problems)
     problems.raise_if_any(before=ORDER)
     flat = [param for group in groups for param in group.params]

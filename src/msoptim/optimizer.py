@@ -224,13 +224,16 @@ class Optimizer(torch.optim.Optimizer):
         top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)
         echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
+        # An empty or nested top-level table serves no step and is left out of the length check,
+        # as MindSpore leaves it out (the first step raises: _check_tables).
+        usable = top_lr.kind == "table" and top_lr.table_length > 0 and top_lr.unusable is None
         resolved = resolve_params(
             parameters,
             api=api,
             echo_keys=echo if _built_by_torch_distributed() else {},
             arguments=list(echo),
+            top_table=(top_lr.where, top_lr.table_length) if usable else None,
         )
-        self._check_lr_lengths(top_lr, resolved)
         if own_checks is not None and own_checks.error is not None:
             raise own_checks.error  # after the base class's checks, as in MindSpore
         devices = {param.device for param in resolved.order}
@@ -317,25 +320,6 @@ class Optimizer(torch.optim.Optimizer):
             self._refresh_param_info()
 
     # ------------------------------------------------------------------ construction helpers
-
-    def _check_lr_lengths(self, top: LrSpec, resolved: ResolvedParams) -> None:
-        """MindSpore requires every table lr (top-level and per group) to have the same length.
-
-        An empty or nested top-level table is left out, as MindSpore leaves it out: it serves no
-        step, and the first step raises (``_check_tables``)."""
-        usable = top.kind == "table" and top.table_length > 0 and top.unusable is None
-        lengths = [(top.where, top.table_length)] if usable else []
-        lengths += [
-            (group.lr.where, group.lr.table_length)
-            for group in resolved.groups
-            if group.lr is not None and group.lr.kind == "table"
-        ]
-        if len({length for _, length in lengths}) > 1:
-            listing = ", ".join(f"{where}: {length}" for where, length in lengths)
-            raise ValueError(
-                f"{self._api}: every dynamic learning-rate table must have the same length "
-                f"(one entry per step), but got {listing}. Build them for the same total_step."
-            )
 
     def _make_lr_storage(self, spec: LrSpec) -> tuple[Tensor, nn.Module | None]:
         """(group['lr'] tensor, lr source or None) for one parsed lr on this optimizer's device."""
