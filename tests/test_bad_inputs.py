@@ -244,7 +244,15 @@ for _name in OPTIMIZERS:
         "lr-table-with-nan",
         with_lr(_name, [0.1, NAN]),
         ValueError,
-        r"'learning_rate' must hold finite values, but entry 1 is nan",
+        # MindSpore takes the list, and FTRL then refuses a dynamic lr: its error comes first
+        r"dynamic learning rate" if _name == "FTRL" else r"'learning_rate' must hold finite values",
+    )
+    ctor(  # msoptim's refusal of the NaN comes after MindSpore's checks
+        _name,
+        "lr-nan-tensor-and-a-bad-weight-decay",
+        {**with_lr(_name, torch.tensor(NAN)), "weight_decay": -1.0},
+        ValueError,
+        r"'weight_decay' must be",
     )
     ctor(_name, "wd-negative", {"weight_decay": -1.0}, ValueError, r"'weight_decay' must be")
     ctor(_name, "wd-str", {"weight_decay": "0.1"}, TypeError, r"'weight_decay' must be a float")
@@ -858,6 +866,12 @@ OWN_ARGUMENTS: dict[str, list[tuple[str, dict[str, Any], type, str]]] = {
         ("lr-int", {"learning_rate": 1}, TypeError, r"'learning_rate' must be a positive float"),
         ("lr-zero", {"learning_rate": 0.0}, ValueError, r"'learning_rate' must be a finite"),
         ("lr-table", {"learning_rate": [0.1, 0.2]}, ValueError, r"dynamic learning rate"),
+        (  # MindSpore takes a NaN tensor, then FTRL refuses any tensor: its TypeError first
+            "lr-nan-tensor",
+            {"learning_rate": torch.tensor(NAN)},
+            TypeError,
+            r"'learning_rate' must be a positive float, but got tensor\(nan\)",
+        ),
         (  # MindSpore takes the list as a dynamic lr, which FTRL refuses: its ValueError
             "lr-table-with-a-string",
             {"learning_rate": [0.1, "0.2"]},

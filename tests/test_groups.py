@@ -175,6 +175,15 @@ def _bad_groups(p):
             r"2 problems(.|\n)*same length(.|\n)*'fc\.weight'.*param_groups\[0\] and "
             r"param_groups\[1\]",
         ),
+        "a NaN in a group's table and a parameter in two groups (msoptim's refusal last)": (
+            [
+                {"params": pairs(p, "fc.weight"), "lr": [0.1, float("nan")]},
+                {"params": pairs(p, "fc.weight", "fc.bias")},
+            ],
+            RuntimeError,
+            r"2 problems(.|\n)*'fc\.weight'.*param_groups\[0\] and param_groups\[1\](.|\n)*"
+            r"must hold finite values",
+        ),
         "per-group momentum": (
             [{"params": pairs(p, "fc.weight"), "momentum": 0.5}],
             KeyError,

@@ -27,7 +27,7 @@ from msoptim.errors import (
     PerGroupArgumentError,
     UnknownGroupKeyError,
 )
-from msoptim.lr_sources import LrSpec, parse_lr, parse_weight_decay
+from msoptim.lr_sources import LrSpec, NonFiniteLrError, parse_lr, parse_weight_decay
 from msoptim.params import is_named_param, trainable_params
 
 __all__ = ["ResolvedGroup", "ResolvedParams", "overlapping_parameters", "resolve_params"]
@@ -65,6 +65,7 @@ LR = 2  # each group's lr
 VALUES = 3  # each group's weight_decay and grad_centralization, then duplicates
 ORDER = 4  # 'order_params' against the grouped parameters
 LR_CELLS = 5  # a group's nested-list lr: MindSpore fails on it last, making the lrs' CellList
+STRICTER = 6  # msoptim's own refusals, which MindSpore accepts (a NaN in a group's tensor lr)
 
 
 class _Problems:
@@ -285,6 +286,9 @@ def _resolve_group(
         except NestedLearningRateError as error:
             problems.focus(LR_CELLS, index)
             problems.add(TypeError, _strip_api(str(error), api))
+        except NonFiniteLrError as error:
+            problems.focus(STRICTER, index)
+            problems.add(ValueError, _strip_api(str(error), api))
         except (TypeError, ValueError) as error:
             problems.add(type(error), _strip_api(str(error), api))
     problems.focus(VALUES, index)

@@ -23,7 +23,14 @@ from msoptim._validate import describe
 from msoptim.errors import LearningRateEntryError, NestedLearningRateError
 from msoptim.schedules import LearningRateSchedule
 
-__all__ = ["ConstantLR", "LrSpec", "TableLR", "parse_lr", "parse_weight_decay"]
+__all__ = [
+    "ConstantLR",
+    "LrSpec",
+    "NonFiniteLrError",
+    "TableLR",
+    "parse_lr",
+    "parse_weight_decay",
+]
 
 LrKind = Literal["static", "table", "schedule"]
 
@@ -94,6 +101,17 @@ class ConstantLR(LearningRateSchedule):
         return (lr + 1.0) - 1.0
 
 
+class NonFiniteLrError(ValueError):
+    """A NaN or infinite value in a tensor or list lr: msoptim's own refusal (MindSpore accepts
+    them; a float NaN or inf both refuse). The optimizer raises it after MindSpore's checks of
+    its other arguments, whose errors come first as in MindSpore; ``stand_in`` is the lr with those
+    values zeroed, for the checks in between."""
+
+    def __init__(self, message: str, stand_in: LrSpec) -> None:
+        super().__init__(message)
+        self.stand_in = stand_in
+
+
 def _label(where: str) -> str:
     """``'learning_rate'`` for an argument name; ``param_groups[1]['lr']`` as is."""
     return where if "[" in where else f"'{where}'"
@@ -123,9 +141,10 @@ def _static_from_tensor(value: Tensor, where: str, api: str) -> LrSpec:
     # Like MindSpore, no sign check for a tensor (a negative value ascends, as in a table).
     number = float(value.detach().to("cpu", torch.float64))
     if not math.isfinite(number):
-        raise ValueError(
+        raise NonFiniteLrError(
             f"{api}: {_label(where)} must hold a finite value, but got tensor({number}). "
-            "A non-finite learning rate cannot train."
+            "A non-finite learning rate cannot train.",
+            LrSpec("static", torch.zeros_like(value), where),
         )
     return LrSpec("static", value, where)
 
@@ -155,9 +174,10 @@ def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
         return LrSpec("table", values.astype(np.float32), where)
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ValueError(
+        raise NonFiniteLrError(
             f"{api}: {_label(where)} must hold finite values, but entry {bad} is {float(values[bad])!r}. "
-            "Check the function that built the table."
+            "Check the function that built the table.",
+            LrSpec("table", np.where(np.isfinite(values), values, 0.0).astype(np.float32), where),
         )
     if values.size < 2:
         warnings.warn(

@@ -48,7 +48,14 @@ from msoptim.kernels import use_fused
 from msoptim.kernels._native import advance_counter
 from msoptim.kernels.centralization import centralization_mean
 from msoptim.kernels.lr import evaluate_lrs
-from msoptim.lr_sources import ConstantLR, LrSpec, TableLR, parse_lr, parse_weight_decay
+from msoptim.lr_sources import (
+    ConstantLR,
+    LrSpec,
+    NonFiniteLrError,
+    TableLR,
+    parse_lr,
+    parse_weight_decay,
+)
 from msoptim.step_wrapper import hooked_step
 
 __all__ = ["Optimizer"]
@@ -205,6 +212,10 @@ class Optimizer(torch.optim.Optimizer):
     #: On CUDA, with neither ``fused`` nor ``foreach`` given, the step is a multi-tensor Triton
     #: kernel (:func:`msoptim.kernels.use_fused`), and the groups' lrs are compiled too.
     _cuda_multi_tensor: ClassVar[bool] = False
+    #: The subclass checks its own arguments after ``__init__`` (as FTRL does, after MindSpore's
+    #: base class), and raises ``_refused_lr`` (msoptim's refusal of a NaN in a tensor or list
+    #: lr, which MindSpore accepts) after them.
+    _checks_after_base: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -220,7 +231,10 @@ class Optimizer(torch.optim.Optimizer):
         self._api = api
         defaults = dict(defaults or {})
         loss_scale = _check_loss_scale(loss_scale, api)
-        top_lr = parse_lr(learning_rate, where="learning_rate", api=api)
+        try:
+            top_lr, refused = parse_lr(learning_rate, where="learning_rate", api=api), None
+        except NonFiniteLrError as error:  # msoptim's own refusal: after MindSpore's checks
+            top_lr, refused = error.stand_in, error
         top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)
         echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
@@ -236,6 +250,9 @@ class Optimizer(torch.optim.Optimizer):
         )
         if own_checks is not None and own_checks.error is not None:
             raise own_checks.error  # after the base class's checks, as in MindSpore
+        if refused is not None and not self._checks_after_base:
+            raise refused
+        self._refused_lr = refused  # raised by the subclass, after its own checks
         devices = {param.device for param in resolved.order}
         if len(devices) > 1:
             raise ValueError(

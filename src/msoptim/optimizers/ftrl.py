@@ -76,6 +76,7 @@ class FTRL(Optimizer):
     """
 
     _ms_names: ClassVar[dict[str, str]] = {"moments": "moments.{name}", "linear": "linear.{name}"}
+    _checks_after_base: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -127,6 +128,8 @@ class FTRL(Optimizer):
             _check_float_type(value, name, "FTRL")
             check_non_negative_float(value, name, "FTRL")
         check_bool(use_locking, "use_locking", "FTRL")
+        if self._refused_lr is not None:
+            raise self._refused_lr
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after construction; like the constructor, FTRL takes no group ``lr``."""
