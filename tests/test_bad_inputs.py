@@ -2217,6 +2217,15 @@ def test_the_entries_of_an_earlier_order_params_dict_are_never_read() -> None:
         )
 
 
+def test_a_group_mistake_comes_before_a_bad_top_level_weight_decay() -> None:
+    """MindSpore checks the optimizer's own weight_decay after the groups (``_init_opt_attrs``)."""
+    params = named_params()
+    with pytest.raises(KeyError, match=r"param_groups\[0\] has unknown key 'foo'"):
+        msoptim.Momentum([{"params": params, "foo": 1}], 0.1, 0.9, weight_decay=-1.0)
+    with pytest.raises(ValueError, match=r"'weight_decay' must be a finite float >= 0"):
+        msoptim.Momentum([{"params": params}], 0.1, 0.9, weight_decay=-1.0)
+
+
 def test_disjoint_views_of_one_buffer_are_accepted() -> None:
     """Contiguous-memory parameters (views of one flat buffer that do not overlap) are fine."""
     flat = torch.zeros(10)

@@ -235,7 +235,6 @@ class Optimizer(torch.optim.Optimizer):
             top_lr, refused = parse_lr(learning_rate, where="learning_rate", api=api), None
         except NonFiniteLrError as error:  # msoptim's own refusal: after MindSpore's checks
             top_lr, refused = error.stand_in, error
-        top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)
         echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
         # An empty or nested top-level table serves no step and is left out of the length check,
@@ -248,6 +247,7 @@ class Optimizer(torch.optim.Optimizer):
             arguments=list(echo),
             top_table=(top_lr.where, top_lr.table_length) if usable else None,
         )
+        top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)  # after the groups
         if own_checks is not None and own_checks.error is not None:
             raise own_checks.error  # after the base class's checks, as in MindSpore
         if refused is not None and not self._checks_after_base:
