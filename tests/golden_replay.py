@@ -1066,7 +1066,12 @@ def check_arg_error(case: Mapping) -> None:
         )
 
     if case.get("error") is not None:
-        assert_raises(case["error"], construct, what=case["call"])
+        error = assert_raises(case["error"], construct, what=case["call"])
+        named = arguments_named(case["error"].get("message", ""), case["kwargs"])
+        if len(named) == 1:  # of several mistakes, the one MindSpore reports first
+            assert re.search(rf"\b{named[0]}\b", str(error)), (
+                f"{case['call']}: MindSpore's error names {named[0]!r}, msoptim's does not: {error}"
+            )
         return
     must, may = stricter_refusals(case["kwargs"])
     if not must and not may:
@@ -1081,6 +1086,17 @@ def check_arg_error(case: Mapping) -> None:
     assert any(re.search(rf"'{re.escape(name)}\b", str(error)) for name in must + may), (
         f"{case['id']}: a refusal of what MindSpore accepts must name {must + may}: {error}"
     )
+
+
+#: How MindSpore's messages spell some arguments.
+MINDSPORE_SPELLINGS = {"learning rate": "learning_rate", "weight_dacay": "weight_decay"}
+
+
+def arguments_named(message: str, kwargs: Mapping[str, Any]) -> list[str]:
+    """The arguments of the call that MindSpore's error message names."""
+    for spelling, name in MINDSPORE_SPELLINGS.items():
+        message = message.replace(spelling, name)
+    return [name for name in kwargs if re.search(rf"\b{re.escape(name)}\b", message)]
 
 
 def stricter_refusals(kwargs: Mapping[str, Any]) -> tuple[list[str], list[str]]:

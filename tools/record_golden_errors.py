@@ -16,7 +16,8 @@ and replay the directory against msoptim::
     PYTHONPATH=src .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_golden.py \\
         --golden-dir /tmp/fuzz_err/s1 -k "arg_error or group_error"
 
-``--count`` is per family. Ids are ``fuzz-err-<seed>-<n>``; the same seed gives the same cases.
+``--arg-mistakes N`` corrupts N arguments of each ``arg_error`` call (the replay then also checks
+that msoptim names the argument MindSpore names). ``--count`` is per family. Ids are ``fuzz-err-<seed>-<n>``; the same seed gives the same cases.
 The replay takes the six standard parameters from an optimizer-family case
 (``golden_replay.standard_param_specs``), so the sample's ``optimizer_error.json`` is copied next to
 the output; the six parameters built here come from that same file.
@@ -305,9 +306,23 @@ def unmark(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def random_arg_case(rng: random.Random) -> tuple[str, dict, list[str]]:
-    """``(optimizer, kwargs in JSON form, tuple_args)`` with one argument corrupted."""
-    optimizer = rng.choice(sorted(OPTIMIZERS))
+def random_arg_case(rng: random.Random, mistakes: int = 1) -> tuple[str, dict, list[str]]:
+    """``(optimizer, kwargs in JSON form, tuple_args)`` with ``mistakes`` draws of a corrupted
+    argument (two draws may corrupt the same argument: the last one stays)."""
+    optimizer, kwargs, tuple_args = _one_mistake(rng, rng.choice(sorted(OPTIMIZERS)))
+    for _ in range(mistakes - 1):
+        _, more, more_tuples = _one_mistake(rng, optimizer)
+        for key in [key for key in more if more[key] != kwargs.get(key, _ABSENT)]:
+            kwargs[key] = more[key]
+            tuple_args = [name for name in tuple_args if name != key]
+            tuple_args += [key] if key in more_tuples else []
+    return optimizer, kwargs, tuple_args
+
+
+_ABSENT = object()
+
+
+def _one_mistake(rng: random.Random, optimizer: str) -> tuple[str, dict, list[str]]:
     fixed, optional = OPTIMIZERS[optimizer]
     fixed = dict(fixed)
     if optimizer == "AdaFactor" and rng.random() < 0.5:
@@ -799,16 +814,19 @@ def meta(ms: MindSpore, seed: int | None) -> dict:
     }
 
 
-def record(ms: MindSpore, seed: int, count: int, mistakes: int = 0) -> dict[str, list[dict]]:
+def record(
+    ms: MindSpore, seed: int, count: int, mistakes: int = 0, arg_mistakes: int = 1
+) -> dict[str, list[dict]]:
     """``count`` distinct cases per family (distinct by call), in generation order; group
-    cases with ``mistakes`` mutations each (0: one, now and then two)."""
+    cases with ``mistakes`` mutations each (0: one, now and then two), arg cases with
+    ``arg_mistakes`` corrupted arguments."""
     rng = random.Random(seed)
     names = [spec["name"] for spec in ms.param_specs]
     out: dict[str, list[dict]] = {"arg_error": [], "group_error": []}
     seen: set[str] = set()
     serial = 0
     makers = {
-        "arg_error": lambda: ("arg", random_arg_case(rng)),
+        "arg_error": lambda: ("arg", random_arg_case(rng, arg_mistakes)),
         "group_error": lambda: ("group", random_groups(rng, names, mistakes)),
     }
     for family, make in makers.items():
@@ -879,13 +897,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--mistakes", type=int, default=0, help="group mistakes per case (default: 1, or 2)"
     )
+    parser.add_argument(
+        "--arg-mistakes",
+        type=int,
+        default=1,
+        help="corrupted arguments per arg_error case (several: which one MindSpore reports first)",
+    )
     args = parser.parse_args(argv)
     ms = MindSpore(standard_param_specs())
     if args.rerecord:
         by_family = rerecord(ms, args.rerecord)
         write(args.out, ms, None, by_family)
     else:
-        by_family = record(ms, args.seed, args.count, args.mistakes)
+        by_family = record(ms, args.seed, args.count, args.mistakes, args.arg_mistakes)
         write(args.out, ms, args.seed, by_family)
     print(summary(by_family))
     return 0

@@ -1,7 +1,9 @@
 """Argument validators shared by every public entry point.
 
 MindSpore's type rules are strict and we keep them: where MindSpore wants a ``float``, a Python ``int``
-(and a ``bool``) is a ``TypeError``; ranges are ``ValueError``; inf/NaN are ``ValueError``.
+(and a ``bool``) is a ``TypeError``; ranges are ``ValueError``; inf/NaN are ``ValueError``. Where
+MindSpore's own check lets a NaN or an inf through, msoptim's refusal (:func:`refuse`) comes after
+MindSpore's checks of the other arguments (:func:`refusals_later`).
 
 Every message follows one template::
 
@@ -12,13 +14,18 @@ so that a user reading it learns which call, which argument, which rule and what
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
     "check_bool",
     "check_float",
+    "check_float_at_least",
     "check_float_in_range",
+    "check_float_type",
     "check_non_negative_float",
     "check_non_negative_int",
     "check_number_as_float",
@@ -26,6 +33,8 @@ __all__ = [
     "check_positive_int",
     "describe",
     "fail",
+    "refusals_later",
+    "refuse",
 ]
 
 
@@ -39,10 +48,39 @@ def describe(value: Any) -> str:
 
 def fail(api: str, name: str, rule: str, value: Any, fix: str = "", *, exc: type = ValueError):
     """Raise ``exc`` with the project's message template."""
-    message = f"{api}: '{name}' must be {rule}, but got {describe(value)}."
-    if fix:
-        message += f" {fix}"
-    raise exc(message)
+    raise exc(_message(api, name, rule, value, fix))
+
+
+def _message(api: str, name: str, rule: str, value: Any, fix: str) -> str:
+    return f"{api}: '{name}' must be {rule}, but got {describe(value)}." + (
+        f" {fix}" if fix else ""
+    )
+
+
+_LATER: ContextVar[list[ValueError] | None] = ContextVar("msoptim_refusals_later", default=None)
+
+
+def refuse(api: str, name: str, rule: str, value: Any, fix: str = "") -> None:
+    """msoptim's own refusal of a value MindSpore's check lets through (a NaN in a range, an
+    infinite momentum): a ``ValueError`` raised now or, inside :func:`refusals_later`, kept for
+    after MindSpore's checks, so that of several mistakes the one MindSpore reports comes first."""
+    error = ValueError(_message(api, name, rule, value, fix))
+    later = _LATER.get()
+    if later is None:
+        raise error
+    later.append(error)
+
+
+@contextlib.contextmanager
+def refusals_later(later: list[ValueError] | None = None) -> Iterator[list[ValueError]]:
+    """Collect :func:`refuse`'s errors in ``later`` (a new list if None, yielded) instead of
+    raising them."""
+    later = [] if later is None else later
+    token = _LATER.set(later)
+    try:
+        yield later
+    finally:
+        _LATER.reset(token)
 
 
 def _is_int(value: Any) -> bool:
@@ -100,6 +138,27 @@ def check_non_negative_float(value: Any, name: str, api: str) -> float:
     return value
 
 
+def check_float_type(value: Any, name: str, api: str, rule: str = "a float") -> float:
+    """A Python ``float`` (``int`` and ``bool`` are a ``TypeError``, as in MindSpore)."""
+    if not isinstance(value, float):
+        fail(api, name, rule, value, _float_fix(value), exc=TypeError)
+    return value
+
+
+def check_float_at_least(
+    value: float, name: str, api: str, low: float, *, nan_fails: bool, fix: str = ""
+) -> float:
+    """``value >= low`` as MindSpore compares it (its ``check_number`` fails a NaN, a plain
+    ``value < low`` test passes it: ``nan_fails``), then msoptim's refusal (:func:`refuse`) of a
+    NaN or an infinity that passed. ``value`` is a float (its type checked before)."""
+    rule = f"a finite float >= {low:g}"
+    if value < low or (nan_fails and math.isnan(value)):
+        fail(api, name, rule, value, fix)
+    if not math.isfinite(value):
+        refuse(api, name, rule, value, fix)
+    return value
+
+
 def check_number_as_float(
     value: Any, name: str, api: str, *, minimum: float | None = None
 ) -> float:
@@ -135,10 +194,14 @@ def check_float_in_range(
         fail(api, name, "a float", value, _float_fix(value), exc=TypeError)
     left = "[" if low_inclusive else "("
     right = "]" if high_inclusive else ")"
+    rule = f"in the range {left}{low}, {high}{right}"
+    if math.isnan(value):  # MindSpore's check_float_range takes a NaN
+        refuse(api, name, rule, value)
+        return value
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):
-        fail(api, name, f"in the range {left}{low}, {high}{right}", value)
+        fail(api, name, rule, value)
     return value
 
 

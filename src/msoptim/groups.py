@@ -21,16 +21,23 @@ from torch import Tensor, nn
 from msoptim._validate import describe
 from msoptim.errors import (
     DuplicateParameterError,
+    LearningRateEntryError,
     NestedLearningRateError,
     NotAParameterError,
     OrderParamsStringError,
     PerGroupArgumentError,
     UnknownGroupKeyError,
 )
-from msoptim.lr_sources import LrSpec, NonFiniteLrError, parse_lr, parse_weight_decay
+from msoptim.lr_sources import LrSpec, RefusedLrError, parse_lr, parse_weight_decay
 from msoptim.params import is_named_param, trainable_params
 
-__all__ = ["ResolvedGroup", "ResolvedParams", "overlapping_parameters", "resolve_params"]
+__all__ = [
+    "ResolvedGroup",
+    "ResolvedParams",
+    "check_parameter_list",
+    "overlapping_parameters",
+    "resolve_params",
+]
 
 GROUP_KEYS = ("params", "lr", "weight_decay", "grad_centralization", "order_params")
 
@@ -56,6 +63,9 @@ class ResolvedParams:
     names: dict[int, str]
     is_group: bool
     ordered: bool
+    #: msoptim's own refusal of what MindSpore accepts (a NaN in a group's lr), when the caller
+    #: raises it after its other checks (``resolve_params(..., refuse_later=True)``).
+    refused: Exception | None = None
 
 
 # MindSpore validates groups in passes; with several problems, the first pass that finds one
@@ -92,6 +102,10 @@ class _Problems:
         """Raise if there are problems (``before``: only if one belongs to an earlier pass)."""
         if not self.items or (before is not None and min(self.items)[0][0] >= before):
             return
+        raise self.error()
+
+    def error(self) -> Exception:
+        """One exception listing every problem (there is at least one)."""
         ordered = sorted(self.items, key=lambda item: item[0])
         kind = ordered[0][1]
         if len(ordered) == 1:
@@ -99,7 +113,7 @@ class _Problems:
         else:
             lines = "\n".join(f"  - {text}" for _, _, text in ordered)
             message = f"{self.api}: {len(ordered)} problems in 'params':\n{lines}"
-        raise kind(message)
+        return kind(message)
 
 
 def _param_label(param: Tensor, name: str | None) -> str:
@@ -286,9 +300,11 @@ def _resolve_group(
         except NestedLearningRateError as error:
             problems.focus(LR_CELLS, index)
             problems.add(TypeError, _strip_api(str(error), api))
-        except NonFiniteLrError as error:
+        except RefusedLrError as error:
             problems.focus(STRICTER, index)
-            problems.add(ValueError, _strip_api(str(error), api))
+            kind = LearningRateEntryError if isinstance(error, TypeError) else ValueError
+            problems.add(kind, _strip_api(str(error), api))
+            resolved.lr = error.stand_in  # for the table lengths, checked before
         except (TypeError, ValueError) as error:
             problems.add(type(error), _strip_api(str(error), api))
     problems.focus(VALUES, index)
@@ -381,13 +397,17 @@ def _check_table_lengths(
     groups: list[ResolvedGroup], top_table: tuple[str, int] | None, problems: _Problems
 ) -> None:
     """Every lr table (the optimizer's and the groups') has one length; reported in the lr pass
-    of the first group whose table differs, where MindSpore raises."""
+    of the first group whose table differs, where MindSpore raises. As in MindSpore, the length
+    to match is the first non-empty table's: an empty table before it is not compared."""
     lengths = [top_table] if top_table is not None else []
+    expected = top_table[1] if top_table is not None else 0
     first_differing = None
     for group in groups:
         if group.lr is not None and group.lr.kind == "table":
             lengths.append((group.lr.where, group.lr.table_length))
-            if first_differing is None and lengths[-1][1] != lengths[0][1]:
+            if expected == 0:
+                expected = group.lr.table_length
+            elif first_differing is None and group.lr.table_length != expected:
                 first_differing = group.index
     if first_differing is not None:
         problems.focus(LR, first_differing)
@@ -530,31 +550,9 @@ def _apply_order(
     return order
 
 
-def resolve_params(
-    params: Any,
-    *,
-    api: str,
-    echo_keys: Mapping[str, Any] | None = None,
-    arguments: Sequence[str] = (),
-    top_table: tuple[str, int] | None = None,
-) -> ResolvedParams:
-    """Validate ``params`` and return groups, order and names; raise one clear error otherwise.
-
-    Args:
-        params: an ``nn.Module``, a list of parameters / ``(name, Parameter)`` pairs, or group dicts.
-        api: the optimizer's name, for messages.
-        echo_keys: optimizer arguments a group dict may repeat with the same value (wrappers such as
-            ``ZeroRedundancyOptimizer`` copy the optimizer's keyword arguments into every group).
-        arguments: the optimizer's argument names, named in the error for a group that sets one.
-        top_table: ``(name, length)`` of the optimizer's own lr table, which every group's table
-            must match in length (checked in the lr pass, as MindSpore).
-
-    Raises:
-        TypeError, ValueError, KeyError: with every problem listed, see module docstring.
-    """
-    echo_keys = dict(echo_keys or {})
-    problems = _Problems(api)
-    names: dict[int, str] = {}
+def _parameter_items(params: Any, problems: _Problems) -> list[Any]:
+    """The parameter list as a list (a module gives its trainable ``(name, Parameter)`` pairs);
+    raises for None, a single tensor or dict, a non-iterable and an empty list."""
     if isinstance(params, nn.Module):
         params = trainable_params(params)
     if isinstance(params, Mapping):
@@ -567,6 +565,68 @@ def resolve_params(
     items = _materialize(params, "'params'", problems)
     problems.raise_if_any()
     assert items is not None
+    return items
+
+
+def _is_parameter_item(item: Any) -> bool:
+    return isinstance(item[1] if is_named_param(item) else item, nn.Parameter)
+
+
+def check_parameter_list(
+    params: Any,
+    *,
+    api: str,
+    echo_keys: Mapping[str, Any] | None = None,
+    arguments: Sequence[str] = (),
+) -> list[Any]:
+    """MindSpore's first check of an optimizer's arguments, before its loss scale and lr: the
+    parameter list is a non-empty iterable whose items are all parameters or all group dicts.
+
+    Returns the list (a generator is read once here), for :func:`resolve_params`. A mix, or an
+    item that is neither, is raised by :func:`resolve_params` itself, so that the error lists
+    every mistake of the groups too (``echo_keys`` and ``arguments`` as there).
+    """
+    items = _parameter_items(params, _Problems(api))
+    dicts = [isinstance(item, Mapping) for item in items]
+    if (any(dicts) and not all(dicts)) or (
+        not any(dicts) and not all(map(_is_parameter_item, items))
+    ):
+        resolve_params(items, api=api, echo_keys=echo_keys, arguments=arguments)
+        raise AssertionError(
+            "resolve_params accepted a parameter list check_parameter_list refused"
+        )
+    return items
+
+
+def resolve_params(
+    params: Any,
+    *,
+    api: str,
+    echo_keys: Mapping[str, Any] | None = None,
+    arguments: Sequence[str] = (),
+    top_table: tuple[str, int] | None = None,
+    refuse_later: bool = False,
+) -> ResolvedParams:
+    """Validate ``params`` and return groups, order and names; raise one clear error otherwise.
+
+    Args:
+        params: an ``nn.Module``, a list of parameters / ``(name, Parameter)`` pairs, or group dicts.
+        api: the optimizer's name, for messages.
+        echo_keys: optimizer arguments a group dict may repeat with the same value (wrappers such as
+            ``ZeroRedundancyOptimizer`` copy the optimizer's keyword arguments into every group).
+        arguments: the optimizer's argument names, named in the error for a group that sets one.
+        top_table: ``(name, length)`` of the optimizer's own lr table, which every group's table
+            must match in length (checked in the lr pass, as MindSpore).
+        refuse_later: return msoptim's own refusals (:data:`STRICTER`) in ``refused`` when they
+            are the only problems, for the caller to raise after its other checks.
+
+    Raises:
+        TypeError, ValueError, KeyError: with every problem listed, see module docstring.
+    """
+    echo_keys = dict(echo_keys or {})
+    problems = _Problems(api)
+    names: dict[int, str] = {}
+    items = _parameter_items(params, problems)
     kinds = {isinstance(item, Mapping) for item in items}
     if len(kinds) > 1:
         first_dict = next(i for i, item in enumerate(items) if isinstance(item, Mapping))
@@ -623,6 +683,9 @@ def resolve_params(
     if order and not problems.found(ORDER):  # (entries that are not parameters: listed already)
         problems.focus(ORDER, order_index)
         flat = _apply_order(order_index, order, groups, names, problems)
+    if refuse_later and problems.items and min(problems.items)[0][0] == STRICTER:
+        refused = problems.error()
+        return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered, refused=refused)
     problems.raise_if_any()
     return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered)
 

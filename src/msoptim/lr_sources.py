@@ -27,6 +27,8 @@ __all__ = [
     "ConstantLR",
     "LrSpec",
     "NonFiniteLrError",
+    "NonNumericLrEntryError",
+    "RefusedLrError",
     "TableLR",
     "parse_lr",
     "parse_weight_decay",
@@ -101,15 +103,24 @@ class ConstantLR(LearningRateSchedule):
         return (lr + 1.0) - 1.0
 
 
-class NonFiniteLrError(ValueError):
-    """A NaN or infinite value in a tensor or list lr: msoptim's own refusal (MindSpore accepts
-    them; a float NaN or inf both refuse). The optimizer raises it after MindSpore's checks of
-    its other arguments, whose errors come first as in MindSpore; ``stand_in`` is the lr with those
-    values zeroed, for the checks in between."""
+class RefusedLrError(Exception):
+    """msoptim's own refusal of an lr MindSpore takes at construction. The optimizer raises it
+    after MindSpore's checks of its other arguments, whose errors come first as in MindSpore;
+    ``stand_in`` is the lr with the refused values zeroed, for the checks in between."""
 
     def __init__(self, message: str, stand_in: LrSpec) -> None:
         super().__init__(message)
         self.stand_in = stand_in
+
+
+class NonFiniteLrError(RefusedLrError, ValueError):
+    """A NaN or infinite value in a tensor or list lr (MindSpore accepts them; a float NaN or inf
+    both refuse)."""
+
+
+class NonNumericLrEntryError(RefusedLrError, LearningRateEntryError):
+    """``None``, a bool or a string such as ``'0.2'`` in an lr list: MindSpore's float32
+    conversion takes them (``None`` becomes NaN); a string that is no number it refuses at once."""
 
 
 def _label(where: str) -> str:
@@ -197,19 +208,48 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
                 f"but item {index} is a dict with keys {sorted(map(str, item))}. A parameter group cannot be nested "
                 "as an lr: list it as its own dict in the top-level list."
             )
-        if item is None or isinstance(item, (bool, str)):
-            raise LearningRateEntryError(
-                f"{api}: {_label(where)} must be a list of floats, but item {index} is {describe(item)}. "
-                "Write every entry as a float."
-            )
+    entries = [index for index, item in enumerate(items) if _is_entry_mistake(item)]
+    for index in entries:
+        if isinstance(items[index], str) and not _reads_as_number(items[index]):
+            raise _entry_error(LearningRateEntryError, items, index, where, api)
+    numbers = [0.0 if index in entries else item for index, item in enumerate(items)]
     try:
-        values = np.asarray(items, dtype=np.float64)
+        values = np.asarray(numbers, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise LearningRateEntryError(
             f"{api}: {_label(where)} must be a flat list of floats, but it could not be read as numbers "
             f"({error}). Write every entry as a float."
         ) from None
+    if entries and values.ndim == 1:
+        stand_in = LrSpec(
+            "table", np.where(np.isfinite(values), values, 0.0).astype(np.float32), where
+        )
+        raise _entry_error(NonNumericLrEntryError, items, entries[0], where, api, stand_in)
+    if entries:
+        raise _entry_error(LearningRateEntryError, items, entries[0], where, api)
     return _table_from_values(values, where, api)
+
+
+def _is_entry_mistake(item: Any) -> bool:
+    return item is None or isinstance(item, bool | str)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _entry_error(
+    kind: type[Exception], items: list[Any], index: int, where: str, api: str, *stand_in: LrSpec
+) -> Exception:
+    return kind(
+        f"{api}: {_label(where)} must be a list of floats, but item {index} is "
+        f"{describe(items[index])}. Write every entry as a float.",
+        *stand_in,
+    )
 
 
 def parse_lr(value: Any, *, where: str, api: str) -> LrSpec:

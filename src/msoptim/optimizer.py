@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from msoptim._validate import describe
+from msoptim._validate import describe, refusals_later
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
@@ -40,6 +40,7 @@ from msoptim.errors import (
 )
 from msoptim.groups import (
     ResolvedParams,
+    check_parameter_list,
     default_names,
     overlapping_parameters,
     resolve_params,
@@ -51,7 +52,7 @@ from msoptim.kernels.lr import evaluate_lrs
 from msoptim.lr_sources import (
     ConstantLR,
     LrSpec,
-    NonFiniteLrError,
+    RefusedLrError,
     TableLR,
     parse_lr,
     parse_weight_decay,
@@ -154,15 +155,26 @@ class OwnArgumentChecks:
 
     def __init__(self) -> None:
         self.error: Exception | None = None
+        #: msoptim's own refusals (:func:`msoptim._validate.refuse`), raised after everything else.
+        self.later: list[ValueError] = []
+        self._collecting: list[Any] = []
 
     def __enter__(self) -> OwnArgumentChecks:
+        collecting = refusals_later(self.later)
+        collecting.__enter__()
+        self._collecting.append(collecting)
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        self._collecting.pop().__exit__(None, None, None)
         if isinstance(error, TypeError | ValueError):
             self.error = self.error or error
             return True
         return False
+
+    def raise_later(self) -> None:
+        if self.later:
+            raise self.later[0]
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -230,28 +242,36 @@ class Optimizer(torch.optim.Optimizer):
         api = type(self).__name__
         self._api = api
         defaults = dict(defaults or {})
-        loss_scale = _check_loss_scale(loss_scale, api)
-        try:
-            top_lr, refused = parse_lr(learning_rate, where="learning_rate", api=api), None
-        except NonFiniteLrError as error:  # msoptim's own refusal: after MindSpore's checks
-            top_lr, refused = error.stand_in, error
         echo = {"learning_rate": learning_rate, "loss_scale": loss_scale, **defaults}
         echo.update({key: defaults[key] for key in self._echo_keys if key in defaults})
+        echo_keys = echo if _built_by_torch_distributed() else {}
+        parameters = check_parameter_list(  # MindSpore: before the loss scale and the lr
+            parameters, api=api, echo_keys=echo_keys, arguments=list(echo)
+        )
+        loss_scale = echo["loss_scale"] = _check_loss_scale(loss_scale, api)
+        try:
+            top_lr, refused = parse_lr(learning_rate, where="learning_rate", api=api), None
+        except RefusedLrError as error:  # msoptim's own refusal: after MindSpore's checks
+            top_lr, refused = error.stand_in, error
         # An empty or nested top-level table serves no step and is left out of the length check,
         # as MindSpore leaves it out (the first step raises: _check_tables).
         usable = top_lr.kind == "table" and top_lr.table_length > 0 and top_lr.unusable is None
         resolved = resolve_params(
             parameters,
             api=api,
-            echo_keys=echo if _built_by_torch_distributed() else {},
+            echo_keys=echo_keys,
             arguments=list(echo),
             top_table=(top_lr.where, top_lr.table_length) if usable else None,
+            refuse_later=True,
         )
         top_wd = parse_weight_decay(weight_decay, where="weight_decay", api=api)  # after the groups
         if own_checks is not None and own_checks.error is not None:
             raise own_checks.error  # after the base class's checks, as in MindSpore
+        refused = refused or resolved.refused
         if refused is not None and not self._checks_after_base:
             raise refused
+        if own_checks is not None:
+            own_checks.raise_later()  # msoptim's own refusals: last
         self._refused_lr = refused  # raised by the subclass, after its own checks
         devices = {param.device for param in resolved.order}
         if len(devices) > 1:

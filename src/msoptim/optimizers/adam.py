@@ -29,7 +29,6 @@ from msoptim.kernels.adam import (
     adam_reference,
     adam_steps_together,
 )
-from msoptim.lr_sources import parse_weight_decay
 from msoptim.optimizer import GroupStep, Optimizer, OwnArgumentChecks
 
 __all__ = [
@@ -117,6 +116,19 @@ def _step_together(
     _, beta1, beta2, eps, nesterov = key
     hyper = {"beta1": beta1, "beta2": beta2, "eps": eps, "nesterov": nesterov}
     return adam_steps_together(lists, lrs, **hyper, kept=kept)
+
+
+def _check_adam_kwargs(kwargs: dict[str, Any]) -> None:
+    allowed = ("use_lazy", "use_offload")
+    unknown = [key for key in kwargs if key not in allowed]
+    if unknown:
+        hints = [difflib.get_close_matches(str(key), allowed, n=1) for key in unknown]
+        hint = "".join(f" Did you mean '{close[0]}'?" for close in hints if close)
+        raise UnexpectedKeywordError(
+            f"Adam: unexpected keyword argument(s) {', '.join(map(repr, unknown))}. Besides "
+            "its named arguments, Adam accepts only 'use_lazy' and 'use_offload' (MindSpore's "
+            f"**kwargs).{hint}"
+        )
 
 
 class _AdamFamily(Optimizer):
@@ -355,19 +367,10 @@ class Adam(_AdamFamily):
         fused: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        allowed = ("use_lazy", "use_offload")
-        unknown = [key for key in kwargs if key not in allowed]
-        if unknown:
-            hints = [difflib.get_close_matches(str(key), allowed, n=1) for key in unknown]
-            hint = "".join(f" Did you mean '{close[0]}'?" for close in hints if close)
-            raise UnexpectedKeywordError(
-                f"Adam: unexpected keyword argument(s) {', '.join(map(repr, unknown))}. Besides "
-                "its named arguments, Adam accepts only 'use_lazy' and 'use_offload' (MindSpore's "
-                f"**kwargs).{hint}"
-            )
         use_lazy = kwargs.get("use_lazy", False)
         use_offload = kwargs.get("use_offload", False)
-        with OwnArgumentChecks() as own:
+        with OwnArgumentChecks() as own:  # MindSpore: the **kwargs first
+            _check_adam_kwargs(kwargs)
             check_betas_and_eps(beta1, beta2, eps, "Adam")
             for name, flag in (
                 ("use_locking", use_locking),
@@ -575,10 +578,11 @@ class LazyAdam(_AdamFamily):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        # MindSpore: the base class's weight-decay rules first, then LazyAdam's own float check.
-        parse_weight_decay(weight_decay, where="weight_decay", api="LazyAdam")
+        # MindSpore: the base class's weight-decay rules (in __init__); then the types of the
+        # betas and eps, LazyAdam's own float check of weight_decay, and the ranges.
         with OwnArgumentChecks() as own:
-            check_betas_and_eps(beta1, beta2, eps, "LazyAdam")
+            for name, value in (("beta1", beta1), ("beta2", beta2), ("eps", eps)):
+                _check_float_type(value, name, "LazyAdam")
             if not isinstance(weight_decay, float):
                 raise TypeError(
                     f"LazyAdam: 'weight_decay' must be a float, but got {describe(weight_decay)}. "
@@ -586,6 +590,7 @@ class LazyAdam(_AdamFamily):
                     "rejects ints and schedules): write e.g. 0.0 or 1e-4, or use Adam for a "
                     "weight-decay schedule."
                 )
+            check_betas_and_eps(beta1, beta2, eps, "LazyAdam")
             check_bool(use_locking, "use_locking", "LazyAdam")
             check_bool(use_nesterov, "use_nesterov", "LazyAdam")
         super().__init__(

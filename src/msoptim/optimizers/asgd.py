@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import fail
+from msoptim._validate import refuse
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.asgd import asgd_foreach, asgd_fused, asgd_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
@@ -93,7 +93,7 @@ class ASGD(Optimizer):
             # meaningful (never start averaging) and is kept.
             for name, value in (("lambd", lambd), ("alpha", alpha)):
                 if not math.isfinite(value):
-                    fail(
+                    refuse(
                         "ASGD",
                         name,
                         "a finite float",
@@ -101,7 +101,7 @@ class ASGD(Optimizer):
                         "Use e.g. 1e-4 for lambd, 0.75 for alpha.",
                     )
             if math.isnan(t0):
-                fail("ASGD", "t0", "a float, not NaN", t0, "Use e.g. 1e6.")
+                refuse("ASGD", "t0", "a float, not NaN", t0, "Use e.g. 1e6.")
         super().__init__(
             learning_rate,
             params,

@@ -8,7 +8,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_bool, check_non_negative_float, check_positive_float, fail
+from msoptim._validate import (
+    check_bool,
+    check_float_at_least,
+    check_positive_float,
+    fail,
+    refusals_later,
+    refuse,
+)
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.ftrl import ftrl_foreach, ftrl_fused, ftrl_reference
 from msoptim.optimizer import Optimizer
@@ -118,18 +125,29 @@ class FTRL(Optimizer):
                 f"rate {self.is_group_lr}. Pass a Python float as 'learning_rate' and no 'lr' in "
                 "the groups (as in MindSpore)."
             )
-        _check_float_type(initial_accum, "initial_accum", "FTRL")
-        check_non_negative_float(initial_accum, "initial_accum", "FTRL")
-        check_positive_float(learning_rate, "learning_rate", "FTRL")
-        _check_float_type(lr_power, "lr_power", "FTRL")
-        if not (math.isfinite(lr_power) and lr_power <= 0.0):
-            fail("FTRL", "lr_power", "a finite float <= 0", lr_power, "Use e.g. -0.5.")
+        # MindSpore's comparisons fail a NaN; +inf initial_accum and -inf lr_power pass them
+        # (msoptim refuses them last), +inf l1/l2 fail only in its kernel, after use_locking.
+        with refusals_later() as later:
+            _check_float_type(initial_accum, "initial_accum", "FTRL")
+            check_float_at_least(initial_accum, "initial_accum", "FTRL", 0.0, nan_fails=True)
+            check_positive_float(learning_rate, "learning_rate", "FTRL")
+            _check_float_type(lr_power, "lr_power", "FTRL")
+            if not lr_power <= 0.0:
+                fail("FTRL", "lr_power", "a finite float <= 0", lr_power, "Use e.g. -0.5.")
+            if math.isinf(lr_power):
+                refuse("FTRL", "lr_power", "a finite float <= 0", lr_power, "Use e.g. -0.5.")
+            for name, value in (("l1", l1), ("l2", l2)):
+                _check_float_type(value, name, "FTRL")
+                if not value >= 0.0:
+                    fail("FTRL", name, "a finite float >= 0", value)
+            check_bool(use_locking, "use_locking", "FTRL")
         for name, value in (("l1", l1), ("l2", l2)):
-            _check_float_type(value, name, "FTRL")
-            check_non_negative_float(value, name, "FTRL")
-        check_bool(use_locking, "use_locking", "FTRL")
+            if math.isinf(value):
+                fail("FTRL", name, "a finite float >= 0", value)
         if self._refused_lr is not None:
             raise self._refused_lr
+        if later:
+            raise later[0]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after construction; like the constructor, FTRL takes no group ``lr``."""

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_bool, check_non_negative_float
+from msoptim._validate import check_bool, check_float_at_least, check_float_type
 from msoptim.kernels import check_impl, select_kernel, together_device
 from msoptim.kernels.lars import Rescaling, lars_momentum_step
 from msoptim.kernels.momentum import (
@@ -89,7 +89,9 @@ class Momentum(Optimizer):
     ) -> None:
         with OwnArgumentChecks() as own:
             check_impl(foreach, fused, "Momentum")
-            check_non_negative_float(momentum, "momentum", "Momentum")
+            check_float_type(momentum, "momentum", "Momentum", "a non-negative float")
+            # MindSpore: `momentum < 0.0` is the one test, which a NaN and +inf pass
+            check_float_at_least(momentum, "momentum", "Momentum", 0.0, nan_fails=False)
             check_bool(use_nesterov, "use_nesterov", "Momentum")
         super().__init__(
             learning_rate,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_float_in_range, describe, fail
+from msoptim._validate import check_float_in_range, describe, fail, refuse
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.rprop import rprop_foreach, rprop_fused, rprop_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
@@ -41,10 +42,10 @@ def _check_rprop_arguments(etas: Any, step_sizes: Any) -> None:
     etaminus, etaplus = etas
     check_float_in_range(etaminus, "etas[0] (etaminus)", "Rprop", 0.0, 1.0)
     _check_float_type(etaplus, "etas[1] (etaplus)", "Rprop")
-    if not etaplus > 1.0:
-        raise ValueError(
-            f"Rprop: 'etas[1] (etaplus)' must be a float > 1.0, but got {describe(etaplus)}. Use e.g. 1.2."
-        )
+    if etaplus <= 1.0:
+        fail("Rprop", "etas[1] (etaplus)", "a float > 1.0", etaplus, "Use e.g. 1.2.")
+    if math.isnan(etaplus):  # MindSpore's `etaplus <= 1.0` test passes it
+        refuse("Rprop", "etas[1] (etaplus)", "a float > 1.0", etaplus, "Use e.g. 1.2.")
     _check_float_type(step_sizes[0], "step_sizes[0] (min_step_sizes)", "Rprop")
     _check_float_type(step_sizes[1], "step_sizes[1] (max_step_sizes)", "Rprop")
     # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
@@ -52,8 +53,8 @@ def _check_rprop_arguments(etas: Any, step_sizes: Any) -> None:
     for name, value in zip(
         ("step_sizes[0] (min_step_sizes)", "step_sizes[1] (max_step_sizes)"), step_sizes
     ):
-        if value != value:
-            fail("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
+        if math.isnan(value):
+            refuse("Rprop", name, "a float, not NaN", value, "Pass e.g. step_sizes=(1e-6, 50.0).")
 
 
 class Rprop(Optimizer):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from msoptim._validate import check_bool, fail
+from msoptim._validate import check_bool, check_float_at_least, fail
 from msoptim.kernels import check_impl, select_kernel, together_device
 from msoptim.kernels.sgd import (
     sgd_foreach,
@@ -29,9 +28,7 @@ def _check_momentum_like(value: Any, name: str) -> float:
         value = float(value)
     if not isinstance(value, float):
         fail("SGD", name, "a float >= 0", value, "Pass a Python float.", exc=TypeError)
-    if not (math.isfinite(value) and value >= 0):
-        fail("SGD", name, "a finite float >= 0", value)
-    return value
+    return check_float_at_least(value, name, "SGD", 0.0, nan_fails=False)
 
 
 class SGD(Optimizer):
