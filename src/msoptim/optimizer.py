@@ -151,6 +151,8 @@ class OwnArgumentChecks:
     decay) before checking their own arguments, so with mistakes on both sides the base class's
     error wins. A subclass runs its checks inside ``with OwnArgumentChecks() as own:`` (the first
     ``TypeError``/``ValueError`` is kept, later ones dropped) and passes ``own_checks=own``.
+    msoptim's own refusals of values MindSpore takes (:func:`msoptim._validate.refuse`: a NaN
+    beta, an infinite momentum) are collected in ``later`` and raised after every other check.
     """
 
     def __init__(self) -> None:
