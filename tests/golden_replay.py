@@ -311,6 +311,18 @@ def assert_raises(error: Mapping | str, call: Callable[[], Any], *, what: str) -
     )
 
 
+def assert_raises_as_mindspore(case: Mapping, call: Callable[[], Any]) -> None:
+    """``call()`` raises the recorded exception type, and where MindSpore's message names exactly
+    one of the call's arguments, msoptim's names it too (of several mistakes, the one MindSpore
+    reports first)."""
+    error = assert_raises(case["error"], call, what=case["call"])
+    named = arguments_named(case["error"].get("message", ""), case["kwargs"])
+    if len(named) == 1:
+        assert re.search(rf"\b{named[0]}\b", str(error)), (
+            f"{case['call']}: MindSpore's error names {named[0]!r}, msoptim's does not: {error}"
+        )
+
+
 # -------------------------------------------------------------------------------------------------
 # Building arguments: lr specs, kwargs, parameters, groups
 
@@ -437,7 +449,7 @@ def check_lr_function_error(case: Mapping) -> None:
     if case.get("error") is None:
         check_lr_function(case)
     else:
-        assert_raises(case["error"], lambda: call_lr_function(case), what=case["call"])
+        assert_raises_as_mindspore(case, lambda: call_lr_function(case))
 
 
 def build_schedule(case: Mapping) -> Any:
@@ -466,7 +478,7 @@ def check_schedule_error(case: Mapping) -> None:
     if case.get("error") is None:
         check_schedule(case)
     else:
-        assert_raises(case["error"], lambda: build_schedule(case), what=case["call"])
+        assert_raises_as_mindspore(case, lambda: build_schedule(case))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -1066,12 +1078,7 @@ def check_arg_error(case: Mapping) -> None:
         )
 
     if case.get("error") is not None:
-        error = assert_raises(case["error"], construct, what=case["call"])
-        named = arguments_named(case["error"].get("message", ""), case["kwargs"])
-        if len(named) == 1:  # of several mistakes, the one MindSpore reports first
-            assert re.search(rf"\b{named[0]}\b", str(error)), (
-                f"{case['call']}: MindSpore's error names {named[0]!r}, msoptim's does not: {error}"
-            )
+        assert_raises_as_mindspore(case, construct)
         return
     must, may = stricter_refusals(case["kwargs"])
     if not must and not may:
