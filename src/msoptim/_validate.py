@@ -93,6 +93,13 @@ def _float_fix(value: Any) -> str:
     return "Pass a Python float."
 
 
+def check_float_type(value: Any, name: str, api: str, rule: str = "a float") -> float:
+    """A Python ``float`` (``int`` and ``bool`` are a ``TypeError``, as in MindSpore)."""
+    if not isinstance(value, float):
+        fail(api, name, rule, value, _float_fix(value), exc=TypeError)
+    return value
+
+
 def check_positive_int(value: Any, name: str, api: str) -> int:
     """An ``int`` (not ``bool``) ``> 0``."""
     if not _is_int(value):
@@ -113,8 +120,7 @@ def check_non_negative_int(value: Any, name: str, api: str) -> int:
 
 def check_float(value: Any, name: str, api: str) -> float:
     """A finite Python ``float`` (``int`` and ``bool`` are rejected, as in MindSpore)."""
-    if not isinstance(value, float):
-        fail(api, name, "a float", value, _float_fix(value), exc=TypeError)
+    check_float_type(value, name, api, "a float")
     if not math.isfinite(value):
         fail(api, name, "a finite float", value)
     return value
@@ -122,8 +128,7 @@ def check_float(value: Any, name: str, api: str) -> float:
 
 def check_positive_float(value: Any, name: str, api: str) -> float:
     """A finite Python ``float`` ``> 0``."""
-    if not isinstance(value, float):
-        fail(api, name, "a positive float", value, _float_fix(value), exc=TypeError)
+    check_float_type(value, name, api, "a positive float")
     if not math.isfinite(value) or value <= 0:
         fail(api, name, "a finite float > 0", value)
     return value
@@ -131,17 +136,9 @@ def check_positive_float(value: Any, name: str, api: str) -> float:
 
 def check_non_negative_float(value: Any, name: str, api: str) -> float:
     """A finite Python ``float`` ``>= 0``."""
-    if not isinstance(value, float):
-        fail(api, name, "a non-negative float", value, _float_fix(value), exc=TypeError)
+    check_float_type(value, name, api, "a non-negative float")
     if not math.isfinite(value) or value < 0:
         fail(api, name, "a finite float >= 0", value)
-    return value
-
-
-def check_float_type(value: Any, name: str, api: str, rule: str = "a float") -> float:
-    """A Python ``float`` (``int`` and ``bool`` are a ``TypeError``, as in MindSpore)."""
-    if not isinstance(value, float):
-        fail(api, name, rule, value, _float_fix(value), exc=TypeError)
     return value
 
 
@@ -190,8 +187,7 @@ def check_float_in_range(
     """A Python ``float`` inside ``(low, high)``, ``[low, high]`` or a mix (MindSpore ``check_float_range``)."""
     if allow_int and _is_int(value):
         value = float(value)
-    if not isinstance(value, float):
-        fail(api, name, "a float", value, _float_fix(value), exc=TypeError)
+    check_float_type(value, name, api, "a float")
     left = "[" if low_inclusive else "("
     right = "]" if high_inclusive else ")"
     rule = f"in the range {left}{low}, {high}{right}"

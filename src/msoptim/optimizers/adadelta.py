@@ -8,11 +8,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_float_in_range, check_non_negative_float, describe
+from msoptim._validate import (
+    check_float_in_range,
+    check_float_type,
+    check_non_negative_float,
+    describe,
+)
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adadelta import adadelta_foreach, adadelta_fused, adadelta_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
-from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["Adadelta"]
 
@@ -84,8 +88,8 @@ class Adadelta(Optimizer):
     ) -> None:
         with OwnArgumentChecks() as own:
             check_impl(foreach, fused, "Adadelta")
-            _check_float_type(rho, "rho", "Adadelta")
-            _check_float_type(epsilon, "epsilon", "Adadelta")
+            check_float_type(rho, "rho", "Adadelta")
+            check_float_type(epsilon, "epsilon", "Adadelta")
             check_float_in_range(
                 rho, "rho", "Adadelta", 0.0, 1.0, low_inclusive=True, high_inclusive=True
             )

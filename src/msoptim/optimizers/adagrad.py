@@ -7,23 +7,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_bool, check_non_negative_float, fail
+from msoptim._validate import check_bool, check_float_type, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.adagrad import adagrad_foreach, adagrad_fused, adagrad_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
 
 __all__ = ["Adagrad"]
-
-
-def _check_float_type(value: Any, name: str, api: str) -> None:
-    """MindSpore's ``check_value_type(name, value, [float])`` (ints are rejected)."""
-    if not isinstance(value, float):
-        fix = (
-            f"Write it as a float, e.g. {float(value)!r} (MindSpore rejects ints here)."
-            if isinstance(value, int) and not isinstance(value, bool)
-            else "Pass a Python float."
-        )
-        fail(api, name, "a float", value, fix, exc=TypeError)
 
 
 class Adagrad(Optimizer):
@@ -88,7 +77,7 @@ class Adagrad(Optimizer):
     ) -> None:
         with OwnArgumentChecks() as own:
             check_impl(foreach, fused, "Adagrad")
-            _check_float_type(accum, "accum", "Adagrad")
+            check_float_type(accum, "accum", "Adagrad")
             check_bool(update_slots, "update_slots", "Adagrad")
             check_non_negative_float(accum, "accum", "Adagrad")
         super().__init__(

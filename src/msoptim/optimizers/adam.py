@@ -12,9 +12,9 @@ from torch import Tensor
 from msoptim._validate import (
     check_bool,
     check_float_in_range,
+    check_float_type,
     check_positive_float,
     describe,
-    fail,
 )
 from msoptim.kernels import check_impl, select_kernel, together_device, use_foreach
 from msoptim.kernels._launch import launch_chunks
@@ -59,20 +59,10 @@ def _float32(value: float) -> float:
     return float(np.float32(value))
 
 
-def _check_float_type(value: Any, name: str, api: str) -> None:
-    if not isinstance(value, float):
-        fix = (
-            f"Write it as a float, e.g. {float(value)!r} (MindSpore rejects ints here)."
-            if isinstance(value, int) and not isinstance(value, bool)
-            else "Pass a Python float."
-        )
-        fail(api, name, "a float", value, fix, exc=TypeError)
-
-
 def check_betas_and_eps(beta1: Any, beta2: Any, eps: Any, api: str) -> None:
     """MindSpore's Adam-family check: three Python floats, then ``0 < β < 1`` and ``ε > 0``."""
     for name, value in (("beta1", beta1), ("beta2", beta2), ("eps", eps)):
-        _check_float_type(value, name, api)
+        check_float_type(value, name, api)
     check_float_in_range(beta1, "beta1", api, 0.0, 1.0)
     check_float_in_range(beta2, "beta2", api, 0.0, 1.0)
     check_positive_float(eps, "eps", api)
@@ -582,7 +572,7 @@ class LazyAdam(_AdamFamily):
         # betas and eps, LazyAdam's own float check of weight_decay, and the ranges.
         with OwnArgumentChecks() as own:
             for name, value in (("beta1", beta1), ("beta2", beta2), ("eps", eps)):
-                _check_float_type(value, name, "LazyAdam")
+                check_float_type(value, name, "LazyAdam")
             if not isinstance(weight_decay, float):
                 raise TypeError(
                     f"LazyAdam: 'weight_decay' must be a float, but got {describe(weight_decay)}. "

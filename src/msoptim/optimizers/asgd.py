@@ -8,11 +8,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import refuse
+from msoptim._validate import check_float_type, refuse
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.asgd import asgd_foreach, asgd_fused, asgd_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
-from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["ASGD"]
 
@@ -87,7 +86,7 @@ class ASGD(Optimizer):
         with OwnArgumentChecks() as own:
             check_impl(foreach, fused, "ASGD")
             for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
-                _check_float_type(value, name, "ASGD")
+                check_float_type(value, name, "ASGD")
             # MindSpore checks only the types; a NaN (or an infinite lambd/alpha) turns every
             # parameter into NaN/inf at the first step, so it is refused here. t0=inf is
             # meaningful (never start averaging) and is kept.

@@ -11,6 +11,7 @@ from torch import Tensor
 from msoptim._validate import (
     check_bool,
     check_float_at_least,
+    check_float_type,
     check_positive_float,
     fail,
     refusals_later,
@@ -19,7 +20,6 @@ from msoptim._validate import (
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.ftrl import ftrl_foreach, ftrl_fused, ftrl_reference
 from msoptim.optimizer import Optimizer
-from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["FTRL"]
 
@@ -128,16 +128,16 @@ class FTRL(Optimizer):
         # MindSpore's comparisons fail a NaN; +inf initial_accum and -inf lr_power pass them
         # (msoptim refuses them last), +inf l1/l2 fail only in its kernel, after use_locking.
         with refusals_later() as later:
-            _check_float_type(initial_accum, "initial_accum", "FTRL")
+            check_float_type(initial_accum, "initial_accum", "FTRL")
             check_float_at_least(initial_accum, "initial_accum", "FTRL", 0.0, nan_fails=True)
             check_positive_float(learning_rate, "learning_rate", "FTRL")
-            _check_float_type(lr_power, "lr_power", "FTRL")
+            check_float_type(lr_power, "lr_power", "FTRL")
             if not lr_power <= 0.0:
                 fail("FTRL", "lr_power", "a finite float <= 0", lr_power, "Use e.g. -0.5.")
             if math.isinf(lr_power):
                 refuse("FTRL", "lr_power", "a finite float <= 0", lr_power, "Use e.g. -0.5.")
             for name, value in (("l1", l1), ("l2", l2)):
-                _check_float_type(value, name, "FTRL")
+                check_float_type(value, name, "FTRL")
                 if not value >= 0.0:
                     fail("FTRL", name, "a finite float >= 0", value)
             check_bool(use_locking, "use_locking", "FTRL")

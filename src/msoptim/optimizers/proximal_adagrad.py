@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_bool, check_non_negative_float
+from msoptim._validate import check_bool, check_float_type, check_non_negative_float
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels._launch import launch_chunks
 from msoptim.kernels.proximal_adagrad import (
@@ -16,7 +16,6 @@ from msoptim.kernels.proximal_adagrad import (
     proximal_adagrad_reference,
 )
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
-from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["ProximalAdagrad"]
 
@@ -87,7 +86,7 @@ class ProximalAdagrad(Optimizer):
         with OwnArgumentChecks() as own:
             check_impl(foreach, fused, "ProximalAdagrad")
             for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
-                _check_float_type(value, name, api)
+                check_float_type(value, name, api)
             check_bool(use_locking, "use_locking", api)
             for name, value in (("accum", accum), ("l1", l1), ("l2", l2)):
                 check_non_negative_float(value, name, api)

@@ -8,11 +8,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from msoptim._validate import check_float_in_range, describe, fail, refuse
+from msoptim._validate import check_float_in_range, check_float_type, describe, fail, refuse
 from msoptim.kernels import check_impl, select_kernel
 from msoptim.kernels.rprop import rprop_foreach, rprop_fused, rprop_reference
 from msoptim.optimizer import Optimizer, OwnArgumentChecks
-from msoptim.optimizers.adagrad import _check_float_type
 
 __all__ = ["Rprop"]
 
@@ -41,13 +40,13 @@ def _check_rprop_arguments(etas: Any, step_sizes: Any) -> None:
         )
     etaminus, etaplus = etas
     check_float_in_range(etaminus, "etas[0] (etaminus)", "Rprop", 0.0, 1.0)
-    _check_float_type(etaplus, "etas[1] (etaplus)", "Rprop")
+    check_float_type(etaplus, "etas[1] (etaplus)", "Rprop")
     if etaplus <= 1.0:
         fail("Rprop", "etas[1] (etaplus)", "a float > 1.0", etaplus, "Use e.g. 1.2.")
     if math.isnan(etaplus):  # MindSpore's `etaplus <= 1.0` test passes it
         refuse("Rprop", "etas[1] (etaplus)", "a float > 1.0", etaplus, "Use e.g. 1.2.")
-    _check_float_type(step_sizes[0], "step_sizes[0] (min_step_sizes)", "Rprop")
-    _check_float_type(step_sizes[1], "step_sizes[1] (max_step_sizes)", "Rprop")
+    check_float_type(step_sizes[0], "step_sizes[0] (min_step_sizes)", "Rprop")
+    check_float_type(step_sizes[1], "step_sizes[1] (max_step_sizes)", "Rprop")
     # A NaN slips through MindSpore's min <= max comparison (NaN compares False) and makes
     # every step size NaN; refuse it.
     for name, value in zip(
