@@ -212,7 +212,7 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
     for index in entries:
         if isinstance(items[index], str) and not _reads_as_number(items[index]):
             raise _entry_error(LearningRateEntryError, items, index, where, api)
-    numbers = [0.0 if index in entries else item for index, item in enumerate(items)]
+    numbers = [0.0 if _is_entry_mistake(item) else item for item in items]
     try:
         values = np.asarray(numbers, dtype=np.float64)
     except (TypeError, ValueError) as error:
