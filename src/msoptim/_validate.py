@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 __all__ = [
@@ -31,10 +31,12 @@ __all__ = [
     "check_number_as_float",
     "check_positive_float",
     "check_positive_int",
+    "collect_refusals",
     "describe",
     "fail",
     "refusals_later",
     "refuse",
+    "stop_collecting",
 ]
 
 
@@ -71,16 +73,24 @@ def refuse(api: str, name: str, rule: str, value: Any, fix: str = "") -> None:
     later.append(error)
 
 
+def collect_refusals(later: list[ValueError]) -> Token:
+    """From now on :func:`refuse` appends to ``later``; pass the token to :func:`stop_collecting`."""
+    return _LATER.set(later)
+
+
+def stop_collecting(token: Token) -> None:
+    _LATER.reset(token)
+
+
 @contextlib.contextmanager
-def refusals_later(later: list[ValueError] | None = None) -> Iterator[list[ValueError]]:
-    """Collect :func:`refuse`'s errors in ``later`` (a new list if None, yielded) instead of
-    raising them."""
-    later = [] if later is None else later
-    token = _LATER.set(later)
+def refusals_later() -> Iterator[list[ValueError]]:
+    """Collect :func:`refuse`'s errors in the yielded list instead of raising them."""
+    later: list[ValueError] = []
+    token = collect_refusals(later)
     try:
         yield later
     finally:
-        _LATER.reset(token)
+        stop_collecting(token)
 
 
 def _is_int(value: Any) -> bool:

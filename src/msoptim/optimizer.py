@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from msoptim._validate import describe, refusals_later
+from msoptim._validate import collect_refusals, describe, stop_collecting
 from msoptim.errors import (
     DuplicateParameterError,
     LearningRateTableExhaustedError,
@@ -159,16 +159,14 @@ class OwnArgumentChecks:
         self.error: Exception | None = None
         #: msoptim's own refusals (:func:`msoptim._validate.refuse`), raised after everything else.
         self.later: list[ValueError] = []
-        self._collecting: list[Any] = []
+        self._tokens: list[Any] = []
 
     def __enter__(self) -> OwnArgumentChecks:
-        collecting = refusals_later(self.later)
-        collecting.__enter__()
-        self._collecting.append(collecting)
+        self._tokens.append(collect_refusals(self.later))
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
-        self._collecting.pop().__exit__(None, None, None)
+        stop_collecting(self._tokens.pop())
         if isinstance(error, TypeError | ValueError):
             self.error = self.error or error
             return True
