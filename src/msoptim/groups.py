@@ -98,9 +98,14 @@ class _Problems:
         """Whether a problem of this pass was added."""
         return any(key[0] == stage for key, _, _ in self.items)
 
+    def first_stage(self) -> int | None:
+        """The earliest pass with a problem, or None."""
+        return min(self.items)[0][0] if self.items else None
+
     def raise_if_any(self, before: int | None = None) -> None:
         """Raise if there are problems (``before``: only if one belongs to an earlier pass)."""
-        if not self.items or (before is not None and min(self.items)[0][0] >= before):
+        first = self.first_stage()
+        if first is None or (before is not None and first >= before):
             return
         raise self.error()
 
@@ -683,7 +688,7 @@ def resolve_params(
     if order and not problems.found(ORDER):  # (entries that are not parameters: listed already)
         problems.focus(ORDER, order_index)
         flat = _apply_order(order_index, order, groups, names, problems)
-    if refuse_later and problems.items and min(problems.items)[0][0] == STRICTER:
+    if refuse_later and problems.first_stage() == STRICTER:
         refused = problems.error()
         return ResolvedParams(groups, flat, names, is_group=True, ordered=ordered, refused=refused)
     problems.raise_if_any()

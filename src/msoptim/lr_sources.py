@@ -188,7 +188,7 @@ def _table_from_values(values: np.ndarray, where: str, api: str) -> LrSpec:
         raise NonFiniteLrError(
             f"{api}: {_label(where)} must hold finite values, but entry {bad} is {float(values[bad])!r}. "
             "Check the function that built the table.",
-            LrSpec("table", np.where(np.isfinite(values), values, 0.0).astype(np.float32), where),
+            _finite_table(values, where),
         )
     if values.size < 2:
         warnings.warn(
@@ -221,13 +221,16 @@ def _table_from_iterable(value: Iterable[Any], where: str, api: str) -> LrSpec:
             f"({error}). Write every entry as a float."
         ) from None
     if entries and values.ndim == 1:
-        stand_in = LrSpec(
-            "table", np.where(np.isfinite(values), values, 0.0).astype(np.float32), where
-        )
+        stand_in = _finite_table(values, where)
         raise _entry_error(NonNumericLrEntryError, items, entries[0], where, api, stand_in)
     if entries:
         raise _entry_error(LearningRateEntryError, items, entries[0], where, api)
     return _table_from_values(values, where, api)
+
+
+def _finite_table(values: np.ndarray, where: str) -> LrSpec:
+    """A refused table's stand-in: its non-finite entries zeroed."""
+    return LrSpec("table", np.where(np.isfinite(values), values, 0.0).astype(np.float32), where)
 
 
 def _is_entry_mistake(item: Any) -> bool:

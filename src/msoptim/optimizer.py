@@ -225,8 +225,8 @@ class Optimizer(torch.optim.Optimizer):
     #: kernel (:func:`msoptim.kernels.use_fused`), and the groups' lrs are compiled too.
     _cuda_multi_tensor: ClassVar[bool] = False
     #: The subclass checks its own arguments after ``__init__`` (as FTRL does, after MindSpore's
-    #: base class), and raises ``_refused_lr`` (msoptim's refusal of a NaN in a tensor or list
-    #: lr, which MindSpore accepts) after them.
+    #: base class), and raises ``_refused_lr`` (msoptim's refusal of an lr MindSpore accepts: a
+    #: NaN, or ``None`` in a list) after them.
     _checks_after_base: ClassVar[bool] = False
 
     def __init__(
